@@ -1,0 +1,69 @@
+import Koa from 'koa';
+import cors from '@koa/cors';
+import Router from '@koa/router';
+import type { ServiceConfig } from './config';
+import type { Database } from './db';
+import type { Logger } from './logger';
+import { createMetrics, type Metrics } from './metrics';
+import { errorHandler } from './middleware/errors';
+import { requestContext } from './middleware/requestContext';
+import { dataRouter } from './routes/data';
+import { healthRouter, type Lifecycle } from './routes/health';
+import { metricsRouter } from './routes/metrics';
+import { rootRouter } from './routes/root';
+
+export interface AppDeps {
+  db: Pick<Database, 'collection' | 'ping'>;
+  logger: Logger;
+  config: Pick<ServiceConfig, 'bodyLimitBytes' | 'corsOrigins' | 'readyTimeoutMs'>;
+  metrics?: Metrics;
+  lifecycle?: Lifecycle;
+}
+
+export interface App {
+  koa: Koa;
+  metrics: Metrics;
+  lifecycle: Lifecycle;
+}
+
+/** Builds the HTTP application from its parts; listening and signals belong to main.ts. */
+export function createApp({ db, logger, config, metrics = createMetrics(), lifecycle = { draining: false } }: AppDeps): App {
+  const koa = new Koa();
+  // Errors are logged by errorHandler; only failures after the response began
+  // (a stream cut off mid-way) reach Koa's own handler.
+  koa.silent = true;
+  koa.on('error', (error: Error) => {
+    logger.warn({ err: error }, 'response aborted after it started');
+  });
+
+  const allowAny = config.corsOrigins.includes('*');
+  koa.use(requestContext(logger, metrics, lifecycle));
+  koa.use(errorHandler(logger));
+  koa.use(
+    cors({
+      origin: (ctx) => {
+        if (allowAny) return '*';
+        const origin = ctx.get('Origin');
+        return config.corsOrigins.includes(origin) ? origin : '';
+      },
+      allowMethods: ['GET', 'POST', 'OPTIONS'],
+      exposeHeaders: ['X-Next-Cursor', 'Link', 'X-Request-Id'],
+      maxAge: 600,
+    }),
+  );
+
+  // One router per resource, mounted on one root so that 405/501 answers
+  // (allowedMethods) know every route.
+  const api = new Router();
+  for (const router of [
+    rootRouter(),
+    dataRouter({ collection: db.collection, bodyLimitBytes: config.bodyLimitBytes }),
+    healthRouter(db, lifecycle, config.readyTimeoutMs, logger),
+    metricsRouter(metrics),
+  ]) {
+    api.use(router.routes());
+  }
+  koa.use(api.routes());
+  koa.use(api.allowedMethods());
+  return { koa, metrics, lifecycle };
+}

@@ -1,0 +1,61 @@
+import {
+  MongoNetworkError,
+  MongoNotConnectedError,
+  MongoOperationTimeoutError,
+  MongoServerSelectionError,
+  MongoTopologyClosedError,
+  MongoServerError,
+} from 'mongodb';
+
+/** An error whose message is meant for the client, with its HTTP status. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+export const badRequest = (message: string): HttpError => new HttpError(400, message);
+
+/**
+ * True when the error means "the database cannot be reached right now": the
+ * client should retry later (503), and nothing about it is the caller's fault.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (
+    error instanceof MongoServerSelectionError ||
+    error instanceof MongoNetworkError ||
+    error instanceof MongoNotConnectedError ||
+    error instanceof MongoTopologyClosedError ||
+    error instanceof MongoOperationTimeoutError
+  ) {
+    return true;
+  }
+  // An operation we abandoned after our own deadline (AbortSignal.timeout).
+  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
+    return true;
+  }
+  // Server-side interruptions (shutdown in progress, not primary, exceeded time limit).
+  if (error instanceof MongoServerError) {
+    return [50, 89, 91, 189, 11600, 11602, 10107, 13435, 13436].includes(Number(error.code));
+  }
+  return false;
+}
+
+/** Maps any thrown value to the status and message a client may see. */
+export function toHttpError(error: unknown): HttpError {
+  if (error instanceof HttpError) return error;
+  if (isDatabaseUnavailable(error)) {
+    return new HttpError(503, 'database unavailable, try again shortly', { 'Retry-After': '2' });
+  }
+  // Koa and raw-body attach `status`/`expose` to the errors they raise (e.g. 413, 400).
+  const maybe = error as { status?: unknown; expose?: unknown; message?: unknown };
+  if (typeof maybe?.status === 'number' && maybe.status >= 400 && maybe.status < 500 && maybe.expose === true) {
+    return new HttpError(maybe.status, String(maybe.message));
+  }
+  return new HttpError(500, 'internal server error');
+}

@@ -1,0 +1,40 @@
+import { randomUUID } from 'node:crypto';
+import type { Middleware } from 'koa';
+import type { Logger } from '../logger';
+import type { Metrics } from '../metrics';
+import type { Lifecycle } from '../routes/health';
+
+const SAFE_ID = /^[\w.-]{1,128}$/;
+
+/**
+ * Gives each request an id (the caller's X-Request-Id when sane), a child logger,
+ * and, once the response is fully sent (streamed bodies included), one log line
+ * and its metrics.
+ */
+export function requestContext(logger: Logger, metrics: Metrics, lifecycle: Lifecycle): Middleware {
+  return async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    const incoming = ctx.get('X-Request-Id');
+    const id = SAFE_ID.test(incoming) ? incoming : randomUUID();
+    ctx.state.requestId = id;
+    ctx.state.log = logger.child({ requestId: id });
+    ctx.set('X-Request-Id', id);
+    // While draining, ask keep-alive clients to reconnect elsewhere.
+    if (lifecycle.draining) ctx.set('Connection', 'close');
+
+    ctx.res.once('close', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      // Route templates, not raw paths, keep label cardinality bounded.
+      const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
+      const status = ctx.res.writableFinished ? ctx.status : 499;
+      const labels = { method: ctx.method, route: String(route), status: String(status) };
+      metrics.httpRequests.inc(labels);
+      metrics.httpDuration.observe(labels, seconds);
+      (ctx.state.log as Logger).info(
+        { method: ctx.method, path: ctx.path, status, ms: Math.round(seconds * 1e4) / 10, completed: ctx.res.writableFinished },
+        'request',
+      );
+    });
+    await next();
+  };
+}

@@ -1,0 +1,37 @@
+import Router from '@koa/router';
+import type { Database } from '../db';
+import type { Logger } from '../logger';
+
+export interface Lifecycle {
+  /** Set on SIGTERM: readiness fails at once so Kubernetes stops routing to us. */
+  draining: boolean;
+}
+
+/**
+ * /healthz: the process is alive (never touches the database, so a database
+ * outage does not make Kubernetes restart healthy pods).
+ * /readyz: send traffic here (the database answers a ping in time, and we are not shutting down).
+ */
+export function healthRouter(db: Pick<Database, 'ping'>, lifecycle: Lifecycle, readyTimeoutMs: number, logger: Logger): Router {
+  const router = new Router();
+  router.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+  router.get('/readyz', async (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    if (lifecycle.draining) {
+      ctx.status = 503;
+      ctx.body = { error: 'shutting down' };
+      return;
+    }
+    try {
+      await db.ping(readyTimeoutMs);
+      ctx.body = { status: 'ready' };
+    } catch (error) {
+      logger.debug({ reason: (error as Error).name }, 'readiness ping failed');
+      ctx.status = 503;
+      ctx.body = { error: 'database unavailable' };
+    }
+  });
+  return router;
+}

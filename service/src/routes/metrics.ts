@@ -1,0 +1,12 @@
+import Router from '@koa/router';
+import type { Metrics } from '../metrics';
+
+/** Prometheus text exposition of this process's metrics. */
+export function metricsRouter(metrics: Metrics): Router {
+  const router = new Router();
+  router.get('/metrics', async (ctx) => {
+    ctx.type = metrics.registry.contentType;
+    ctx.body = await metrics.registry.metrics();
+  });
+  return router;
+}
