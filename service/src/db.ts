@@ -4,7 +4,8 @@ import type { Logger } from './logger';
 
 /** What the HTTP layer needs from the database, and nothing more. */
 export interface Database {
-  collection: Collection<Document>;
+  /** The app's collection on the current client (see createDatabase for why it can change). */
+  collection(): Collection<Document>;
   /** Resolves when the server answers a ping within `timeoutMs`, else rejects. */
   ping(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
@@ -34,16 +35,26 @@ export function clientOptions(settings: MongoSettings): MongoClientOptions {
   return options;
 }
 
-/**
- * Creates the process's one MongoClient. It does not wait for the server: the
- * service must start (and answer /healthz) while the database is still down,
- * and the driver connects, and reconnects, on its own.
- */
-export function createDatabase(settings: MongoSettings, logger: Logger): Database & { client: MongoClient } {
-  const client = new MongoClient(settings.uri, clientOptions(settings));
-  const db = client.db(settings.database);
-  const log = logger.child({ component: 'mongodb', target: redactUri(settings.uri) });
+export interface DatabaseHooks {
+  /** Called for each MongoClient created (e.g. to attach metrics listeners). */
+  onClient?: (client: MongoClient) => void;
+}
 
+/**
+ * One MongoClient per process, created without waiting for the server: the
+ * service must start (and answer /healthz) while the database is still down.
+ * The driver connects on the first operation and reconnects by itself after a
+ * server drops mid-run.
+ *
+ * One case it does not heal (mongodb 7.9): when that first connection fails,
+ * the client keeps a closed topology and every later operation fails with
+ * "Topology is closed", forever; a closed MongoClient cannot be reopened
+ * either. So when the topology closes without our asking, this swaps in a
+ * fresh client, and the next request connects afresh.
+ */
+export function createDatabase(settings: MongoSettings, logger: Logger, hooks: DatabaseHooks = {}): Database {
+  const log = logger.child({ component: 'mongodb', target: redactUri(settings.uri) });
+  let closing = false;
   let reachable: boolean | undefined;
   const report = (now: boolean, reason?: string) => {
     if (reachable === now) return;
@@ -51,21 +62,30 @@ export function createDatabase(settings: MongoSettings, logger: Logger): Databas
     if (now) log.info('database reachable');
     else log.warn({ reason }, 'database unreachable');
   };
-  client.on('serverHeartbeatSucceeded', () => report(true));
-  client.on('serverHeartbeatFailed', (event) => report(false, event.failure?.name));
 
-  client.connect().catch((error: Error) => {
-    log.warn({ reason: error.name }, 'initial connection failed; will retry on demand');
-  });
+  const open = (): { client: MongoClient; collection: Collection<Document> } => {
+    const client = new MongoClient(settings.uri, clientOptions(settings));
+    client.on('serverHeartbeatSucceeded', () => report(true));
+    client.on('serverHeartbeatFailed', (event) => report(false, event.failure?.name));
+    client.on('topologyClosed', () => {
+      if (closing || current.client !== client) return;
+      log.warn('connection attempt failed and closed the client; replacing it');
+      current = open();
+      void client.close().catch(() => undefined);
+    });
+    hooks.onClient?.(client);
+    return { client, collection: client.db(settings.database).collection(settings.collection) };
+  };
+  let current = open();
 
   return {
-    client,
-    collection: db.collection(settings.collection),
+    collection: () => current.collection,
     async ping(timeoutMs) {
-      await db.command({ ping: 1 }, { signal: AbortSignal.timeout(timeoutMs) });
+      await current.client.db(settings.database).command({ ping: 1 }, { signal: AbortSignal.timeout(timeoutMs) });
     },
     async close() {
-      await client.close();
+      closing = true;
+      await current.client.close();
     },
   };
 }

@@ -21,6 +21,8 @@ export class HttpError extends Error {
 
 export const badRequest = (message: string): HttpError => new HttpError(400, message);
 
+const SOCKET_ERRORS = new Set(['EPIPE', 'ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND']);
+
 /**
  * True when the error means "the database cannot be reached right now": the
  * client should retry later (503), and nothing about it is the caller's fault.
@@ -33,6 +35,12 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     error instanceof MongoTopologyClosedError ||
     error instanceof MongoOperationTimeoutError
   ) {
+    return true;
+  }
+  // The driver sometimes lets a raw socket error through when the server
+  // vanishes mid-write ("This socket has been ended by the other party").
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && SOCKET_ERRORS.has(code)) {
     return true;
   }
   // An operation we abandoned after our own deadline (AbortSignal.timeout).

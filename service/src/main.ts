@@ -2,12 +2,10 @@
  * The process: read env once, build the app, listen, and stop cleanly on
  * SIGTERM/SIGINT. Everything testable lives in createApp and startServer.
  */
-import { createApp } from './app';
 import { ConfigError, parseConfig, redactUri } from './config';
-import { createDatabase } from './db';
 import { createLogger } from './logger';
-import { createMetrics, observeDatabase } from './metrics';
 import { startServer } from './server';
+import { createService } from './service';
 
 async function main(): Promise<void> {
   let config;
@@ -27,10 +25,7 @@ async function main(): Promise<void> {
     process.exit(1);
   });
 
-  const db = createDatabase(config.mongo, logger);
-  const metrics = createMetrics();
-  observeDatabase(db.client, metrics);
-  const app = createApp({ db, logger, config, metrics });
+  const { app, db } = createService(config, logger);
 
   logger.info(
     {

@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import { Readable } from 'node:stream';
-import { ObjectId, type Collection, type Document, type FindCursor } from 'mongodb';
+import { ObjectId, type Document, type FindCursor } from 'mongodb';
+import type { Database } from '../db';
 import { readJsonBody } from '../body';
 import { badRequest } from '../errors';
 import { validateInsertBody } from '../validate';
@@ -11,7 +12,7 @@ const CHUNK_BYTES = 16 * 1024;
 const CURSOR_BATCH = 500;
 
 export interface DataRouterOptions {
-  collection: Collection<Document>;
+  db: Pick<Database, 'collection'>;
   bodyLimitBytes: number;
 }
 
@@ -21,11 +22,12 @@ interface PageQuery {
 }
 
 /** POST /data stores one object or a batch; GET /data streams them back, optionally a page at a time. */
-export function dataRouter({ collection, bodyLimitBytes }: DataRouterOptions): Router {
+export function dataRouter({ db, bodyLimitBytes }: DataRouterOptions): Router {
   const router = new Router();
 
   router.post('/data', async (ctx) => {
     const documents = validateInsertBody(await readJsonBody(ctx, bodyLimitBytes));
+    const collection = db.collection();
     if (Array.isArray(documents)) {
       // One ordered bulk insert: validation above already refused the batch if any element was bad.
       const result = await collection.insertMany(documents);
@@ -44,6 +46,7 @@ export function dataRouter({ collection, bodyLimitBytes }: DataRouterOptions): R
 
   router.get('/data', async (ctx) => {
     const query = parsePageQuery(ctx.query);
+    const collection = db.collection();
     const afterFilter: Document = query.after ? { _id: { $gt: query.after } } : {};
 
     let filter = afterFilter;

@@ -1,0 +1,17 @@
+/**
+ * Mocha global fixtures for test/service: one database for the whole run,
+ * found or started by scripts/lib/database.ts, and stopped afterwards.
+ */
+import { startTestDatabase, type TestDatabase } from '../../scripts/lib/database';
+
+let database: TestDatabase | undefined;
+
+export async function mochaGlobalSetup(): Promise<void> {
+  database = await startTestDatabase((line) => console.log(`  [db] ${line}`));
+  process.env.TEST_MONGODB_URI = database.uri;
+  process.env.TEST_DATABASE_KIND = database.kind;
+}
+
+export async function mochaGlobalTeardown(): Promise<void> {
+  await database?.stop();
+}

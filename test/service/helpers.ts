@@ -1,0 +1,143 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import readline from 'node:readline';
+import { MongoClient } from 'mongodb';
+import type { App } from '../../service/src/app';
+import { parseConfig } from '../../service/src/config';
+import { createLogger } from '../../service/src/logger';
+import { startServer, type RunningServer } from '../../service/src/server';
+import { createService } from '../../service/src/service';
+
+export const SERVICE_MAIN = path.resolve(__dirname, '..', '..', 'service', 'dist', 'main.js');
+
+export function dbUri(): string {
+  const uri = process.env.TEST_MONGODB_URI;
+  if (!uri) throw new Error('TEST_MONGODB_URI is not set: run through `npm run test:service`');
+  return uri;
+}
+
+/** A database name of its own per suite, so suites never see each other's data. */
+export const uniqueDbName = (prefix: string): string => `${prefix}_${randomBytes(4).toString('hex')}`;
+
+export interface InProcessService {
+  url: string;
+  app: App;
+  raw: MongoClient;
+  running: RunningServer;
+  close(): Promise<void>;
+}
+
+/** The real app and server in this process, on a free port, against the test database. */
+export async function startInProcess(env: Record<string, string> = {}): Promise<InProcessService> {
+  const config = parseConfig({ MONGODB_URI: dbUri(), PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ...env });
+  const logger = createLogger(config.logLevel);
+  const { app, db } = createService(config, logger);
+  const running = await startServer(app, db, logger, { ...config, shutdownTimeoutMs: 5000 });
+  const raw = new MongoClient(dbUri());
+  return {
+    url: `http://127.0.0.1:${running.address.port}`,
+    app,
+    raw,
+    running,
+    async close() {
+      await running.shutdown('test done');
+      await raw.close();
+    },
+  };
+}
+
+export interface SpawnedService {
+  url: string;
+  child: ChildProcess;
+  logs: string[];
+  /** Resolves with the exit code (or signal name). */
+  exited: Promise<number | string>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/** The built service (service/dist/main.js) as its own process, as the image runs it. */
+export async function spawnService(env: Record<string, string>): Promise<SpawnedService> {
+  const child = spawn(process.execPath, [SERVICE_MAIN], {
+    env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+  });
+  for (const stream of [child.stdout!, child.stderr!]) {
+    readline.createInterface({ input: stream }).on('line', (line) => logs.push(line));
+  }
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`service did not listen in 10 s:\n${logs.join('\n')}`)), 10_000);
+    const check = setInterval(() => {
+      for (const line of logs) {
+        if (line.includes('"msg":"listening"')) {
+          clearInterval(check);
+          clearTimeout(timer);
+          resolve((JSON.parse(line) as { port: number }).port);
+        }
+      }
+    }, 20);
+    void exited.then((code) => {
+      clearInterval(check);
+      clearTimeout(timer);
+      reject(new Error(`service exited (${code}) before listening:\n${logs.join('\n')}`));
+    });
+  });
+  return { url: `http://127.0.0.1:${port}`, child, logs, exited, kill: (signal = 'SIGTERM') => child.kill(signal) };
+}
+
+/** A TCP port that nothing listens on (right now). */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export interface RawResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** A request with full control over headers and framing (fetch would fix them up). */
+export function rawRequest(
+  url: string,
+  options: { method?: string; headers?: Record<string, string | number>; body?: string | Buffer; chunks?: Array<string | Buffer> },
+): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => parts.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts).toString() }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (options.chunks) {
+      for (const chunk of options.chunks) req.write(chunk);
+      req.end();
+    } else {
+      req.end(options.body);
+    }
+  });
+}
+
+export async function postJson(url: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20_000, everyMs = 100): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    if (await check().catch(() => false)) return Date.now() - started;
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}

@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { freePort, postJson, spawnService, waitFor } from './helpers';
+
+/** Structured JSON logs, one line per request with its id; credentials never in logs or bodies. */
+describe('logs and secrets', function () {
+  this.timeout(30_000);
+
+  it('never prints credentials, even when the URI carries them and the database is failing', async () => {
+    const port = await freePort();
+    const svc = await spawnService({
+      MONGODB_URI: `mongodb://admin:UriS3cret%21@127.0.0.1:${port}/?authSource=admin`,
+      MONGODB_USER: 'app',
+      MONGODB_PASSWORD: 'EnvS3cret!',
+      MONGODB_SERVER_SELECTION_TIMEOUT_MS: '500',
+      LOG_LEVEL: 'debug',
+    });
+    const bodies: string[] = [];
+    const post = await postJson(`${svc.url}/data`, { k: 'v' });
+    assert.equal(post.status, 503);
+    bodies.push(JSON.stringify(post.json));
+    for (const path of ['/readyz', '/data', '/nope']) bodies.push(await (await fetch(`${svc.url}${path}`)).text());
+    await fetch(`${svc.url}/healthz`, { headers: { 'X-Request-Id': 'trace-me-1' } });
+    svc.kill();
+    assert.equal(await svc.exited, 0);
+
+    const everything = svc.logs.join('\n') + bodies.join('\n');
+    for (const secret of ['UriS3cret', 'EnvS3cret']) {
+      assert.ok(!everything.includes(secret), `"${secret}" leaked:\n${everything}`);
+    }
+    assert.ok(!bodies.join('').includes('127.0.0.1'), 'error bodies do not reveal the database address');
+
+    const lines = svc.logs.filter((line) => !line.startsWith('(node:')).map((line) => JSON.parse(line) as Record<string, unknown>);
+    const starting = lines.find((line) => line.msg === 'starting');
+    assert.equal(starting?.mongo, `mongodb://***@127.0.0.1:${port}/?authSource=admin`);
+    const requests = lines.filter((line) => line.msg === 'request');
+    assert.equal(requests.length, 5, 'one line per request');
+    for (const line of requests) {
+      assert.equal(typeof line.requestId, 'string');
+      assert.equal(typeof line.status, 'number');
+      assert.equal(typeof line.ms, 'number');
+    }
+    assert.ok(requests.some((line) => line.requestId === 'trace-me-1' && line.path === '/healthz'));
+  });
+
+  it('logs a 5xx with its request id and the error, but the client only sees a generic message', async () => {
+    const port = await freePort();
+    const svc = await spawnService({ MONGODB_URI: `mongodb://127.0.0.1:${port}/`, MONGODB_SERVER_SELECTION_TIMEOUT_MS: '300' });
+    const res = await fetch(`${svc.url}/data`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Request-Id': 'req-503' }, body: '{"a":1}' });
+    assert.equal(res.status, 503);
+    await waitFor('error log line', async () => svc.logs.some((line) => line.includes('"requestId":"req-503"') && line.includes('"msg":"request failed"')), 3000);
+    svc.kill();
+    await svc.exited;
+  });
+});
