@@ -1,0 +1,281 @@
+/**
+ * All stack configuration, read and checked in one place.
+ *
+ * Defaults here mirror the `config:` schema in Pulumi.yaml (a test keeps the two
+ * in step): the CLI applies the schema's defaults, and unit tests under mocks,
+ * which have no CLI, get the same values from here.
+ */
+import * as pulumi from '@pulumi/pulumi';
+
+export type ImageMode = 'minikube' | 'registry' | 'prebuilt';
+export type ServiceType = 'NodePort' | 'LoadBalancer' | 'ClusterIP';
+
+export interface Resources {
+  requests: { cpu: string; memory: string };
+  limits: { cpu: string; memory: string };
+}
+
+export interface StackConfig {
+  project: string;
+  stack: string;
+  kube: {
+    /** The kubeconfig context every Kubernetes resource goes to; never kubectl's current one. */
+    context: string;
+    /** Path of a kubeconfig file; unset means KUBECONFIG or ~/.kube/config. */
+    kubeconfig?: string;
+    namespace: string;
+    /** False for namespaces that exist anyway (default, kube-system…): never created, never deleted. */
+    createNamespace: boolean;
+  };
+  minikube: {
+    profile: string;
+    /** Node IP for the URL output; unset means: taken from the kube context's API server address. */
+    ip?: string;
+  };
+  image: {
+    mode: ImageMode;
+    /** Repository the built image is tagged into (minikube, registry modes). */
+    repository: string;
+    /** Full reference of an image built elsewhere (prebuilt mode). */
+    reference?: string;
+    registry?: { server: string; username: string; password: pulumi.Output<string> };
+    docker: { host?: string; certPath?: string };
+    platform?: string;
+  };
+  mongo: {
+    image: string;
+    database: string;
+    collection: string;
+    rootUsername: string;
+    rootPassword: pulumi.Output<string>;
+    appUsername: string;
+    appPassword: pulumi.Output<string>;
+    storageSize: string;
+    storageClass: string;
+    staticVolume: boolean;
+    hostPath: string;
+    wiredTigerCacheGb: number;
+    resources: Resources;
+  };
+  service: {
+    replicas: number;
+    minReplicas: number;
+    maxReplicas: number;
+    targetCpuPercent: number;
+    resources: Resources;
+    serviceType: ServiceType;
+    nodePort?: number;
+    port: number;
+    logLevel: string;
+    corsOrigins: string;
+  };
+  /** Keep the namespace and MongoDB's volume on `pulumi destroy`, so a later `up` finds the data. */
+  retainOnDelete: boolean;
+}
+
+/** Defaults of every non-secret key, by its name in Pulumi.yaml. */
+export const DEFAULTS = {
+  kubeContext: 'minikube',
+  namespace: 'koa-mongodb',
+  minikubeProfile: 'minikube',
+  imageMode: 'minikube',
+  imageRepository: 'data-service',
+  mongoImage: 'mongo:8.0.12',
+  mongoDatabase: 'flask_db',
+  mongoCollection: 'data',
+  mongoRootUsername: 'root',
+  mongoAppUsername: 'app',
+  mongoStorageSize: '1Gi',
+  mongoStorageClass: 'standard',
+  mongoStaticVolume: false,
+  mongoHostPath: '/data/mongodb',
+  mongoWiredTigerCacheGb: 0.25,
+  mongoCpuRequest: '200m',
+  mongoMemoryRequest: '250Mi',
+  mongoCpuLimit: '500m',
+  mongoMemoryLimit: '500Mi',
+  replicas: 2,
+  minReplicas: 2,
+  maxReplicas: 5,
+  targetCpuPercent: 70,
+  cpuRequest: '200m',
+  memoryRequest: '250Mi',
+  cpuLimit: '500m',
+  memoryLimit: '500Mi',
+  serviceType: 'NodePort',
+  servicePort: 5000,
+  logLevel: 'info',
+  corsOrigins: '*',
+  retainOnDelete: false,
+} as const;
+
+/** Keys that must be set with `pulumi config set --secret`. */
+export const SECRET_KEYS = ['mongoRootPassword', 'mongoAppPassword', 'registryPassword'] as const;
+
+const BUILT_IN_NAMESPACES = new Set(['default', 'kube-system', 'kube-public', 'kube-node-lease']);
+const CPU = /^(\d+m|\d+(\.\d+)?)$/;
+const MEMORY = /^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$/;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export class StackConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid stack configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'StackConfigError';
+  }
+}
+
+/** Reads the stack's config; throws StackConfigError listing every problem at once. */
+export function loadConfig(): StackConfig {
+  const config = new pulumi.Config();
+  const problems: string[] = [];
+
+  const str = <K extends keyof typeof DEFAULTS>(key: K): string => config.get(key) ?? String(DEFAULTS[key]);
+  const oneOf = <T extends string>(key: keyof typeof DEFAULTS, allowed: readonly T[]): T => {
+    const value = str(key) as T;
+    if (!allowed.includes(value)) problems.push(`${key} must be one of ${allowed.join(', ')}; got "${value}"`);
+    return value;
+  };
+  const num = (key: keyof typeof DEFAULTS, min: number, max: number, integer = true): number => {
+    const raw = config.get(key);
+    const value = raw === undefined ? Number(DEFAULTS[key]) : Number(raw);
+    if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
+      problems.push(`${key} must be ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}; got "${raw}"`);
+    }
+    return value;
+  };
+  const bool = (key: keyof typeof DEFAULTS): boolean => {
+    const raw = config.get(key);
+    if (raw === undefined) return Boolean(DEFAULTS[key]);
+    if (raw !== 'true' && raw !== 'false') problems.push(`${key} must be true or false; got "${raw}"`);
+    return raw === 'true';
+  };
+  const quantity = (key: keyof typeof DEFAULTS, pattern: RegExp): string => {
+    const value = str(key);
+    if (!pattern.test(value)) problems.push(`${key} "${value}" is not a Kubernetes ${pattern === CPU ? 'CPU' : 'memory'} quantity`);
+    return value;
+  };
+  const secret = (key: (typeof SECRET_KEYS)[number], needed: boolean): pulumi.Output<string> => {
+    const value = config.getSecret(key);
+    if (value === undefined) {
+      if (needed) problems.push(`${key} is not set: run \`pulumi config set --secret ${key} <value>\``);
+      return pulumi.secret('');
+    }
+    return value;
+  };
+  const resources = (prefix: '' | 'mongo'): Resources => {
+    const key = (name: string) => (prefix ? `${prefix}${name[0].toUpperCase()}${name.slice(1)}` : name) as keyof typeof DEFAULTS;
+    return {
+      requests: { cpu: quantity(key('cpuRequest'), CPU), memory: quantity(key('memoryRequest'), MEMORY) },
+      limits: { cpu: quantity(key('cpuLimit'), CPU), memory: quantity(key('memoryLimit'), MEMORY) },
+    };
+  };
+
+  const namespace = str('namespace');
+  if (!DNS_LABEL.test(namespace)) problems.push(`namespace "${namespace}" is not a valid Kubernetes name (lower-case DNS label)`);
+
+  const mode = oneOf<ImageMode>('imageMode', ['minikube', 'registry', 'prebuilt']);
+  const repository = str('imageRepository');
+  const reference = config.get('image');
+  if (mode === 'prebuilt') {
+    if (reference === undefined) problems.push('imageMode prebuilt needs `image`, the full image reference to deploy');
+    else if (!/(@sha256:[0-9a-f]{64}|:[\w][\w.-]{0,127})$/.test(reference) || /:latest$/.test(reference)) {
+      problems.push(`image "${reference}" must name an exact tag or digest (not :latest), so that a change rolls out`);
+    }
+  }
+  if (!/^[a-z0-9]+([._/-][a-z0-9]+)*(:\d+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/.test(repository) || repository.includes(':latest')) {
+    problems.push(`imageRepository "${repository}" must be an image name without a tag`);
+  }
+  let registry: StackConfig['image']['registry'];
+  if (mode === 'registry') {
+    const server = config.get('registryServer');
+    const username = config.get('registryUsername');
+    if (server === undefined) problems.push('imageMode registry needs registryServer (e.g. docker.io or ghcr.io)');
+    if (username === undefined) problems.push('imageMode registry needs registryUsername');
+    registry = { server: server ?? '', username: username ?? '', password: secret('registryPassword', true) };
+  }
+
+  const mongoImage = str('mongoImage');
+  if (!/^[\w./-]+(:\d[\w.-]*|@sha256:[0-9a-f]{64})$/.test(mongoImage)) {
+    problems.push(`mongoImage "${mongoImage}" must be pinned to a version tag (e.g. mongo:8.0.12) or a digest`);
+  }
+  const mongoName = (key: 'mongoDatabase' | 'mongoCollection') => {
+    const value = str(key);
+    if (!/^[A-Za-z0-9_-]{1,63}$/.test(value)) problems.push(`${key} "${value}" must be letters, digits, _ or - (at most 63)`);
+    return value;
+  };
+  const username = (key: 'mongoRootUsername' | 'mongoAppUsername') => {
+    const value = str(key);
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(value)) problems.push(`${key} "${value}" must be letters, digits, _, . or -`);
+    return value;
+  };
+
+  const serviceType = oneOf<ServiceType>('serviceType', ['NodePort', 'LoadBalancer', 'ClusterIP']);
+  const nodePortRaw = config.get('nodePort');
+  const nodePort = nodePortRaw === undefined ? undefined : Number(nodePortRaw);
+  if (nodePort !== undefined && (!Number.isInteger(nodePort) || nodePort < 30000 || nodePort > 32767)) {
+    problems.push(`nodePort must be a whole number from 30000 to 32767; got "${nodePortRaw}"`);
+  }
+  if (nodePort !== undefined && serviceType === 'ClusterIP') problems.push('nodePort needs serviceType NodePort or LoadBalancer');
+
+  const minReplicas = num('minReplicas', 1, 100);
+  const maxReplicas = num('maxReplicas', 1, 100);
+  if (minReplicas > maxReplicas) problems.push(`minReplicas (${minReplicas}) must not exceed maxReplicas (${maxReplicas})`);
+
+  const logLevel = str('logLevel');
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`logLevel must be one of ${LOG_LEVELS.join(', ')}; got "${logLevel}"`);
+
+  const minikubeIp = config.get('minikubeIp');
+  if (minikubeIp !== undefined && !/^[\w.-]+$|^\[[0-9a-f:]+\]$/i.test(minikubeIp)) problems.push(`minikubeIp "${minikubeIp}" is not a host name or IP`);
+
+  const result: StackConfig = {
+    project: pulumi.getProject(),
+    stack: pulumi.getStack(),
+    kube: {
+      context: str('kubeContext'),
+      kubeconfig: config.get('kubeconfig'),
+      namespace,
+      createNamespace: !BUILT_IN_NAMESPACES.has(namespace),
+    },
+    minikube: { profile: str('minikubeProfile'), ip: minikubeIp },
+    image: {
+      mode,
+      repository,
+      reference,
+      registry,
+      docker: { host: config.get('dockerHost'), certPath: config.get('dockerCertPath') },
+      platform: config.get('imagePlatform'),
+    },
+    mongo: {
+      image: mongoImage,
+      database: mongoName('mongoDatabase'),
+      collection: mongoName('mongoCollection'),
+      rootUsername: username('mongoRootUsername'),
+      rootPassword: secret('mongoRootPassword', true),
+      appUsername: username('mongoAppUsername'),
+      appPassword: secret('mongoAppPassword', true),
+      storageSize: quantity('mongoStorageSize', MEMORY),
+      storageClass: str('mongoStorageClass'),
+      staticVolume: bool('mongoStaticVolume'),
+      hostPath: str('mongoHostPath'),
+      wiredTigerCacheGb: num('mongoWiredTigerCacheGb', 0.25, 1024, false),
+      resources: resources('mongo'),
+    },
+    service: {
+      replicas: num('replicas', 1, 100),
+      minReplicas,
+      maxReplicas,
+      targetCpuPercent: num('targetCpuPercent', 1, 100),
+      resources: resources(''),
+      serviceType,
+      nodePort,
+      port: num('servicePort', 1, 65535),
+      logLevel,
+      corsOrigins: str('corsOrigins'),
+    },
+    retainOnDelete: bool('retainOnDelete'),
+  };
+
+  if (problems.length > 0) throw new StackConfigError(problems);
+  return result;
+}

@@ -1,0 +1,193 @@
+import * as k8s from '@pulumi/kubernetes';
+import * as pulumi from '@pulumi/pulumi';
+import type { Resources, ServiceType } from './config';
+import type { AppLabels } from './labels';
+
+export const CONTAINER_PORT = 5000;
+/** Seconds the pod keeps serving after it is marked for deletion, while endpoints are removed everywhere. */
+export const PRE_STOP_SECONDS = 5;
+/** Longest the service then waits for in-flight requests (SHUTDOWN_TIMEOUT_MS), inside the grace period. */
+export const DRAIN_SECONDS = 20;
+
+export interface DataServiceArgs {
+  namespace: pulumi.Input<string>;
+  labels: AppLabels;
+  image: pulumi.Input<string>;
+  imagePullPolicy: string;
+  imagePullSecret?: pulumi.Input<string>;
+  mongo: {
+    host: pulumi.Input<string>;
+    port: number;
+    database: string;
+    collection: string;
+    secretName: pulumi.Input<string>;
+    usernameKey: string;
+    passwordKey: string;
+  };
+  replicas: number;
+  minReplicas: number;
+  maxReplicas: number;
+  targetCpuPercent: number;
+  resources: Resources;
+  serviceType: ServiceType;
+  servicePort: number;
+  nodePort?: number;
+  logLevel: string;
+  corsOrigins: string;
+}
+
+/**
+ * The Koa data service: a Deployment that rolls out without dropping requests,
+ * a Service in front of it, an HPA that owns the replica count, and a
+ * PodDisruptionBudget that keeps one pod up through node drains.
+ */
+export class DataService extends pulumi.ComponentResource {
+  readonly deployment: k8s.apps.v1.Deployment;
+  readonly service: k8s.core.v1.Service;
+  readonly serviceName: pulumi.Output<string>;
+  /** The node port the API server assigned (NodePort and LoadBalancer types). */
+  readonly nodePort: pulumi.Output<number | undefined>;
+  readonly servicePort: number;
+
+  constructor(name: string, args: DataServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('koa-mongodb:service:DataService', name, {}, opts);
+    const parent = { parent: this };
+    const metadata = { name, namespace: args.namespace, labels: args.labels.all };
+    const fromSecret = (key: string) => ({ valueFrom: { secretKeyRef: { name: args.mongo.secretName, key } } });
+    const env = (vars: Record<string, pulumi.Input<string>>) => Object.entries(vars).map(([envName, value]) => ({ name: envName, value }));
+
+    this.deployment = new k8s.apps.v1.Deployment(
+      name,
+      {
+        metadata,
+        spec: {
+          // The starting count only: from then on the HPA owns spec.replicas (see ignoreChanges).
+          replicas: args.replicas,
+          selector: { matchLabels: args.labels.selector },
+          // Surge first, never go below the current count: a rollout drops no requests.
+          strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+          template: {
+            metadata: { labels: args.labels.all },
+            spec: {
+              automountServiceAccountToken: false,
+              enableServiceLinks: false,
+              terminationGracePeriodSeconds: PRE_STOP_SECONDS + DRAIN_SECONDS + 5,
+              imagePullSecrets: args.imagePullSecret ? [{ name: args.imagePullSecret }] : undefined,
+              securityContext: {
+                runAsNonRoot: true,
+                runAsUser: 1000,
+                runAsGroup: 1000,
+                seccompProfile: { type: 'RuntimeDefault' },
+              },
+              containers: [
+                {
+                  name: 'data-service',
+                  image: args.image,
+                  imagePullPolicy: args.imagePullPolicy,
+                  ports: [{ name: 'http', containerPort: CONTAINER_PORT, protocol: 'TCP' }],
+                  env: [
+                    ...env({
+                      PORT: String(CONTAINER_PORT),
+                      // The Service's DNS name: stable while MongoDB's pod moves (see README, DNS).
+                      MONGODB_URI: pulumi.interpolate`mongodb://${args.mongo.host}:${args.mongo.port}/`,
+                      MONGODB_DB: args.mongo.database,
+                      MONGODB_COLLECTION: args.mongo.collection,
+                      MONGODB_AUTH_SOURCE: args.mongo.database,
+                      LOG_LEVEL: args.logLevel,
+                      CORS_ORIGINS: args.corsOrigins,
+                      SHUTDOWN_TIMEOUT_MS: String(DRAIN_SECONDS * 1000),
+                    }),
+                    { name: 'MONGODB_USER', ...fromSecret(args.mongo.usernameKey) },
+                    { name: 'MONGODB_PASSWORD', ...fromSecret(args.mongo.passwordKey) },
+                  ],
+                  resources: args.resources,
+                  readinessProbe: {
+                    httpGet: { path: '/readyz', port: 'http' },
+                    periodSeconds: 5,
+                    timeoutSeconds: 3,
+                    failureThreshold: 2,
+                  },
+                  livenessProbe: {
+                    httpGet: { path: '/healthz', port: 'http' },
+                    initialDelaySeconds: 5,
+                    periodSeconds: 10,
+                    timeoutSeconds: 3,
+                    failureThreshold: 3,
+                  },
+                  // Keep serving while the pod's endpoint is removed from every node, then SIGTERM drains.
+                  lifecycle: { preStop: { exec: { command: ['sleep', String(PRE_STOP_SECONDS)] } } },
+                  securityContext: {
+                    readOnlyRootFilesystem: true,
+                    allowPrivilegeEscalation: false,
+                    capabilities: { drop: ['ALL'] },
+                  },
+                  volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+                },
+              ],
+              volumes: [{ name: 'tmp', emptyDir: { sizeLimit: '16Mi' } }],
+            },
+          },
+        },
+      },
+      { ...parent, ignoreChanges: ['spec.replicas'] },
+    );
+
+    this.service = new k8s.core.v1.Service(
+      name,
+      {
+        metadata,
+        spec: {
+          type: args.serviceType,
+          selector: args.labels.selector,
+          ports: [
+            {
+              name: 'http',
+              port: args.servicePort,
+              targetPort: 'http',
+              protocol: 'TCP',
+              nodePort: args.serviceType === 'ClusterIP' ? undefined : args.nodePort,
+            },
+          ],
+        },
+      },
+      parent,
+    );
+    this.serviceName = this.service.metadata.name;
+    this.servicePort = args.servicePort;
+    this.nodePort = this.service.spec.ports.apply((ports) => ports[0]?.nodePort);
+
+    new k8s.autoscaling.v2.HorizontalPodAutoscaler(
+      name,
+      {
+        metadata,
+        spec: {
+          scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: this.deployment.metadata.name },
+          minReplicas: args.minReplicas,
+          maxReplicas: args.maxReplicas,
+          metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: args.targetCpuPercent } } }],
+          behavior: {
+            // Up fast (double or +2 pods a 15 s), down slowly (one pod a minute after 2 minutes calm): no flapping.
+            scaleUp: {
+              stabilizationWindowSeconds: 0,
+              selectPolicy: 'Max',
+              policies: [
+                { type: 'Percent', value: 100, periodSeconds: 15 },
+                { type: 'Pods', value: 2, periodSeconds: 15 },
+              ],
+            },
+            scaleDown: { stabilizationWindowSeconds: 120, selectPolicy: 'Min', policies: [{ type: 'Pods', value: 1, periodSeconds: 60 }] },
+          },
+        },
+      },
+      parent,
+    );
+
+    new k8s.policy.v1.PodDisruptionBudget(
+      name,
+      { metadata, spec: { minAvailable: 1, selector: { matchLabels: args.labels.selector } } },
+      parent,
+    );
+
+    this.registerOutputs({ serviceName: this.serviceName, nodePort: this.nodePort, deploymentName: this.deployment.metadata.name });
+  }
+}
