@@ -1,0 +1,259 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { contextHash } from '../../components/buildContext';
+import { DEV_SECRETS, k8sResources, manifests, one, optionsOf, parentOf, plain, type Declared } from './harness';
+import { ROOT, runStack, type ResolvedOutputs } from './fixtures';
+
+/** The dev stack (Pulumi.dev.yaml) as `pulumi up` would declare it. */
+describe('Pulumi program, dev stack', () => {
+  let resources: Declared[];
+  let outputs: ResolvedOutputs;
+  const find = (type: string, name?: string) => plain(one(resources, type, name).inputs);
+
+  before(async () => {
+    const result = await runStack();
+    resources = result.resources;
+    outputs = result.resolved;
+  });
+
+  describe('structure', () => {
+    it('declares one ComponentResource per concept, with project:module:Name type tokens', () => {
+      const components = resources.filter((r) => !r.custom && r.type !== 'pulumi:pulumi:Stack').map((r) => `${r.type} ${r.name}`);
+      assert.deepEqual(components.sort(), [
+        'koa-mongodb:database:MongoDb mongodb',
+        'koa-mongodb:image:ServiceImage data-service',
+        'koa-mongodb:service:DataService data-service',
+      ]);
+    });
+
+    it('creates every Kubernetes object inside its component, except the namespace', () => {
+      const byParent = new Map<string, string[]>();
+      for (const resource of k8sResources(resources)) {
+        const parent = parentOf(resource) ?? '(top level)';
+        byParent.set(parent, [...(byParent.get(parent) ?? []), resource.type.split(':')[2]]);
+      }
+      assert.deepEqual(Object.fromEntries([...byParent].map(([parent, kinds]) => [parent, kinds.sort()])), {
+        '(top level)': ['Namespace'],
+        'koa-mongodb:database:MongoDb::mongodb': ['ConfigMap', 'NetworkPolicy', 'PersistentVolumeClaim', 'Secret', 'Service', 'StatefulSet'],
+        'koa-mongodb:service:DataService::data-service': ['Deployment', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'Service'],
+      });
+      const image = one(resources, 'docker:index/image:Image');
+      assert.equal(parentOf(image), 'koa-mongodb:image:ServiceImage::data-service');
+    });
+
+    it('sends every Kubernetes object through one explicit provider bound to the minikube context', () => {
+      const providers = resources.filter((r) => r.type === 'pulumi:providers:kubernetes');
+      assert.equal(providers.length, 1);
+      assert.equal(providers[0].inputs.context, 'minikube');
+      for (const resource of k8sResources(resources)) {
+        assert.match(resource.provider ?? '', /pulumi:providers:kubernetes::kubernetes::/, `${resource.type} ${resource.name} uses the explicit provider`);
+      }
+    });
+
+    it('puts everything in the configured namespace, with the recommended labels', () => {
+      for (const manifest of manifests(resources)) {
+        const labels = manifest.metadata.labels ?? {};
+        assert.equal(labels['app.kubernetes.io/part-of'], 'koa-mongodb', `${manifest.kind} part-of`);
+        assert.equal(labels['app.kubernetes.io/managed-by'], 'pulumi', `${manifest.kind} managed-by`);
+        if (manifest.kind === 'Namespace') {
+          assert.equal(manifest.metadata.name, 'koa-mongodb');
+          continue;
+        }
+        assert.equal(manifest.metadata.namespace, 'koa-mongodb', `${manifest.kind} ${manifest.metadata.name}`);
+        for (const key of ['name', 'instance', 'component']) {
+          assert.ok(labels[`app.kubernetes.io/${key}`], `${manifest.kind} ${manifest.metadata.name} has app.kubernetes.io/${key}`);
+        }
+      }
+    });
+  });
+
+  describe('image', () => {
+    it('builds service/ into Minikube\'s Docker daemon, without pushing, tagged by content', () => {
+      const image = plain(one(resources, 'docker:index/image:Image').inputs);
+      const tag = contextHash(path.join(ROOT, 'service'));
+      assert.equal(image.imageName, `data-service:${tag}`);
+      assert.equal(image.skipPush, true);
+      assert.equal(image.build.context, path.join(ROOT, 'service'));
+      assert.equal(image.build.dockerfile, path.join(ROOT, 'service', 'Dockerfile'));
+      const dockerProvider = one(resources, 'pulumi:providers:docker');
+      assert.equal(dockerProvider.inputs.host, 'tcp://192.168.49.2:2376');
+      assert.equal(dockerProvider.inputs.certPath, '/home/dev/.minikube/certs');
+      assert.match(one(resources, 'docker:index/image:Image').provider ?? '', /pulumi:providers:docker::data-service-minikube-docker/);
+      assert.equal(outputs.image, `data-service:${tag}`);
+      assert.doesNotMatch(outputs.image, /:latest$/);
+    });
+
+    it('the Deployment runs that exact reference with IfNotPresent (never pulled from a registry)', () => {
+      const container = find('kubernetes:apps/v1:Deployment').spec.template.spec.containers[0];
+      assert.equal(container.image, outputs.image);
+      assert.equal(container.imagePullPolicy, 'IfNotPresent');
+    });
+  });
+
+  describe('MongoDB', () => {
+    it('keeps credentials in a Secret built from config, root and app user separate', () => {
+      const secret = find('kubernetes:core/v1:Secret', 'mongodb-credentials');
+      assert.deepEqual(secret.stringData, {
+        'root-username': 'root',
+        'root-password': DEV_SECRETS.mongoRootPassword,
+        'app-username': 'app',
+        'app-password': DEV_SECRETS.mongoAppPassword,
+      });
+    });
+
+    it('creates the app user with readWrite on the app database only, from an init script', () => {
+      const init = find('kubernetes:core/v1:ConfigMap', 'mongodb-init');
+      const script = init.data['01-create-app-user.js'] as string;
+      assert.match(script, /createUser\(/);
+      assert.match(script, /roles: \[\{ role: 'readWrite', db: database \}\]/);
+      assert.doesNotMatch(script, /root|dbOwner|readWriteAnyDatabase|clusterAdmin/, 'no broader role');
+      const container = find('kubernetes:apps/v1:StatefulSet').spec.template.spec.containers[0];
+      assert.ok(container.volumeMounts.some((m: { mountPath: string; readOnly?: boolean }) => m.mountPath === '/docker-entrypoint-initdb.d' && m.readOnly));
+      const appDb = container.env.find((e: { name: string }) => e.name === 'MONGO_APP_DATABASE');
+      assert.equal(appDb.value, 'flask_db');
+    });
+
+    it('runs a pinned mongo image as uid 999 with its data on the claim and the guide\'s resources', () => {
+      const sts = find('kubernetes:apps/v1:StatefulSet');
+      const pod = sts.spec.template.spec;
+      const container = pod.containers[0];
+      assert.equal(container.image, 'mongo:8.0.12');
+      assert.equal(sts.spec.replicas, 1);
+      assert.deepEqual(pod.securityContext, { runAsNonRoot: true, runAsUser: 999, runAsGroup: 999, fsGroup: 999, seccompProfile: { type: 'RuntimeDefault' } });
+      assert.equal(container.securityContext.allowPrivilegeEscalation, false);
+      assert.deepEqual(container.resources, { requests: { cpu: '200m', memory: '250Mi' }, limits: { cpu: '500m', memory: '500Mi' } });
+      assert.deepEqual(container.args, ['--wiredTigerCacheSizeGB', '0.25'], 'cache sized for the 500Mi limit');
+      const dataMount = container.volumeMounts.find((m: { mountPath: string }) => m.mountPath === '/data/db');
+      const dataVolume = pod.volumes.find((v: { name: string }) => v.name === dataMount.name);
+      const claim = find('kubernetes:core/v1:PersistentVolumeClaim');
+      assert.equal(dataVolume.persistentVolumeClaim.claimName, claim.metadata.name);
+      assert.equal(claim.spec.storageClassName, 'standard');
+      assert.equal(claim.spec.resources.requests.storage, '1Gi');
+      assert.equal(pod.initContainers, undefined, 'no root init container with dynamic volumes');
+    });
+
+    it('probes with mongosh ping, generously, behind a startupProbe', () => {
+      const container = find('kubernetes:apps/v1:StatefulSet').spec.template.spec.containers[0];
+      for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
+        assert.equal(container[probe].exec.command[0], 'mongosh', probe);
+        assert.match(container[probe].exec.command.join(' '), /ping/);
+        assert.ok(container[probe].timeoutSeconds >= 10, `${probe} timeout`);
+      }
+      assert.ok(container.startupProbe.failureThreshold * container.startupProbe.periodSeconds >= 300, 'five minutes to start');
+    });
+
+    it('is reached through a headless Service that is the StatefulSet\'s serviceName', () => {
+      const service = find('kubernetes:core/v1:Service', 'mongodb');
+      assert.equal(service.spec.clusterIP, 'None');
+      assert.equal(find('kubernetes:apps/v1:StatefulSet').spec.serviceName, service.metadata.name);
+      assert.equal(outputs.mongoHost, 'mongodb.koa-mongodb.svc.cluster.local');
+    });
+
+    it('admits only the data service\'s pods on 27017 (NetworkPolicy)', () => {
+      const policy = find('kubernetes:networking.k8s.io/v1:NetworkPolicy');
+      const mongoPods = find('kubernetes:apps/v1:StatefulSet').spec.template.metadata.labels;
+      const servicePods = find('kubernetes:apps/v1:Deployment').spec.template.metadata.labels;
+      assert.ok(matches(policy.spec.podSelector.matchLabels, mongoPods));
+      assert.deepEqual(policy.spec.policyTypes, ['Ingress']);
+      assert.equal(policy.spec.ingress.length, 1);
+      assert.ok(matches(policy.spec.ingress[0].from[0].podSelector.matchLabels, servicePods));
+      assert.ok(!matches(policy.spec.ingress[0].from[0].podSelector.matchLabels, mongoPods));
+      assert.deepEqual(policy.spec.ingress[0].ports, [{ protocol: 'TCP', port: 27017 }]);
+    });
+
+    it('by default lets destroy remove the claim (retainOnDelete off)', () => {
+      assert.notEqual(optionsOf(one(resources, 'kubernetes:core/v1:PersistentVolumeClaim')).retainOnDelete, true);
+      assert.notEqual(optionsOf(one(resources, 'kubernetes:core/v1:Namespace')).retainOnDelete, true);
+    });
+  });
+
+  describe('data service', () => {
+    const deployment = () => find('kubernetes:apps/v1:Deployment');
+    const container = () => deployment().spec.template.spec.containers[0];
+    const envOf = (name: string) => container().env.find((e: { name: string }) => e.name === name);
+
+    it('runs 2 replicas with the guide\'s requests and limits', () => {
+      assert.equal(deployment().spec.replicas, 2);
+      assert.deepEqual(container().resources, { requests: { cpu: '200m', memory: '250Mi' }, limits: { cpu: '500m', memory: '500Mi' } });
+    });
+
+    it('dials MongoDB by its Service DNS name, with the password only through a secretKeyRef', () => {
+      assert.equal(envOf('MONGODB_URI').value, 'mongodb://mongodb.koa-mongodb.svc.cluster.local:27017/');
+      assert.equal(envOf('MONGODB_DB').value, 'flask_db');
+      assert.equal(envOf('MONGODB_AUTH_SOURCE').value, 'flask_db');
+      assert.deepEqual(envOf('MONGODB_PASSWORD'), { name: 'MONGODB_PASSWORD', valueFrom: { secretKeyRef: { name: 'mongodb-credentials', key: 'app-password' } } });
+      assert.deepEqual(envOf('MONGODB_USER').valueFrom.secretKeyRef, { name: 'mongodb-credentials', key: 'app-username' });
+      assert.ok(!container().env.some((e: { value?: string }) => /Pa55/.test(e.value ?? '')), 'no password in plain env');
+    });
+
+    it('probes /healthz for liveness and /readyz for readiness', () => {
+      assert.deepEqual(container().livenessProbe.httpGet, { path: '/healthz', port: 'http' });
+      assert.deepEqual(container().readinessProbe.httpGet, { path: '/readyz', port: 'http' });
+    });
+
+    it('is locked down: non-root, no privilege escalation, read-only root, no API token', () => {
+      const pod = deployment().spec.template.spec;
+      assert.equal(pod.securityContext.runAsNonRoot, true);
+      assert.equal(pod.securityContext.runAsUser, 1000);
+      assert.equal(pod.automountServiceAccountToken, false);
+      assert.deepEqual(container().securityContext, { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    });
+
+    it('drains on the way out: preStop pause, then SIGTERM with time to finish inside the grace period', () => {
+      const pod = deployment().spec.template.spec;
+      const pause = Number(container().lifecycle.preStop.exec.command[1]);
+      const drainMs = Number(envOf('SHUTDOWN_TIMEOUT_MS').value);
+      assert.ok(pause >= 3, 'endpoints get time to go');
+      assert.ok(pause + drainMs / 1000 < pod.terminationGracePeriodSeconds, 'all of it fits in the grace period');
+      assert.deepEqual(deployment().spec.strategy, { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+    });
+
+    it('leaves spec.replicas to the HPA after the first rollout', () => {
+      assert.deepEqual(optionsOf(one(resources, 'kubernetes:apps/v1:Deployment')).ignoreChanges, ['spec.replicas']);
+    });
+
+    it('is exposed by a NodePort Service on 5000 → the container\'s http port', () => {
+      const service = find('kubernetes:core/v1:Service', 'data-service');
+      assert.equal(service.spec.type, 'NodePort');
+      assert.equal(service.spec.ports[0].port, 5000);
+      assert.equal(service.spec.ports[0].targetPort, 'http');
+      assert.equal(container().ports[0].containerPort, 5000);
+    });
+
+    it('autoscales 2→5 at 70 % CPU (autoscaling/v2) with a calm scale-down', () => {
+      const hpa = find('kubernetes:autoscaling/v2:HorizontalPodAutoscaler');
+      assert.equal(hpa.apiVersion, 'autoscaling/v2');
+      assert.deepEqual(hpa.spec.scaleTargetRef, { apiVersion: 'apps/v1', kind: 'Deployment', name: deployment().metadata.name });
+      assert.equal(hpa.spec.minReplicas, 2);
+      assert.equal(hpa.spec.maxReplicas, 5);
+      assert.deepEqual(hpa.spec.metrics, [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } } }]);
+      assert.ok(hpa.spec.behavior.scaleDown.stabilizationWindowSeconds >= 60);
+    });
+
+    it('keeps one pod through voluntary disruptions (PDB)', () => {
+      const pdb = find('kubernetes:policy/v1:PodDisruptionBudget');
+      assert.equal(pdb.spec.minAvailable, 1);
+      assert.ok(matches(pdb.spec.selector.matchLabels, deployment().spec.template.metadata.labels));
+    });
+
+    it('waits for MongoDB before rolling out', () => {
+      const dependsOn = optionsOf(one(resources, 'koa-mongodb:service:DataService')).dependsOn as unknown[];
+      assert.ok(Array.isArray(dependsOn) && dependsOn.length === 1);
+    });
+  });
+
+  describe('outputs', () => {
+    it('url is the Minikube node IP and the assigned node port', () => {
+      assert.equal(outputs.url, 'http://192.168.49.2:31234');
+    });
+    it('namespace, image, mongo host, context and a port-forward command', () => {
+      assert.equal(outputs.namespace, 'koa-mongodb');
+      assert.equal(outputs.kubeContext, 'minikube');
+      assert.equal(outputs.portForward, 'kubectl --context minikube -n koa-mongodb port-forward svc/data-service 5000:5000');
+    });
+  });
+});
+
+export function matches(selector: Record<string, string>, labels: Record<string, string>): boolean {
+  return Object.entries(selector).every(([key, value]) => labels[key] === value);
+}
