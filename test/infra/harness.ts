@@ -55,8 +55,8 @@ pulumi.runtime.setMocks(
 );
 
 /** The resolved value of an Output (secret or not). */
-export function valueOf<T>(output: pulumi.Input<T>): Promise<T> {
-  return new Promise((resolve) => pulumi.output(output).apply(resolve));
+export function valueOf<T>(output: pulumi.Input<T>): Promise<pulumi.Unwrap<T>> {
+  return new Promise((resolve) => pulumi.output(output).apply((value) => resolve(value)));
 }
 
 /** Sets the stack's whole config (plain keys, without the project prefix), marking `secrets` as secret. */
@@ -134,4 +134,9 @@ export function one(resources: Declared[], type: string, name?: string): Declare
   const found = resources.filter((r) => r.type === type && (name === undefined || r.name === name));
   if (found.length !== 1) throw new Error(`expected one ${type}${name ? ` named ${name}` : ''}, found ${found.length}`);
   return found[0];
+}
+
+/** True when every label of a selector is on `labels`. */
+export function matches(selector: Record<string, string>, labels: Record<string, string>): boolean {
+  return Object.entries(selector).every(([key, value]) => labels[key] === value);
 }

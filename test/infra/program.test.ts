@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { contextHash } from '../../components/buildContext';
-import { DEV_SECRETS, k8sResources, manifests, one, optionsOf, parentOf, plain, type Declared } from './harness';
+import { DEV_SECRETS, k8sResources, manifests, matches, one, optionsOf, parentOf, plain, type Declared } from './harness';
 import { ROOT, runStack, type ResolvedOutputs } from './fixtures';
 
 /** The dev stack (Pulumi.dev.yaml) as `pulumi up` would declare it. */
@@ -253,7 +253,3 @@ describe('Pulumi program, dev stack', () => {
     });
   });
 });
-
-export function matches(selector: Record<string, string>, labels: Record<string, string>): boolean {
-  return Object.entries(selector).every(([key, value]) => labels[key] === value);
-}
