@@ -57,7 +57,7 @@ export function createApp({ db, logger, config, metrics = createMetrics(), lifec
   const api = new Router();
   for (const router of [
     rootRouter(),
-    dataRouter({ db, bodyLimitBytes: config.bodyLimitBytes }),
+    dataRouter({ db, bodyLimitBytes: config.bodyLimitBytes, metrics }),
     healthRouter(db, lifecycle, config.readyTimeoutMs, logger),
     metricsRouter(metrics),
   ]) {

@@ -22,7 +22,6 @@ export function clientOptions(settings: MongoSettings): MongoClientOptions {
     // turns into a network timeout (503) instead of a request that hangs.
     // (The driver's `timeoutMS` is a no-op in mongodb 7, so it is not used.)
     socketTimeoutMS: settings.operationTimeoutMs,
-    monitorCommands: true,
   };
   if (settings.user !== undefined && settings.password !== undefined) {
     // Credentials travel as options, never spliced into the URI, so no log line
@@ -33,11 +32,6 @@ export function clientOptions(settings: MongoSettings): MongoClientOptions {
     options.authSource = settings.authSource;
   }
   return options;
-}
-
-export interface DatabaseHooks {
-  /** Called for each MongoClient created (e.g. to attach metrics listeners). */
-  onClient?: (client: MongoClient) => void;
 }
 
 /**
@@ -52,7 +46,7 @@ export interface DatabaseHooks {
  * either. So when the topology closes without our asking, this swaps in a
  * fresh client, and the next request connects afresh.
  */
-export function createDatabase(settings: MongoSettings, logger: Logger, hooks: DatabaseHooks = {}): Database {
+export function createDatabase(settings: MongoSettings, logger: Logger): Database {
   const log = logger.child({ component: 'mongodb', target: redactUri(settings.uri) });
   let closing = false;
   let reachable: boolean | undefined;
@@ -73,7 +67,6 @@ export function createDatabase(settings: MongoSettings, logger: Logger, hooks: D
       current = open();
       void client.close().catch(() => undefined);
     });
-    hooks.onClient?.(client);
     return { client, collection: client.db(settings.database).collection(settings.collection) };
   };
   let current = open();

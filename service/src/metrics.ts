@@ -1,5 +1,4 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { MongoClient } from 'mongodb';
 
 /**
  * Prometheus metrics of one app instance. A registry of its own (not prom-client's
@@ -32,7 +31,7 @@ export function createMetrics(): Metrics {
     }),
     dbDuration: new Histogram({
       name: 'db_operation_duration_seconds',
-      help: 'MongoDB command latency as seen by the driver, by command and outcome',
+      help: 'MongoDB operation latency as seen by the service (for streams: until the first batch), by operation and outcome',
       labelNames: ['operation', 'outcome'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
@@ -41,14 +40,18 @@ export function createMetrics(): Metrics {
 }
 
 /**
- * Times every command the driver sends, from its own command-monitoring events
- * (the client must be created with `monitorCommands: true`). This covers
- * inserts, finds and each getMore of a streamed cursor without wrapping calls.
+ * Runs one database operation and records its latency and outcome. Timed here
+ * rather than through the driver's command monitoring, which would make the
+ * driver build an event (and parse every reply) for each command.
  */
-export function observeDatabase(client: MongoClient, metrics: Metrics): void {
-  const record = (outcome: string) => (event: { commandName: string; duration: number }) => {
-    metrics.dbDuration.observe({ operation: event.commandName, outcome }, event.duration / 1000);
-  };
-  client.on('commandSucceeded', record('ok'));
-  client.on('commandFailed', record('error'));
+export async function timed<T>(metrics: Metrics, operation: string, work: () => Promise<T>): Promise<T> {
+  const stop = metrics.dbDuration.startTimer({ operation });
+  try {
+    const result = await work();
+    stop({ outcome: 'ok' });
+    return result;
+  } catch (error) {
+    stop({ outcome: 'error' });
+    throw error;
+  }
 }

@@ -17,7 +17,8 @@ export function requestContext(logger: Logger, metrics: Metrics, lifecycle: Life
     const incoming = ctx.get('X-Request-Id');
     const id = SAFE_ID.test(incoming) ? incoming : randomUUID();
     ctx.state.requestId = id;
-    ctx.state.log = logger.child({ requestId: id });
+    // A child logger only when something needs it (errors); the request line below is plain.
+    Object.defineProperty(ctx.state, 'log', { configurable: true, get: () => logger.child({ requestId: id }) });
     ctx.set('X-Request-Id', id);
     // While draining, ask keep-alive clients to reconnect elsewhere.
     if (lifecycle.draining) ctx.set('Connection', 'close');
@@ -30,8 +31,8 @@ export function requestContext(logger: Logger, metrics: Metrics, lifecycle: Life
       const labels = { method: ctx.method, route: String(route), status: String(status) };
       metrics.httpRequests.inc(labels);
       metrics.httpDuration.observe(labels, seconds);
-      (ctx.state.log as Logger).info(
-        { method: ctx.method, path: ctx.path, status, ms: Math.round(seconds * 1e4) / 10, completed: ctx.res.writableFinished },
+      logger.info(
+        { requestId: id, method: ctx.method, path: ctx.path, status, ms: Math.round(seconds * 1e4) / 10, completed: ctx.res.writableFinished },
         'request',
       );
     });

@@ -1,7 +1,8 @@
 import Router from '@koa/router';
 import { Readable } from 'node:stream';
-import { ObjectId, type Document, type FindCursor } from 'mongodb';
+import { ObjectId, type Document } from 'mongodb';
 import type { Database } from '../db';
+import { timed, type Metrics } from '../metrics';
 import { readJsonBody } from '../body';
 import { badRequest } from '../errors';
 import { validateInsertBody } from '../validate';
@@ -14,6 +15,7 @@ const CURSOR_BATCH = 500;
 export interface DataRouterOptions {
   db: Pick<Database, 'collection'>;
   bodyLimitBytes: number;
+  metrics: Metrics;
 }
 
 interface PageQuery {
@@ -22,7 +24,7 @@ interface PageQuery {
 }
 
 /** POST /data stores one object or a batch; GET /data streams them back, optionally a page at a time. */
-export function dataRouter({ db, bodyLimitBytes }: DataRouterOptions): Router {
+export function dataRouter({ db, bodyLimitBytes, metrics }: DataRouterOptions): Router {
   const router = new Router();
 
   router.post('/data', async (ctx) => {
@@ -30,7 +32,7 @@ export function dataRouter({ db, bodyLimitBytes }: DataRouterOptions): Router {
     const collection = db.collection();
     if (Array.isArray(documents)) {
       // One ordered bulk insert: validation above already refused the batch if any element was bad.
-      const result = await collection.insertMany(documents);
+      const result = await timed(metrics, 'insertMany', () => collection.insertMany(documents));
       ctx.status = 201;
       ctx.body = {
         status: 'Data inserted',
@@ -38,7 +40,7 @@ export function dataRouter({ db, bodyLimitBytes }: DataRouterOptions): Router {
         ids: Object.values(result.insertedIds).map(String),
       };
     } else {
-      const result = await collection.insertOne(documents);
+      const result = await timed(metrics, 'insertOne', () => collection.insertOne(documents));
       ctx.status = 201;
       ctx.body = { status: 'Data inserted', id: String(result.insertedId) };
     }
@@ -47,54 +49,63 @@ export function dataRouter({ db, bodyLimitBytes }: DataRouterOptions): Router {
   router.get('/data', async (ctx) => {
     const query = parsePageQuery(ctx.query);
     const collection = db.collection();
-    const afterFilter: Document = query.after ? { _id: { $gt: query.after } } : {};
+    const filter: Document = query.after ? { _id: { $gt: query.after } } : {};
+    ctx.set('Cache-Control', 'no-store');
 
-    let filter = afterFilter;
-    if (query.limit !== undefined) {
-      // Find where this page ends (an index-only walk of at most limit+1 ids) so that
-      // the next cursor can go in the headers before the body starts streaming.
-      const edge = await collection
-        .find(afterFilter, { projection: { _id: 1 } })
-        .sort({ _id: 1 })
-        .skip(query.limit - 1)
-        .limit(2)
-        .toArray();
-      if (edge.length > 0) {
-        const last = edge[0]._id as ObjectId;
-        filter = { _id: { ...(query.after ? { $gt: query.after } : {}), $lte: last } };
-        if (edge.length === 2) {
-          const next = last.toHexString();
-          const url = `${ctx.path}?limit=${query.limit}&after=${next}`;
-          ctx.set('X-Next-Cursor', next);
-          ctx.set('Link', `<${url}>; rel="next"`);
-        }
-      }
+    if (query.limit === undefined) {
+      // Everything: streamed from the cursor a batch at a time, so memory stays
+      // flat whatever the collection's size. Natural order, as the guide's app
+      // returned it: no sort, so the first bytes leave at once on any backend
+      // (pages below are in _id order, which their cursors need).
+      const cursor = collection.find(filter, { projection: { _id: 0 }, batchSize: CURSOR_BATCH });
+      if (query.after) cursor.sort({ _id: 1 });
+      // Fetch the first batch before committing to 200, so an unreachable
+      // database is still a clean 503 rather than a broken stream.
+      await timed(metrics, 'find', () => cursor.hasNext());
+      ctx.type = 'application/json; charset=utf-8';
+      ctx.body = Readable.from(jsonArray(cursor, (doc) => doc, () => cursor.close()), { objectMode: false });
+      return;
     }
 
-    const cursor = collection
-      .find(filter, { projection: { _id: 0 }, batchSize: CURSOR_BATCH })
-      .sort({ _id: 1 });
-    if (query.limit !== undefined) cursor.limit(query.limit);
-    // Fetch the first batch before committing to 200, so an unreachable
-    // database is still a clean 503 rather than a broken stream.
-    await cursor.hasNext();
-
-    ctx.status = 200;
+    // One page: one query for limit+1 documents in a single batch. The extra one
+    // only tells whether there is a next page; the page is bounded by limit (≤ 1000).
+    const limit = query.limit;
+    const page = await timed(metrics, 'findPage', () =>
+      collection
+        .find(filter, { batchSize: limit + 1 })
+        .sort({ _id: 1 })
+        .limit(limit + 1)
+        .toArray(),
+    );
+    if (page.length > query.limit) {
+      page.length = query.limit;
+      const next = (page[page.length - 1]._id as ObjectId).toHexString();
+      ctx.set('X-Next-Cursor', next);
+      ctx.set('Link', `<${ctx.path}?limit=${query.limit}&after=${next}>; rel="next"`);
+    }
     ctx.type = 'application/json; charset=utf-8';
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = Readable.from(jsonArray(cursor), { objectMode: false });
+    ctx.body = Readable.from(jsonArray(page, withoutId), { objectMode: false });
   });
 
   return router;
 }
 
-/** Serialises a cursor as one JSON array, a chunk at a time, closing the cursor when done or aborted. */
-async function* jsonArray(cursor: FindCursor<Document>): AsyncGenerator<string> {
+const withoutId = ({ _id, ...rest }: Document): Document => rest;
+
+/**
+ * Serialises documents as one JSON array, a chunk at a time; `done` runs when
+ * the stream ends or the client goes away (closing the cursor).
+ */
+async function* jsonArray(
+  docs: AsyncIterable<Document> | Iterable<Document>,
+  shape: (doc: Document) => Document,
+  done: () => Promise<void> = async () => undefined,
+): AsyncGenerator<string> {
   let chunk = '[';
   let first = true;
   try {
-    for await (const doc of cursor) {
-      chunk += (first ? '' : ',') + JSON.stringify(doc);
+    for await (const doc of docs) {
+      chunk += (first ? '' : ',') + JSON.stringify(shape(doc));
       first = false;
       if (chunk.length >= CHUNK_BYTES) {
         yield chunk;
@@ -103,7 +114,7 @@ async function* jsonArray(cursor: FindCursor<Document>): AsyncGenerator<string> 
     }
     yield chunk + ']';
   } finally {
-    await cursor.close();
+    await done();
   }
 }
 
