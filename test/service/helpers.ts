@@ -1,17 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import net from 'node:net';
-import path from 'node:path';
-import readline from 'node:readline';
 import { MongoClient } from 'mongodb';
 import type { App } from '../../service/src/app';
 import { parseConfig } from '../../service/src/config';
 import { createLogger } from '../../service/src/logger';
 import { startServer, type RunningServer } from '../../service/src/server';
+import { freePort, SERVICE_MAIN, startServiceProcess, type ServiceProcess } from '../../scripts/lib/service-process';
 import { createService } from '../../service/src/service';
 
-export const SERVICE_MAIN = path.resolve(__dirname, '..', '..', 'service', 'dist', 'main.js');
+export { SERVICE_MAIN, freePort };
 
 export function dbUri(): string {
   const uri = process.env.TEST_MONGODB_URI;
@@ -49,56 +46,10 @@ export async function startInProcess(env: Record<string, string> = {}): Promise<
   };
 }
 
-export interface SpawnedService {
-  url: string;
-  child: ChildProcess;
-  logs: string[];
-  /** Resolves with the exit code (or signal name). */
-  exited: Promise<number | string>;
-  kill(signal?: NodeJS.Signals): void;
-}
+export type SpawnedService = ServiceProcess;
 
-/** The built service (service/dist/main.js) as its own process, as the image runs it. */
-export async function spawnService(env: Record<string, string>): Promise<SpawnedService> {
-  const child = spawn(process.execPath, [SERVICE_MAIN], {
-    env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logs: string[] = [];
-  const exited = new Promise<number | string>((resolve) => {
-    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
-  });
-  for (const stream of [child.stdout!, child.stderr!]) {
-    readline.createInterface({ input: stream }).on('line', (line) => logs.push(line));
-  }
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`service did not listen in 10 s:\n${logs.join('\n')}`)), 10_000);
-    const check = setInterval(() => {
-      for (const line of logs) {
-        if (line.includes('"msg":"listening"')) {
-          clearInterval(check);
-          clearTimeout(timer);
-          resolve((JSON.parse(line) as { port: number }).port);
-        }
-      }
-    }, 20);
-    void exited.then((code) => {
-      clearInterval(check);
-      clearTimeout(timer);
-      reject(new Error(`service exited (${code}) before listening:\n${logs.join('\n')}`));
-    });
-  });
-  return { url: `http://127.0.0.1:${port}`, child, logs, exited, kill: (signal = 'SIGTERM') => child.kill(signal) };
-}
-
-/** A TCP port that nothing listens on (right now). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+/** The built service (service/dist/main.js) as its own process, as the image runs it; all its log lines kept. */
+export const spawnService = (env: Record<string, string>): Promise<SpawnedService> => startServiceProcess(env, { keepLogs: true });
 
 export interface RawResponse {
   status: number;
