@@ -6,6 +6,7 @@
  * which have no CLI, get the same values from here.
  */
 import * as pulumi from '@pulumi/pulumi';
+import type { DataServiceSettings } from './dataService';
 
 export type ImageMode = 'minikube' | 'registry' | 'prebuilt';
 export type ServiceType = 'NodePort' | 'LoadBalancer' | 'ClusterIP';
@@ -57,18 +58,7 @@ export interface StackConfig {
     wiredTigerCacheGb: number;
     resources: Resources;
   };
-  service: {
-    replicas: number;
-    minReplicas: number;
-    maxReplicas: number;
-    targetCpuPercent: number;
-    resources: Resources;
-    serviceType: ServiceType;
-    nodePort?: number;
-    port: number;
-    logLevel: string;
-    corsOrigins: string;
-  };
+  service: DataServiceSettings;
   /** Keep the namespace and MongoDB's volume on `pulumi destroy`, so a later `up` finds the data. */
   retainOnDelete: boolean;
 }

@@ -9,7 +9,23 @@ export const PRE_STOP_SECONDS = 5;
 /** Longest the service then waits for in-flight requests (SHUTDOWN_TIMEOUT_MS), inside the grace period. */
 export const DRAIN_SECONDS = 20;
 
-export interface DataServiceArgs {
+/** How the service runs and scales: the stack config's `service` section, as is. */
+export interface DataServiceSettings {
+  /** Pods at the first rollout; the HPA owns the count afterwards. */
+  replicas: number;
+  minReplicas: number;
+  maxReplicas: number;
+  targetCpuPercent: number;
+  resources: Resources;
+  serviceType: ServiceType;
+  /** The Service's port. */
+  port: number;
+  nodePort?: number;
+  logLevel: string;
+  corsOrigins: string;
+}
+
+export interface DataServiceArgs extends DataServiceSettings {
   namespace: pulumi.Input<string>;
   labels: AppLabels;
   image: pulumi.Input<string>;
@@ -24,16 +40,6 @@ export interface DataServiceArgs {
     usernameKey: string;
     passwordKey: string;
   };
-  replicas: number;
-  minReplicas: number;
-  maxReplicas: number;
-  targetCpuPercent: number;
-  resources: Resources;
-  serviceType: ServiceType;
-  servicePort: number;
-  nodePort?: number;
-  logLevel: string;
-  corsOrigins: string;
 }
 
 /**
@@ -142,7 +148,7 @@ export class DataService extends pulumi.ComponentResource {
           ports: [
             {
               name: 'http',
-              port: args.servicePort,
+              port: args.port,
               targetPort: 'http',
               protocol: 'TCP',
               nodePort: args.serviceType === 'ClusterIP' ? undefined : args.nodePort,
@@ -153,7 +159,7 @@ export class DataService extends pulumi.ComponentResource {
       parent,
     );
     this.serviceName = this.service.metadata.name;
-    this.servicePort = args.servicePort;
+    this.servicePort = args.port;
     this.nodePort = this.service.spec.ports.apply((ports) => ports[0]?.nodePort);
 
     new k8s.autoscaling.v2.HorizontalPodAutoscaler(
