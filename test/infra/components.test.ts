@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { DataService } from '../../components/dataService';
+import { appLabels } from '../../components/labels';
+import { MongoDb } from '../../components/mongodb';
+import { ServiceImage } from '../../components/serviceImage';
+import { ofType, one, parentOf, plain, run, valueOf } from './harness';
+import { ROOT } from './fixtures';
+
+const resources = { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '1Gi' } };
+
+/** Each component on its own, as a user would reuse it in another program. */
+describe('components on their own', () => {
+  it('MongoDb: its children, and the outputs a client needs', async () => {
+    let mongo!: MongoDb;
+    const { resources: declared } = await run(() => {
+      mongo = new MongoDb('db', {
+        namespace: 'shop',
+        labels: appLabels('mongodb', 'database', 'shop', 'prod'),
+        image: 'mongo:7.0.14',
+        database: 'orders',
+        rootUsername: 'admin',
+        rootPassword: 'r',
+        appUsername: 'orders-app',
+        appPassword: 'a',
+        storageSize: '20Gi',
+        storageClass: 'fast',
+        wiredTigerCacheGb: 1,
+        resources,
+        retainOnDelete: true,
+        clientSelector: { app: 'orders' },
+      });
+      return mongo;
+    });
+    assert.deepEqual(
+      declared.filter((r) => r.custom).map((r) => r.type.split(':')[2]).sort(),
+      ['ConfigMap', 'NetworkPolicy', 'PersistentVolumeClaim', 'Secret', 'Service', 'StatefulSet'],
+    );
+    for (const child of declared.filter((r) => r.custom)) assert.equal(parentOf(child), 'koa-mongodb:database:MongoDb::db');
+    assert.equal(await valueOf(mongo.host), 'db.shop.svc.cluster.local');
+    assert.equal(mongo.port, 27017);
+    assert.equal(mongo.database, 'orders');
+    assert.equal(await valueOf(mongo.secretName), 'db-credentials');
+    assert.equal(plain(one(declared, 'kubernetes:core/v1:PersistentVolumeClaim').inputs).spec.storageClassName, 'fast');
+    const policy = plain(one(declared, 'kubernetes:networking.k8s.io/v1:NetworkPolicy').inputs);
+    assert.deepEqual(policy.spec.ingress[0].from[0].podSelector.matchLabels, { app: 'orders' });
+  });
+
+  it('DataService: Deployment, Service, HPA and PDB from plain arguments', async () => {
+    let service!: DataService;
+    const { resources: declared } = await run(() => {
+      service = new DataService('api', {
+        namespace: 'shop',
+        labels: appLabels('orders-api', 'api', 'shop', 'prod'),
+        image: 'registry.example/orders:1.0.0',
+        imagePullPolicy: 'IfNotPresent',
+        mongo: { host: 'db.shop.svc.cluster.local', port: 27017, database: 'orders', collection: 'items', secretName: 'db-credentials', usernameKey: 'u', passwordKey: 'p' },
+        replicas: 3,
+        minReplicas: 3,
+        maxReplicas: 10,
+        targetCpuPercent: 60,
+        resources,
+        serviceType: 'ClusterIP',
+        port: 8080,
+        logLevel: 'warn',
+        corsOrigins: 'https://shop.example',
+      });
+      return service;
+    });
+    assert.deepEqual(declared.filter((r) => r.custom).map((r) => r.type.split(':')[2]).sort(), ['Deployment', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'Service']);
+    const deployment = plain(one(declared, 'kubernetes:apps/v1:Deployment').inputs);
+    const env = Object.fromEntries(deployment.spec.template.spec.containers[0].env.map((e: { name: string; value?: string }) => [e.name, e.value]));
+    assert.equal(env.MONGODB_URI, 'mongodb://db.shop.svc.cluster.local:27017/');
+    assert.equal(env.MONGODB_COLLECTION, 'items');
+    assert.equal(env.CORS_ORIGINS, 'https://shop.example');
+    assert.equal(deployment.spec.template.spec.imagePullSecrets, undefined);
+    assert.equal(plain(one(declared, 'kubernetes:core/v1:Service').inputs).spec.ports[0].port, 8080);
+    assert.equal(await valueOf(service.serviceName), 'api');
+    assert.equal(plain(one(declared, 'kubernetes:autoscaling/v2:HorizontalPodAutoscaler').inputs).spec.maxReplicas, 10);
+  });
+
+  it('ServiceImage: prebuilt needs nothing but the reference; minikube mode builds with its own docker provider', async () => {
+    let prebuilt!: ServiceImage;
+    const first = await run(() => {
+      prebuilt = new ServiceImage('img', { mode: 'prebuilt', contextDir: path.join(ROOT, 'service'), repository: 'x', reference: 'x:1', namespace: 'ns', labels: {} });
+      return prebuilt;
+    });
+    assert.equal(await valueOf(prebuilt.ref), 'x:1');
+    assert.equal(first.resources.filter((r) => r.custom).length, 0);
+
+    let local!: ServiceImage;
+    const second = await run(() => {
+      local = new ServiceImage('img', {
+        mode: 'minikube',
+        contextDir: path.join(ROOT, 'service'),
+        repository: 'orders',
+        docker: { host: 'tcp://10.0.0.5:2376' },
+        namespace: 'ns',
+        labels: {},
+      });
+      return local;
+    });
+    assert.equal(ofType(second.resources, 'pulumi:providers:docker').length, 1);
+    assert.equal(await valueOf(local.ref), `orders:${local.contentTag}`);
+    assert.equal(local.pullSecretName, undefined);
+  });
+});
