@@ -1,0 +1,200 @@
+/**
+ * A real Kubernetes control plane on loopback, from the Go module proxy:
+ * etcd 3.6 and kube-apiserver, kube-controller-manager and kube-scheduler 1.34,
+ * built once per machine into ~/.cache/koa-mongodb (tools/etcd, tools/kube).
+ * No nodes run pods here; the API server, admission, defaulting, strict field
+ * validation and the controllers are the real ones.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { CACHE_DIR, REPO_ROOT } from './ferretdb';
+import { freePort } from './service-process';
+
+export const KUBE_VERSION = 'v1.34.4';
+export const CONTEXT = 'koa-local';
+
+function hashDir(dir: string): string {
+  const hash = createHash('sha256');
+  const visit = (current: string) => {
+    for (const name of readdirSync(current).sort()) {
+      const full = path.join(current, name);
+      if (statSync(full).isDirectory()) visit(full);
+      else hash.update(path.relative(dir, full)).update(readFileSync(full));
+    }
+  };
+  visit(dir);
+  return hash.digest('hex').slice(0, 12);
+}
+
+/** Builds (if needed) and returns the paths of etcd and the Kubernetes binaries. */
+export function ensureControlPlaneBinaries(log: (line: string) => void = console.log): Record<'etcd' | 'apiserver' | 'controllerManager' | 'scheduler', string> {
+  const etcdDir = path.join(REPO_ROOT, 'tools', 'etcd');
+  const kubeDir = path.join(REPO_ROOT, 'tools', 'kube');
+  const etcdOut = path.join(CACHE_DIR, `etcd-${hashDir(etcdDir)}`);
+  const kubeOut = path.join(CACHE_DIR, `kube-${hashDir(kubeDir)}`);
+  const build = (dir: string, out: string, packages: string[], ldflags = '') => {
+    if (packages.every((pkg) => existsSync(path.join(out, path.basename(pkg))))) return;
+    mkdirSync(out, { recursive: true });
+    log(`building ${packages.join(', ')} from the Go module proxy into ${out} (first run on this machine: several minutes)…`);
+    const started = Date.now();
+    const result = spawnSync('go', ['build', '-trimpath', '-ldflags', ldflags, '-o', out + path.sep, ...packages], { cwd: dir, stdio: 'inherit', env: { ...process.env, CGO_ENABLED: '0' } });
+    if (result.status !== 0) throw new Error(`go build in ${dir} failed (exit ${result.status})`);
+    log(`built in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  };
+  build(etcdDir, etcdOut, ['.']);
+  const stamp = `-X k8s.io/component-base/version.gitVersion=${KUBE_VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34`;
+  build(kubeDir, kubeOut, ['./kube-apiserver', './kube-controller-manager', './kube-scheduler'], stamp);
+  return {
+    etcd: path.join(etcdOut, 'etcd'),
+    apiserver: path.join(kubeOut, 'kube-apiserver'),
+    controllerManager: path.join(kubeOut, 'kube-controller-manager'),
+    scheduler: path.join(kubeOut, 'kube-scheduler'),
+  };
+}
+
+export interface ControlPlane {
+  server: string;
+  /** A kubeconfig with one context, CONTEXT, as an admin. */
+  kubeconfig: string;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, logs: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`${what} did not come up within ${timeoutMs / 1000} s\n${logs()}`);
+}
+
+/** Starts etcd, the API server, the controller manager and the scheduler on free loopback ports. */
+export async function startControlPlane(log: (line: string) => void = console.log): Promise<ControlPlane> {
+  const bin = ensureControlPlaneBinaries(log);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'koa-control-plane-'));
+  const children: ChildProcess[] = [];
+  const logFile = (name: string) => openSync(path.join(dir, `${name}.log`), 'a');
+  const tail = (name: string) => () => {
+    try {
+      return readFileSync(path.join(dir, `${name}.log`), 'utf8').split('\n').slice(-30).join('\n');
+    } catch {
+      return '';
+    }
+  };
+  const run = (name: string, file: string, args: string[]) => {
+    const out = logFile(name);
+    const child = spawn(file, args, { stdio: ['ignore', out, out] });
+    children.push(child);
+    return child;
+  };
+
+  const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
+  run('etcd', bin.etcd, [
+    '--data-dir', path.join(dir, 'etcd'),
+    '--listen-client-urls', `http://127.0.0.1:${etcdClient}`,
+    '--advertise-client-urls', `http://127.0.0.1:${etcdClient}`,
+    '--listen-peer-urls', `http://127.0.0.1:${etcdPeer}`,
+    '--initial-advertise-peer-urls', `http://127.0.0.1:${etcdPeer}`,
+    '--initial-cluster', `default=http://127.0.0.1:${etcdPeer}`,
+    '--unsafe-no-fsync', // a throw-away test cluster: speed over durability
+  ]);
+  await waitFor('etcd', async () => (await fetch(`http://127.0.0.1:${etcdClient}/health`)).ok, 30_000, tail('etcd'));
+
+  // Credentials made fresh for each run: a static admin token and the service-account key pair.
+  const token = randomBytes(24).toString('hex');
+  writeFileSync(path.join(dir, 'tokens.csv'), `${token},admin,admin,"system:masters"\n`, { mode: 0o600 });
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  writeFileSync(path.join(dir, 'sa.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  writeFileSync(path.join(dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+
+  const server = `https://127.0.0.1:${apiPort}`;
+  run('kube-apiserver', bin.apiserver, [
+    `--etcd-servers=http://127.0.0.1:${etcdClient}`,
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    `--secure-port=${apiPort}`,
+    `--cert-dir=${path.join(dir, 'certs')}`, // self-signed serving certificate
+    `--token-auth-file=${path.join(dir, 'tokens.csv')}`,
+    '--authorization-mode=RBAC',
+    '--service-account-issuer=https://kubernetes.default.svc',
+    `--service-account-key-file=${path.join(dir, 'sa.pub')}`,
+    `--service-account-signing-key-file=${path.join(dir, 'sa.key')}`,
+    '--service-cluster-ip-range=10.96.0.0/16',
+    '--service-node-port-range=30000-32767',
+    '--allow-privileged=true',
+  ]);
+
+  const kubeconfig = path.join(dir, 'kubeconfig');
+  writeFileSync(
+    kubeconfig,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters:',
+      `- name: ${CONTEXT}`,
+      '  cluster:',
+      `    server: ${server}`,
+      '    insecure-skip-tls-verify: true',
+      'users:',
+      '- name: admin',
+      '  user:',
+      `    token: ${token}`,
+      'contexts:',
+      `- name: ${CONTEXT}`,
+      '  context:',
+      `    cluster: ${CONTEXT}`,
+      '    user: admin',
+      `current-context: ${CONTEXT}`,
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+
+  // The serving certificate is self-signed and made fresh: this check, like the kubeconfig, skips verification.
+  const ready = () =>
+    new Promise<boolean>((resolve) => {
+      https
+        .get(`${server}/readyz`, { headers: { Authorization: `Bearer ${token}` }, rejectUnauthorized: false, timeout: 2000 }, (res) => {
+          res.resume();
+          resolve(res.statusCode === 200);
+        })
+        .on('error', () => resolve(false))
+        .on('timeout', () => resolve(false));
+    });
+  await waitFor('kube-apiserver', ready, 90_000, tail('kube-apiserver'));
+
+  run('kube-controller-manager', bin.controllerManager, [
+    `--kubeconfig=${kubeconfig}`,
+    '--leader-elect=false',
+    `--service-account-private-key-file=${path.join(dir, 'sa.key')}`,
+    '--use-service-account-credentials=false',
+    '--bind-address=127.0.0.1',
+    '--secure-port=0',
+  ]);
+  run('kube-scheduler', bin.scheduler, [`--kubeconfig=${kubeconfig}`, '--leader-elect=false', '--secure-port=0']);
+
+  let stopped = false;
+  return {
+    server,
+    kubeconfig,
+    dir,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      for (const child of children.reverse()) {
+        if (child.exitCode !== null) continue;
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
