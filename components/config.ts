@@ -61,6 +61,8 @@ export interface StackConfig {
   service: DataServiceSettings;
   /** Keep the namespace and MongoDB's volume on `pulumi destroy`, so a later `up` finds the data. */
   retainOnDelete: boolean;
+  /** Do not wait for workloads to become ready (clusters without nodes, GitOps-style hand-offs). */
+  skipAwait: boolean;
 }
 
 /** Defaults of every non-secret key, by its name in Pulumi.yaml. */
@@ -97,6 +99,7 @@ export const DEFAULTS = {
   logLevel: 'info',
   corsOrigins: '*',
   retainOnDelete: false,
+  skipAwait: false,
 } as const;
 
 /** Keys that must be set with `pulumi config set --secret`. */
@@ -264,6 +267,7 @@ export function loadConfig(): StackConfig {
       corsOrigins: str('corsOrigins'),
     },
     retainOnDelete: bool('retainOnDelete'),
+    skipAwait: bool('skipAwait'),
   };
 
   if (problems.length > 0) throw new StackConfigError(problems);

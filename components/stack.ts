@@ -24,7 +24,10 @@ export function createStack(cfg: StackConfig): StackOutputs {
   // One explicit provider bound to the configured context: `pulumi up` can never
   // land on whatever cluster kubectl happens to point at.
   const provider = new k8s.Provider('kubernetes', { context: cfg.kube.context, kubeconfig: cfg.kube.kubeconfig });
-  const inCluster = { providers: [provider] };
+  const inCluster: pulumi.ComponentResourceOptions = {
+    providers: [provider],
+    transformations: cfg.skipAwait ? [skipAwait] : [],
+  };
 
   const partOf = cfg.project;
   const serviceLabels = appLabels('data-service', 'api', partOf, cfg.stack);
@@ -137,4 +140,18 @@ function serviceUrl(cfg: StackConfig, service: DataService): pulumi.Output<strin
     return forwarded;
   }
   return service.nodePort.apply((nodePort) => `http://${host}:${nodePort ?? cfg.service.port}`);
+}
+
+/**
+ * Marks a Kubernetes object so that Pulumi creates it without waiting for it to
+ * become ready: for clusters that run no pods (the local API server of
+ * test/cluster) or deployments whose readiness is watched elsewhere.
+ */
+function skipAwait(args: pulumi.ResourceTransformationArgs): pulumi.ResourceTransformationResult | undefined {
+  if (!args.type.startsWith('kubernetes:') || !args.props.metadata) return undefined;
+  const metadata = args.props.metadata as { annotations?: Record<string, string> };
+  return {
+    props: { ...args.props, metadata: { ...metadata, annotations: { ...metadata.annotations, 'pulumi.com/skipAwait': 'true' } } },
+    opts: args.opts,
+  };
 }

@@ -92,6 +92,18 @@ describe('Pulumi program, other modes', () => {
     assert.equal(plain(one(resources, 'kubernetes:apps/v1:StatefulSet').inputs).spec.template.spec.containers[0].resources.limits.memory, '1Gi');
   });
 
+  it('skipAwait marks every object in the components with pulumi.com/skipAwait, and only then', async () => {
+    const annotated = (resources: Awaited<ReturnType<typeof runStack>>['resources']) =>
+      resources
+        .filter((r) => r.type.startsWith('kubernetes:') && r.type !== 'kubernetes:core/v1:Namespace')
+        .map((r) => plain(r.inputs).metadata.annotations?.['pulumi.com/skipAwait']);
+    const on = annotated((await runStack({ skipAwait: 'true' })).resources);
+    assert.ok(on.length >= 10);
+    assert.deepEqual(new Set(on), new Set(['true']));
+    const off = annotated((await runStack()).resources);
+    assert.deepEqual(new Set(off), new Set([undefined]));
+  });
+
   describe('the url output without minikubeIp', () => {
     const kubeconfig = (server: string) => {
       const dir = mkdtempSync(path.join(os.tmpdir(), 'kubeconfig-'));
