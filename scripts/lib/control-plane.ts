@@ -6,36 +6,24 @@
  * validation and the controllers are the real ones.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
+import { hashTree } from './cache';
 import { CACHE_DIR, REPO_ROOT } from './ferretdb';
 import { freePort } from './service-process';
 
 export const KUBE_VERSION = 'v1.34.4';
 export const CONTEXT = 'koa-local';
 
-function hashDir(dir: string): string {
-  const hash = createHash('sha256');
-  const visit = (current: string) => {
-    for (const name of readdirSync(current).sort()) {
-      const full = path.join(current, name);
-      if (statSync(full).isDirectory()) visit(full);
-      else hash.update(path.relative(dir, full)).update(readFileSync(full));
-    }
-  };
-  visit(dir);
-  return hash.digest('hex').slice(0, 12);
-}
-
 /** Builds (if needed) and returns the paths of etcd and the Kubernetes binaries. */
 export function ensureControlPlaneBinaries(log: (line: string) => void = console.log): Record<'etcd' | 'apiserver' | 'controllerManager' | 'scheduler', string> {
   const etcdDir = path.join(REPO_ROOT, 'tools', 'etcd');
   const kubeDir = path.join(REPO_ROOT, 'tools', 'kube');
-  const etcdOut = path.join(CACHE_DIR, `etcd-${hashDir(etcdDir)}`);
-  const kubeOut = path.join(CACHE_DIR, `kube-${hashDir(kubeDir)}`);
+  const etcdOut = path.join(CACHE_DIR, `etcd-${hashTree([etcdDir])}`);
+  const kubeOut = path.join(CACHE_DIR, `kube-${hashTree([kubeDir])}`);
   const build = (dir: string, out: string, packages: string[], ldflags = '') => {
     if (packages.every((pkg) => existsSync(path.join(out, path.basename(pkg))))) return;
     mkdirSync(out, { recursive: true });

@@ -4,11 +4,11 @@
  * benchmarks and `npm run db:local`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { hashTree } from './cache';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 const TOOL_DIR = path.join(REPO_ROOT, 'tools', 'ferretdb');
@@ -20,11 +20,7 @@ export function haveGo(): boolean {
 
 /** Path of the launcher binary, building it first if its sources changed. */
 export function ensureFerretDbBinary(log: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): string {
-  const hash = createHash('sha256');
-  for (const name of readdirSync(TOOL_DIR).sort()) {
-    hash.update(name).update(readFileSync(path.join(TOOL_DIR, name)));
-  }
-  const binary = path.join(CACHE_DIR, `ferretdb-local-${hash.digest('hex').slice(0, 12)}`);
+  const binary = path.join(CACHE_DIR, `ferretdb-local-${hashTree([TOOL_DIR])}`);
   if (existsSync(binary)) return binary;
 
   mkdirSync(CACHE_DIR, { recursive: true });
