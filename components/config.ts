@@ -100,10 +100,25 @@ export const DEFAULTS = {
   corsOrigins: '*',
   retainOnDelete: false,
   skipAwait: false,
+  // Optional: empty means unset.
+  kubeconfig: '',
+  minikubeIp: '',
+  image: '',
+  imagePlatform: '',
+  dockerHost: '',
+  dockerCertPath: '',
+  registryServer: '',
+  registryUsername: '',
+  nodePort: 0,
 } as const;
 
-/** Keys that must be set with `pulumi config set --secret`. */
+/** Keys that must be set with `pulumi config set --secret` (registryPassword only in registry mode). */
 export const SECRET_KEYS = ['mongoRootPassword', 'mongoAppPassword', 'registryPassword'] as const;
+/**
+ * Secret keys every stack needs: Pulumi.yaml declares them without a default, so the CLI asks for them.
+ * (registryPassword is not declared there: a declared secret cannot be optional.)
+ */
+export const REQUIRED_SECRET_KEYS = ['mongoRootPassword', 'mongoAppPassword'] as const;
 
 const BUILT_IN_NAMESPACES = new Set(['default', 'kube-system', 'kube-public', 'kube-node-lease']);
 const CPU = /^(\d+m|\d+(\.\d+)?)$/;
@@ -124,6 +139,11 @@ export function loadConfig(): StackConfig {
   const problems: string[] = [];
 
   const str = <K extends keyof typeof DEFAULTS>(key: K): string => config.get(key) ?? String(DEFAULTS[key]);
+  // Optional keys default to "" in Pulumi.yaml (a declared key without a default is required there).
+  const optional = (key: keyof typeof DEFAULTS): string | undefined => {
+    const value = config.get(key)?.trim();
+    return value === undefined || value === '' ? undefined : value;
+  };
   const oneOf = <T extends string>(key: keyof typeof DEFAULTS, allowed: readonly T[]): T => {
     const value = str(key) as T;
     if (!allowed.includes(value)) problems.push(`${key} must be one of ${allowed.join(', ')}; got "${value}"`);
@@ -150,7 +170,7 @@ export function loadConfig(): StackConfig {
   };
   const secret = (key: (typeof SECRET_KEYS)[number], needed: boolean): pulumi.Output<string> => {
     const value = config.getSecret(key);
-    if (value === undefined) {
+    if (value === undefined || config.get(key) === '') {
       if (needed) problems.push(`${key} is not set: run \`pulumi config set --secret ${key} <value>\``);
       return pulumi.secret('');
     }
@@ -169,7 +189,7 @@ export function loadConfig(): StackConfig {
 
   const mode = oneOf<ImageMode>('imageMode', ['minikube', 'registry', 'prebuilt']);
   const repository = str('imageRepository');
-  const reference = config.get('image');
+  const reference = optional('image');
   if (mode === 'prebuilt') {
     if (reference === undefined) problems.push('imageMode prebuilt needs `image`, the full image reference to deploy');
     else if (!/(@sha256:[0-9a-f]{64}|:[\w][\w.-]{0,127})$/.test(reference) || /:latest$/.test(reference)) {
@@ -181,8 +201,8 @@ export function loadConfig(): StackConfig {
   }
   let registry: StackConfig['image']['registry'];
   if (mode === 'registry') {
-    const server = config.get('registryServer');
-    const username = config.get('registryUsername');
+    const server = optional('registryServer');
+    const username = optional('registryUsername');
     if (server === undefined) problems.push('imageMode registry needs registryServer (e.g. docker.io or ghcr.io)');
     if (username === undefined) problems.push('imageMode registry needs registryUsername');
     registry = { server: server ?? '', username: username ?? '', password: secret('registryPassword', true) };
@@ -204,8 +224,9 @@ export function loadConfig(): StackConfig {
   };
 
   const serviceType = oneOf<ServiceType>('serviceType', ['NodePort', 'LoadBalancer', 'ClusterIP']);
-  const nodePortRaw = config.get('nodePort');
-  const nodePort = nodePortRaw === undefined ? undefined : Number(nodePortRaw);
+  const nodePortRaw = optional('nodePort');
+  // 0 (the default) lets Kubernetes pick the node port.
+  const nodePort = nodePortRaw === undefined || nodePortRaw === '0' ? undefined : Number(nodePortRaw);
   if (nodePort !== undefined && (!Number.isInteger(nodePort) || nodePort < 30000 || nodePort > 32767)) {
     problems.push(`nodePort must be a whole number from 30000 to 32767; got "${nodePortRaw}"`);
   }
@@ -218,7 +239,7 @@ export function loadConfig(): StackConfig {
   const logLevel = str('logLevel');
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`logLevel must be one of ${LOG_LEVELS.join(', ')}; got "${logLevel}"`);
 
-  const minikubeIp = config.get('minikubeIp');
+  const minikubeIp = optional('minikubeIp');
   if (minikubeIp !== undefined && !/^[\w.-]+$|^\[[0-9a-f:]+\]$/i.test(minikubeIp)) problems.push(`minikubeIp "${minikubeIp}" is not a host name or IP`);
 
   const result: StackConfig = {
@@ -226,7 +247,7 @@ export function loadConfig(): StackConfig {
     stack: pulumi.getStack(),
     kube: {
       context: str('kubeContext'),
-      kubeconfig: config.get('kubeconfig'),
+      kubeconfig: optional('kubeconfig'),
       namespace,
       createNamespace: !BUILT_IN_NAMESPACES.has(namespace),
     },
@@ -236,8 +257,8 @@ export function loadConfig(): StackConfig {
       repository,
       reference,
       registry,
-      docker: { host: config.get('dockerHost'), certPath: config.get('dockerCertPath') },
-      platform: config.get('imagePlatform'),
+      docker: { host: optional('dockerHost'), certPath: optional('dockerCertPath') },
+      platform: optional('imagePlatform'),
     },
     mongo: {
       image: mongoImage,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { DEFAULTS, SECRET_KEYS, StackConfigError, loadConfig } from '../../components/config';
+import { DEFAULTS, REQUIRED_SECRET_KEYS, SECRET_KEYS, StackConfigError, loadConfig } from '../../components/config';
 import { minikubeDockerEndpoint } from '../../components/minikube';
 import { setConfig } from './harness';
 import { MACHINE, ROOT, devStackConfig } from './fixtures';
@@ -43,10 +43,14 @@ describe('stack configuration', () => {
           assert.equal(typeof declaration.default, expected, `${key} default matches its type`);
         }
       }
-      for (const key of SECRET_KEYS) {
-        assert.equal(project.config[key]?.secret, true, `${key} is secret`);
-        assert.equal(project.config[key]?.default, undefined, `${key} has no default`);
-      }
+      for (const key of REQUIRED_SECRET_KEYS) assert.equal(project.config[key]?.secret, true, `${key} is secret`);
+      // An optional secret cannot be declared (the CLI demands an encrypted value for a declared secret).
+      assert.equal(project.config.registryPassword, undefined);
+    });
+
+    it('requires only the MongoDB passwords: the CLI treats a declared key without a default as required', () => {
+      const required = Object.entries(project.config).filter(([, d]) => d.default === undefined).map(([key]) => key);
+      assert.deepEqual(required.sort(), [...REQUIRED_SECRET_KEYS].sort());
     });
 
     it('its defaults are the config module\'s defaults, key for key', () => {
@@ -58,10 +62,11 @@ describe('stack configuration', () => {
       assert.deepEqual(withDefaults.sort(), Object.keys(DEFAULTS).sort());
     });
 
-    it('every key the program reads is declared (and nothing else is)', () => {
+    it('every key the program reads is declared (and nothing else is), but the optional registryPassword', () => {
       const source = readFileSync(path.join(ROOT, 'components', 'config.ts'), 'utf8');
-      const read = new Set([...source.matchAll(/config\.get(?:Secret)?\('(\w+)'\)/g)].map((m) => m[1]));
+      const read = new Set([...source.matchAll(/(?:config\.get(?:Secret)?|optional)\('(\w+)'\)/g)].map((m) => m[1]));
       for (const key of [...Object.keys(DEFAULTS), ...SECRET_KEYS]) read.add(key);
+      read.delete('registryPassword');
       assert.deepEqual([...read].sort(), Object.keys(project.config).sort());
     });
   });

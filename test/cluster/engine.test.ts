@@ -1,0 +1,132 @@
+/**
+ * The real Pulumi engine (CLI 3.248.0, a Node.js language host, the Kubernetes
+ * provider 4.25.0, all built from the Go module proxy) applying this program to
+ * the local API server: preview, up, a no-op up, an in-place update, secrets
+ * encrypted at rest, the url output, and destroy. There is no kubelet, so the
+ * stack runs with `skipAwait` (objects are not awaited to become ready) and the
+ * `prebuilt` image mode (no Docker engine to build with).
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CONTEXT, startControlPlane, type ControlPlane } from '../../scripts/lib/control-plane';
+import { ensurePulumiEngine } from '../../scripts/lib/pulumi-engine';
+import { Pulumi, projectCopy } from './engine';
+import { KubeApi } from './kube-api';
+
+const NAMESPACE = 'koa-engine';
+const IMAGE = 'ghcr.io/example/data-service:1.0.0';
+const ROOT_PASSWORD = `root-${randomBytes(8).toString('hex')}`;
+const APP_PASSWORD = `app-${randomBytes(8).toString('hex')}`;
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const full = path.join(dir, name);
+    return statSync(full).isDirectory() ? filesUnder(full) : [full];
+  });
+}
+
+describe('pulumi preview, up and destroy with the real engine on the local API server', function () {
+  this.timeout(40 * 60_000); // the first run on a machine builds the engine
+  let plane: ControlPlane;
+  let api: KubeApi;
+  let pulumi: Pulumi;
+  let project: string;
+  let state: string;
+
+  before(async () => {
+    const bin = ensurePulumiEngine((line) => console.log(`      ${line}`));
+    plane = await startControlPlane((line) => console.log(`      ${line}`));
+    api = new KubeApi(plane.kubeconfig);
+    project = projectCopy();
+    state = mkdtempSync(path.join(os.tmpdir(), 'koa-engine-state-'));
+    pulumi = new Pulumi(project, {
+      ...process.env,
+      PATH: `${bin}${path.delimiter}${process.env.PATH}`,
+      PULUMI_HOME: mkdtempSync(path.join(os.tmpdir(), 'koa-engine-home-')),
+      PULUMI_BACKEND_URL: `file://${state}`,
+      PULUMI_CONFIG_PASSPHRASE: randomBytes(12).toString('hex'),
+      PULUMI_SKIP_UPDATE_CHECK: 'true',
+      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: 'true',
+      KUBECONFIG: plane.kubeconfig,
+    });
+    await pulumi.ok(['stack', 'init', 'cluster']);
+    for (const [key, value] of Object.entries({ kubeContext: CONTEXT, namespace: NAMESPACE, imageMode: 'prebuilt', image: IMAGE, skipAwait: 'true' })) {
+      await pulumi.ok(['config', 'set', key, value]);
+    }
+    await pulumi.ok(['config', 'set', '--secret', 'mongoRootPassword', ROOT_PASSWORD]);
+    await pulumi.ok(['config', 'set', '--secret', 'mongoAppPassword', APP_PASSWORD]);
+  });
+
+  after(async () => {
+    await pulumi?.run(['stack', 'rm', '--yes', '--force']);
+    await plane?.stop();
+  });
+
+  it('pulumi preview plans every object, and pulumi up creates them', async () => {
+    const preview = await pulumi.ok(['preview', '--diff']);
+    assert.match(preview, /\+ 1[0-9] to create/);
+    const up = await pulumi.ok(['up', '--yes', '--skip-preview']);
+    assert.match(up, /1[0-9] created/);
+  });
+
+  it('every object is on the API server as declared', async () => {
+    const deployment = await api.get('apps/v1', 'Deployment', NAMESPACE, 'data-service');
+    const container = deployment!.spec.template.spec.containers[0];
+    assert.equal(container.image, IMAGE);
+    assert.equal(deployment!.spec.replicas, 2);
+    assert.deepEqual(container.resources, { requests: { cpu: '200m', memory: '250Mi' }, limits: { cpu: '500m', memory: '500Mi' } });
+    assert.equal(deployment!.metadata.annotations['pulumi.com/skipAwait'], 'true');
+    assert.equal((await api.get('apps/v1', 'StatefulSet', NAMESPACE, 'mongodb'))!.spec.serviceName, 'mongodb');
+    assert.equal((await api.get('v1', 'Service', NAMESPACE, 'mongodb'))!.spec.clusterIP, 'None');
+    assert.equal((await api.get('v1', 'Service', NAMESPACE, 'data-service'))!.spec.type, 'NodePort');
+    assert.equal((await api.get('autoscaling/v2', 'HorizontalPodAutoscaler', NAMESPACE, 'data-service'))!.spec.maxReplicas, 5);
+    assert.ok(await api.get('policy/v1', 'PodDisruptionBudget', NAMESPACE, 'data-service'));
+    assert.ok(await api.get('networking.k8s.io/v1', 'NetworkPolicy', NAMESPACE, 'mongodb-clients'));
+    assert.ok(await api.get('v1', 'PersistentVolumeClaim', NAMESPACE, 'mongodb-data'));
+    const secret = await api.get('v1', 'Secret', NAMESPACE, 'mongodb-credentials');
+    assert.equal(Buffer.from(secret!.data['app-password'], 'base64').toString(), APP_PASSWORD);
+  });
+
+  it('a second up changes nothing', async () => {
+    await pulumi.ok(['up', '--yes', '--expect-no-changes']);
+  });
+
+  it('a config change updates the Deployment in place', async () => {
+    const before = await api.get('apps/v1', 'Deployment', NAMESPACE, 'data-service');
+    await pulumi.ok(['config', 'set', 'cpuLimit', '750m']);
+    const up = await pulumi.ok(['up', '--yes', '--skip-preview']);
+    assert.match(up, /1 updated/);
+    const after = await api.get('apps/v1', 'Deployment', NAMESPACE, 'data-service');
+    assert.equal(after!.metadata.uid, before!.metadata.uid, 'same object: updated, not replaced');
+    assert.equal(after!.spec.template.spec.containers[0].resources.limits.cpu, '750m');
+  });
+
+  it('keeps the secrets encrypted in the stack file and in the state', () => {
+    const stackFile = readFileSync(path.join(project, 'Pulumi.cluster.yaml'), 'utf8');
+    assert.match(stackFile, /koa-mongodb:mongoAppPassword:\s+secure: /);
+    const everything = [stackFile, ...filesUnder(state).map((file) => readFileSync(file, 'utf8'))].join('\n');
+    for (const secret of [ROOT_PASSWORD, APP_PASSWORD]) {
+      assert.ok(!everything.includes(secret), 'no plaintext secret at rest');
+      assert.ok(!everything.includes(Buffer.from(secret).toString('base64')), 'no base64 secret at rest');
+    }
+  });
+
+  it('pulumi stack output url answers the form the README promises', async () => {
+    // The local API server is on loopback, so the node port is not reachable as such: the port-forward form.
+    assert.equal((await pulumi.ok(['stack', 'output', 'url'])).trim(), 'http://localhost:5000');
+    assert.equal((await pulumi.ok(['stack', 'output', 'portForward'])).trim(), `kubectl --context ${CONTEXT} -n ${NAMESPACE} port-forward svc/data-service 5000:5000`);
+    assert.equal((await pulumi.ok(['stack', 'output', 'mongoHost'])).trim(), `mongodb.${NAMESPACE}.svc.cluster.local`);
+  });
+
+  it('pulumi destroy leaves nothing of ours behind', async () => {
+    const destroy = await pulumi.ok(['destroy', '--yes', '--skip-preview']);
+    assert.match(destroy, /1[0-9] deleted/);
+    const namespace = await api.get('v1', 'Namespace', undefined, NAMESPACE);
+    assert.ok(namespace === undefined || namespace.status.phase === 'Terminating', 'the namespace is gone or going');
+    const volumes = await api.request('GET', '/api/v1/persistentvolumes');
+    assert.deepEqual((volumes.body.items as unknown[]) ?? [], []);
+  });
+});

@@ -1,0 +1,50 @@
+/**
+ * The Pulumi engine, built from the Go module proxy: the CLI at the version of
+ * our @pulumi/pulumi (3.248.0), a Node.js language host, and the Kubernetes
+ * provider at the version of our @pulumi/kubernetes (4.25.0). See
+ * tools/pulumi*, and scripts/lib/pulumi-engine.ts, which builds them.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, symlinkSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { REPO_ROOT } from '../../scripts/lib/ferretdb';
+
+export interface PulumiRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A project directory of its own (stack files land there, not in the repository) running the repository's program. */
+export function projectCopy(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'koa-engine-project-'));
+  for (const entry of ['Pulumi.yaml', 'index.ts', 'components', 'service', 'package.json', 'tsconfig.json', 'node_modules']) {
+    symlinkSync(path.join(REPO_ROOT, entry), path.join(dir, entry));
+  }
+  return dir;
+}
+
+export class Pulumi {
+  constructor(
+    private readonly cwd: string,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {}
+
+  run(args: string[], input?: string): Promise<PulumiRun> {
+    return new Promise((resolve) => {
+      const child = execFile('pulumi', [...args, '--non-interactive'], { cwd: this.cwd, env: this.env, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      });
+      if (input !== undefined) child.stdin?.end(input);
+      else child.stdin?.end();
+    });
+  }
+
+  /** Runs and fails with the engine's own output when the command fails. */
+  async ok(args: string[], input?: string): Promise<string> {
+    const result = await this.run(args, input);
+    if (result.code !== 0) throw new Error(`pulumi ${args.join(' ')} failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
+    return result.stdout;
+  }
+}
