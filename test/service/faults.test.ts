@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { MongoClient } from 'mongodb';
 import { dbUri, freePort, postJson, spawnService, uniqueDbName, waitFor, type SpawnedService } from './helpers';
 import { TcpProxy } from './tcp-proxy';
@@ -77,5 +78,32 @@ describe('database faults', function () {
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), [{ after: 'recovery' }]);
     assert.equal(svc.child.exitCode, null, 'the process never exited');
+  });
+
+  it('the database dropping in the middle of a stream aborts that response (never a clean, truncated JSON)', async () => {
+    const client = new MongoClient(dbUri());
+    await client.db(dbName).collection('data').insertMany(Array.from({ length: 20_000 }, (_, i) => ({ i, pad: 'x'.repeat(200) })));
+    await client.close();
+    const outcome = await new Promise<{ ended: boolean; bytes: number }>((resolve) => {
+      http.get(`${svc.url}/data`, { agent: false }, (res) => {
+        let bytes = 0;
+        let paused = false;
+        res.on('data', (chunk: Buffer) => {
+          bytes += chunk.length;
+          if (paused) return;
+          paused = true;
+          res.pause();
+          void proxy.down().then(() => setTimeout(() => res.resume(), 200));
+        });
+        res.on('end', () => resolve({ ended: res.complete, bytes }));
+        res.on('error', () => resolve({ ended: false, bytes }));
+        res.on('close', () => resolve({ ended: res.complete, bytes }));
+      });
+    });
+    assert.ok(outcome.bytes > 0, 'the stream had started');
+    assert.equal(outcome.ended, false, 'the client sees the response cut, not a complete one');
+    assert.equal(await status('/healthz'), 200, 'the process lives');
+    await proxy.up();
+    await waitFor('readyz to turn 200', async () => (await status('/readyz')) === 200, 20_000);
   });
 });
