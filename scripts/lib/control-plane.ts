@@ -1,9 +1,11 @@
 /**
  * A real Kubernetes control plane on loopback, from the Go module proxy:
  * etcd 3.6 and kube-apiserver, kube-controller-manager and kube-scheduler 1.34,
- * built once per machine into ~/.cache/koa-mongodb (tools/etcd, tools/kube).
- * No nodes run pods here; the API server, admission, defaulting, strict field
- * validation and the controllers are the real ones.
+ * plus kwok's controller with one fake node, built once per machine into
+ * ~/.cache/koa-mongodb (tools/etcd, tools/kube, tools/kwok). The API server,
+ * admission, defaulting, strict field validation, the controllers and the
+ * scheduler are the real ones; kwok plays the kubelet, so pods turn Running
+ * and Ready without any container being started.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -17,13 +19,43 @@ import { freePort } from './service-process';
 
 export const KUBE_VERSION = 'v1.34.4';
 export const CONTEXT = 'koa-local';
+export const NODE_NAME = 'kwok-node-0';
+const FAKE_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
+
+function apiCall(server: string, token: string, method: string, pathname: string, body?: unknown): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = https.request(
+      `${server}${pathname}`,
+      {
+        method,
+        rejectUnauthorized: false, // the self-signed serving certificate made for this run
+        headers: { Authorization: `Bearer ${token}`, ...(payload ? { 'Content-Type': 'application/json' } : {}) },
+        timeout: 5000,
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      },
+    );
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end(payload);
+  });
+}
+const apiRequest = async (server: string, token: string, method: string, pathname: string, body?: unknown) => (await apiCall(server, token, method, pathname, body)).status;
+const apiGet = async (server: string, token: string, pathname: string) => (await apiCall(server, token, 'GET', pathname)).text;
 
 /** Builds (if needed) and returns the paths of etcd and the Kubernetes binaries. */
-export function ensureControlPlaneBinaries(log: (line: string) => void = console.log): Record<'etcd' | 'apiserver' | 'controllerManager' | 'scheduler', string> {
+export function ensureControlPlaneBinaries(log: (line: string) => void = console.log): Record<'etcd' | 'apiserver' | 'controllerManager' | 'scheduler' | 'kwok', string> {
   const etcdDir = path.join(REPO_ROOT, 'tools', 'etcd');
   const kubeDir = path.join(REPO_ROOT, 'tools', 'kube');
+  const kwokDir = path.join(REPO_ROOT, 'tools', 'kwok');
   const etcdOut = path.join(CACHE_DIR, `etcd-${hashTree([etcdDir])}`);
   const kubeOut = path.join(CACHE_DIR, `kube-${hashTree([kubeDir])}`);
+  const kwokOut = path.join(CACHE_DIR, `kwok-${hashTree([kwokDir])}`);
   const build = (dir: string, out: string, packages: string[], ldflags = '') => {
     if (packages.every((pkg) => existsSync(path.join(out, path.basename(pkg))))) return;
     mkdirSync(out, { recursive: true });
@@ -36,7 +68,9 @@ export function ensureControlPlaneBinaries(log: (line: string) => void = console
   build(etcdDir, etcdOut, ['.']);
   const stamp = `-X k8s.io/component-base/version.gitVersion=${KUBE_VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34`;
   build(kubeDir, kubeOut, ['./kube-apiserver', './kube-controller-manager', './kube-scheduler'], stamp);
+  build(kwokDir, kwokOut, ['sigs.k8s.io/kwok/cmd/kwok']);
   return {
+    kwok: path.join(kwokOut, 'kwok'),
     etcd: path.join(etcdOut, 'etcd'),
     apiserver: path.join(kubeOut, 'kube-apiserver'),
     controllerManager: path.join(kubeOut, 'kube-controller-manager'),
@@ -143,17 +177,7 @@ export async function startControlPlane(log: (line: string) => void = console.lo
     { mode: 0o600 },
   );
 
-  // The serving certificate is self-signed and made fresh: this check, like the kubeconfig, skips verification.
-  const ready = () =>
-    new Promise<boolean>((resolve) => {
-      https
-        .get(`${server}/readyz`, { headers: { Authorization: `Bearer ${token}` }, rejectUnauthorized: false, timeout: 2000 }, (res) => {
-          res.resume();
-          resolve(res.statusCode === 200);
-        })
-        .on('error', () => resolve(false))
-        .on('timeout', () => resolve(false));
-    });
+  const ready = async () => (await apiCall(server, token, 'GET', '/readyz').catch(() => ({ status: 0 }))).status === 200;
   await waitFor('kube-apiserver', ready, 90_000, tail('kube-apiserver'));
 
   run('kube-controller-manager', bin.controllerManager, [
@@ -165,6 +189,35 @@ export async function startControlPlane(log: (line: string) => void = console.lo
     '--secure-port=0',
   ]);
   run('kube-scheduler', bin.scheduler, [`--kubeconfig=${kubeconfig}`, '--leader-elect=false', '--secure-port=0']);
+
+  // kwok fakes a node and the lifecycle of the pods placed on it (scheduled → Running → Ready),
+  // so Deployments and StatefulSets really roll out. Nothing runs: containers are never started.
+  run('kwok', bin.kwok, [
+    `--kubeconfig=${kubeconfig}`,
+    `--manage-nodes-with-annotation-selector=${FAKE_NODE_ANNOTATION}=fake`,
+    '--cidr=10.244.0.1/24',
+    '--node-ip=10.244.0.1',
+    `--server-address=127.0.0.1:${await freePort()}`,
+  ]);
+  const created = await apiRequest(server, token, 'POST', '/api/v1/nodes', {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: {
+      name: NODE_NAME,
+      annotations: { [FAKE_NODE_ANNOTATION]: 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+      labels: { 'kubernetes.io/hostname': NODE_NAME, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', type: 'kwok' },
+    },
+  });
+  if (created !== 201) throw new Error(`creating the kwok node failed (${created})`);
+  await waitFor(
+    'the kwok node to be Ready',
+    async () => {
+      const node = JSON.parse(await apiGet(server, token, `/api/v1/nodes/${NODE_NAME}`)) as { status?: { conditions?: Array<{ type: string; status: string }> } };
+      return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+    },
+    60_000,
+    tail('kwok'),
+  );
 
   let stopped = false;
   return {

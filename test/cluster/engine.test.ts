@@ -2,9 +2,10 @@
  * The real Pulumi engine (CLI 3.248.0, a Node.js language host, the Kubernetes
  * provider 4.25.0, all built from the Go module proxy) applying this program to
  * the local API server: preview, up, a no-op up, an in-place update, secrets
- * encrypted at rest, the url output, and destroy. There is no kubelet, so the
- * stack runs with `skipAwait` (objects are not awaited to become ready) and the
- * `prebuilt` image mode (no Docker engine to build with).
+ * encrypted at rest, the url output, and destroy. kwok plays the kubelet, so
+ * Pulumi really awaits the rollouts (pods turn Ready, nothing runs); the stack
+ * uses the static volume (no storage provisioner here) and the `prebuilt` image
+ * mode (no Docker engine to build with).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -53,7 +54,7 @@ describe('pulumi preview, up and destroy with the real engine on the local API s
       KUBECONFIG: plane.kubeconfig,
     });
     await pulumi.ok(['stack', 'init', 'cluster']);
-    for (const [key, value] of Object.entries({ kubeContext: CONTEXT, namespace: NAMESPACE, imageMode: 'prebuilt', image: IMAGE, skipAwait: 'true' })) {
+    for (const [key, value] of Object.entries({ kubeContext: CONTEXT, namespace: NAMESPACE, imageMode: 'prebuilt', image: IMAGE, mongoStaticVolume: 'true' })) {
       await pulumi.ok(['config', 'set', key, value]);
     }
     await pulumi.ok(['config', 'set', '--secret', 'mongoRootPassword', ROOT_PASSWORD]);
@@ -78,7 +79,9 @@ describe('pulumi preview, up and destroy with the real engine on the local API s
     assert.equal(container.image, IMAGE);
     assert.equal(deployment!.spec.replicas, 2);
     assert.deepEqual(container.resources, { requests: { cpu: '200m', memory: '250Mi' }, limits: { cpu: '500m', memory: '500Mi' } });
-    assert.equal(deployment!.metadata.annotations['pulumi.com/skipAwait'], 'true');
+    assert.equal(deployment!.metadata.annotations?.['pulumi.com/skipAwait'], undefined, 'awaited for real');
+    assert.equal(deployment!.status.readyReplicas, 2, 'Pulumi waited for the rollout: both pods Ready');
+    assert.equal((await api.get('apps/v1', 'StatefulSet', NAMESPACE, 'mongodb'))!.status.readyReplicas, 1);
     assert.equal((await api.get('apps/v1', 'StatefulSet', NAMESPACE, 'mongodb'))!.spec.serviceName, 'mongodb');
     assert.equal((await api.get('v1', 'Service', NAMESPACE, 'mongodb'))!.spec.clusterIP, 'None');
     assert.equal((await api.get('v1', 'Service', NAMESPACE, 'data-service'))!.spec.type, 'NodePort');
@@ -94,7 +97,7 @@ describe('pulumi preview, up and destroy with the real engine on the local API s
     await pulumi.ok(['up', '--yes', '--expect-no-changes']);
   });
 
-  it('a config change updates the Deployment in place', async () => {
+  it('a config change updates the Deployment in place, and the rollout completes', async () => {
     const before = await api.get('apps/v1', 'Deployment', NAMESPACE, 'data-service');
     await pulumi.ok(['config', 'set', 'cpuLimit', '750m']);
     const up = await pulumi.ok(['up', '--yes', '--skip-preview']);
@@ -102,6 +105,7 @@ describe('pulumi preview, up and destroy with the real engine on the local API s
     const after = await api.get('apps/v1', 'Deployment', NAMESPACE, 'data-service');
     assert.equal(after!.metadata.uid, before!.metadata.uid, 'same object: updated, not replaced');
     assert.equal(after!.spec.template.spec.containers[0].resources.limits.cpu, '750m');
+    assert.equal(after!.status.updatedReplicas, 2, 'Pulumi returned after the new pods were up');
   });
 
   it('keeps the secrets encrypted in the stack file and in the state', () => {
