@@ -10,43 +10,17 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { hashTree } from './cache';
 import { CACHE_DIR, REPO_ROOT } from './ferretdb';
+import { KubeApi } from './kube-api';
 import { freePort } from './service-process';
 
 export const KUBE_VERSION = 'v1.34.4';
 export const CONTEXT = 'koa-local';
 export const NODE_NAME = 'kwok-node-0';
 const FAKE_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
-
-function apiCall(server: string, token: string, method: string, pathname: string, body?: unknown): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = https.request(
-      `${server}${pathname}`,
-      {
-        method,
-        rejectUnauthorized: false, // the self-signed serving certificate made for this run
-        headers: { Authorization: `Bearer ${token}`, ...(payload ? { 'Content-Type': 'application/json' } : {}) },
-        timeout: 5000,
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      },
-    );
-    req.on('error', reject);
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.end(payload);
-  });
-}
-const apiRequest = async (server: string, token: string, method: string, pathname: string, body?: unknown) => (await apiCall(server, token, method, pathname, body)).status;
-const apiGet = async (server: string, token: string, pathname: string) => (await apiCall(server, token, 'GET', pathname)).text;
 
 /** Builds (if needed) and returns the paths of etcd and the Kubernetes binaries. */
 export function ensureControlPlaneBinaries(log: (line: string) => void = console.log): Record<'etcd' | 'apiserver' | 'controllerManager' | 'scheduler' | 'kwok', string> {
@@ -177,7 +151,8 @@ export async function startControlPlane(log: (line: string) => void = console.lo
     { mode: 0o600 },
   );
 
-  const ready = async () => (await apiCall(server, token, 'GET', '/readyz').catch(() => ({ status: 0 }))).status === 200;
+  const api = new KubeApi(server, token);
+  const ready = async () => (await api.request('GET', '/readyz').catch(() => ({ status: 0 }))).status === 200;
   await waitFor('kube-apiserver', ready, 90_000, tail('kube-apiserver'));
 
   run('kube-controller-manager', bin.controllerManager, [
@@ -199,7 +174,7 @@ export async function startControlPlane(log: (line: string) => void = console.lo
     '--node-ip=10.244.0.1',
     `--server-address=127.0.0.1:${await freePort()}`,
   ]);
-  const created = await apiRequest(server, token, 'POST', '/api/v1/nodes', {
+  const created = await api.request('POST', '/api/v1/nodes', {
     apiVersion: 'v1',
     kind: 'Node',
     metadata: {
@@ -208,12 +183,12 @@ export async function startControlPlane(log: (line: string) => void = console.lo
       labels: { 'kubernetes.io/hostname': NODE_NAME, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', type: 'kwok' },
     },
   });
-  if (created !== 201) throw new Error(`creating the kwok node failed (${created})`);
+  if (created.status !== 201) throw new Error(`creating the kwok node failed (${created.status}): ${created.body.message}`);
   await waitFor(
     'the kwok node to be Ready',
     async () => {
-      const node = JSON.parse(await apiGet(server, token, `/api/v1/nodes/${NODE_NAME}`)) as { status?: { conditions?: Array<{ type: string; status: string }> } };
-      return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+      const node = await api.get('v1', 'Node', undefined, NODE_NAME);
+      return node?.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True') ?? false;
     },
     60_000,
     tail('kwok'),

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { NODE_NAME, startControlPlane, type ControlPlane } from '../../scripts/lib/control-plane';
 import { manifests } from '../infra/harness';
 import { runStack } from '../infra/fixtures';
-import { KubeApi } from './kube-api';
+import { KubeApi } from '../../scripts/lib/kube-api';
 
 type Manifest = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -44,7 +44,7 @@ describe('the program\'s objects on a real API server', function () {
   before(async () => {
     const started = Date.now();
     plane = await startControlPlane((line) => console.log(`      ${line}`));
-    api = new KubeApi(plane.kubeconfig);
+    api = KubeApi.fromKubeconfig(plane.kubeconfig);
     console.log(`      control plane up at ${plane.server} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   });
   after(() => plane?.stop());

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { CONTEXT, startControlPlane, type ControlPlane } from '../../scripts/lib/control-plane';
 import { ensurePulumiEngine } from '../../scripts/lib/pulumi-engine';
 import { Pulumi, projectCopy } from './engine';
-import { KubeApi } from './kube-api';
+import { KubeApi } from '../../scripts/lib/kube-api';
 
 const NAMESPACE = 'koa-engine';
 const IMAGE = 'ghcr.io/example/data-service:1.0.0';
@@ -40,7 +40,7 @@ describe('pulumi preview, up and destroy with the real engine on the local API s
   before(async () => {
     const bin = ensurePulumiEngine((line) => console.log(`      ${line}`));
     plane = await startControlPlane((line) => console.log(`      ${line}`));
-    api = new KubeApi(plane.kubeconfig);
+    api = KubeApi.fromKubeconfig(plane.kubeconfig);
     project = projectCopy();
     state = mkdtempSync(path.join(os.tmpdir(), 'koa-engine-state-'));
     pulumi = new Pulumi(project, {

@@ -1,4 +1,7 @@
-/** Minimal typed access to the local API server: create with strict field validation, read back, list. */
+/**
+ * Minimal access to the local API server (bearer token, its self-signed
+ * certificate accepted): create with strict field validation, read back, list.
+ */
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
@@ -18,18 +21,21 @@ const PLURALS: Record<string, string> = {
   Pod: 'pods',
   HorizontalPodAutoscaler: 'horizontalpodautoscalers',
   PodDisruptionBudget: 'poddisruptionbudgets',
+  Node: 'nodes',
   NetworkPolicy: 'networkpolicies',
   StorageClass: 'storageclasses',
 };
 
 export class KubeApi {
-  private readonly server: string;
-  private readonly token: string;
+  constructor(
+    private readonly server: string,
+    private readonly token: string,
+  ) {}
 
-  constructor(kubeconfigPath: string) {
+  /** From a kubeconfig with one cluster and one token user (as the local control plane writes it). */
+  static fromKubeconfig(kubeconfigPath: string): KubeApi {
     const config = parse(readFileSync(kubeconfigPath, 'utf8')) as { clusters: Array<{ cluster: { server: string } }>; users: Array<{ user: { token: string } }> };
-    this.server = config.clusters[0].cluster.server;
-    this.token = config.users[0].user.token;
+    return new KubeApi(config.clusters[0].cluster.server, config.users[0].user.token);
   }
 
   static path(apiVersion: string, kind: string, namespace?: string, name?: string): string {
@@ -48,6 +54,7 @@ export class KubeApi {
           method,
           rejectUnauthorized: false, // the test cluster's self-signed certificate, made fresh per run
           headers: { Authorization: `Bearer ${this.token}`, Accept: 'application/json', ...(payload ? { 'Content-Type': 'application/json' } : {}) },
+          timeout: 10_000,
         },
         (res) => {
           let text = '';
@@ -55,11 +62,18 @@ export class KubeApi {
           res.on('data', (chunk: string) => (text += chunk));
           res.on('end', () => {
             const warnings = ([] as string[]).concat(res.headers.warning ?? []);
-            resolve({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as Manifest) : {}, warnings });
+            let parsed: Manifest = {};
+            try {
+              parsed = text ? (JSON.parse(text) as Manifest) : {};
+            } catch {
+              parsed = { message: text };
+            }
+            resolve({ status: res.statusCode ?? 0, body: parsed, warnings });
           });
         },
       );
       req.on('error', reject);
+      req.on('timeout', () => req.destroy(new Error(`no answer from ${this.server} in 10 s`)));
       req.end(payload);
     });
   }
