@@ -34,5 +34,9 @@ for key in mongoRootPassword mongoAppPassword; do
 done
 
 pulumi up "$@"
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git diff --quiet -- "Pulumi.$stack.yaml" 2>/dev/null; then
+  echo "note: Pulumi.$stack.yaml now holds your encrypted secrets; keep it out of commits:"
+  echo "      git update-index --skip-worktree Pulumi.$stack.yaml"
+fi
 echo
 echo "try:  curl \"\$(pulumi stack output url)/data\""
