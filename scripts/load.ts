@@ -89,7 +89,8 @@ async function main(): Promise<number> {
     windows.push(window);
     const stats = summarize(window.latencies);
     const scale = window.scale
-      ? `replicas ${window.scale.ready} ready/${window.scale.current} (wants ${window.scale.desired}), cpu ${window.scale.cpuPercent ?? '?'}%`
+      ? `replicas ${window.scale.ready} ready/${window.scale.current} (wants ${window.scale.problem ? '?' : window.scale.desired}), cpu ${window.scale.cpuPercent ?? '?'}%` +
+        (window.scale.problem ? ` [HPA cannot scale: ${window.scale.problem}; is metrics-server running?]` : '')
       : 'replicas ?';
     console.log(`t=${String(window.t).padStart(4)}s  ${scale}  ${(window.requests / window.seconds).toFixed(0)} req/s  p99 ${stats.p99.toFixed(0)} ms  errors ${window.errors}`);
   };

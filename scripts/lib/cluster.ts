@@ -12,6 +12,8 @@ export interface ScaleSample {
   desired: number;
   /** Average CPU utilisation (% of the request) the HPA sees; undefined until metrics-server reports. */
   cpuPercent?: number;
+  /** Why the HPA cannot scale right now (its ScalingActive condition), e.g. no metrics-server. */
+  problem?: string;
 }
 
 export interface ScaleWatcher {
@@ -44,11 +46,13 @@ export async function connectScaleWatcher(options: { context?: string; namespace
       Promise.all([autoscaling.readNamespacedHorizontalPodAutoscaler({ name, namespace }), apps.readNamespacedDeployment({ name, namespace })]),
     );
     const cpu = hpa.status?.currentMetrics?.find((metric) => metric.resource?.name === 'cpu')?.resource?.current.averageUtilization;
+    const inactive = hpa.status?.conditions?.find((condition) => condition.type === 'ScalingActive' && condition.status === 'False');
     return {
       ready: deployment.status?.readyReplicas ?? 0,
       current: hpa.status?.currentReplicas ?? 0,
       desired: hpa.status?.desiredReplicas ?? 0,
       cpuPercent: cpu ?? undefined,
+      problem: inactive?.reason,
     };
   };
   await sample(); // fail now, clearly, rather than on every poll

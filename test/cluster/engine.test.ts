@@ -8,11 +8,15 @@
  * mode (no Docker engine to build with).
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { CONTEXT, startControlPlane, type ControlPlane } from '../../scripts/lib/control-plane';
+import { REPO_ROOT } from '../../scripts/lib/ferretdb';
 import { ensurePulumiEngine } from '../../scripts/lib/pulumi-engine';
 import { Pulumi, projectCopy } from './engine';
 import { KubeApi } from '../../scripts/lib/kube-api';
@@ -123,6 +127,32 @@ describe('pulumi preview, up and destroy with the real engine on the local API s
     assert.equal((await pulumi.ok(['stack', 'output', 'url'])).trim(), 'http://localhost:5000');
     assert.equal((await pulumi.ok(['stack', 'output', 'portForward'])).trim(), `kubectl --context ${CONTEXT} -n ${NAMESPACE} port-forward svc/data-service 5000:5000`);
     assert.equal((await pulumi.ok(['stack', 'output', 'mongoHost'])).trim(), `mongodb.${NAMESPACE}.svc.cluster.local`);
+  });
+
+  it('npm run load watches the deployed HPA and Deployment through the API server', async () => {
+    // The load half needs any HTTP target; the HPA half reads the stack just deployed.
+    const target = http.createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    const { port } = target.address() as AddressInfo;
+    const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'koa-load-')), 'chart.svg');
+    const result = await new Promise<{ code: number | null; output: string }>((resolve) => {
+      const child = spawn(
+        process.execPath,
+        ['--require', 'tsx/cjs', path.join(REPO_ROOT, 'scripts', 'load.ts'), '--url', `http://127.0.0.1:${port}`, '--duration', '4', '--interval', '1', '--connections', '5', '--context', CONTEXT, '--namespace', NAMESPACE, '--out', out],
+        { cwd: REPO_ROOT, env: { ...process.env, KUBECONFIG: plane.kubeconfig }, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.on('exit', (code) => resolve({ code, output }));
+    });
+    target.close();
+    assert.equal(result.code, 0, result.output);
+    assert.match(result.output, new RegExp(`watching HPA ${NAMESPACE}/data-service on ${CONTEXT}`));
+    assert.match(result.output, /replicas 2 ready\/2 /, `live lines carry the HPA and Deployment figures:\n${result.output}`);
+    // No metrics-server runs here: the tool says why the HPA cannot scale instead of printing a target of 0.
+    assert.match(result.output, /\(wants \?\), cpu \?% \[HPA cannot scale: \w+; is metrics-server running\?\]/);
+    assert.match(readFileSync(out, 'utf8'), /replicas \(HPA current\)/);
   });
 
   it('pulumi destroy leaves nothing of ours behind', async () => {
