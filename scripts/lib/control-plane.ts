@@ -15,6 +15,7 @@ import path from 'node:path';
 import { hashTree } from './cache';
 import { CACHE_DIR, REPO_ROOT } from './ferretdb';
 import { KubeApi } from './kube-api';
+import { eventually } from './wait';
 import { freePort } from './service-process';
 
 export const KUBE_VERSION = 'v1.34.4';
@@ -60,15 +61,6 @@ export interface ControlPlane {
   stop(): Promise<void>;
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, logs: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`${what} did not come up within ${timeoutMs / 1000} s\n${logs()}`);
-}
-
 /** Starts etcd, the API server, the controller manager and the scheduler on free loopback ports. */
 export async function startControlPlane(log: (line: string) => void = console.log): Promise<ControlPlane> {
   const bin = ensureControlPlaneBinaries(log);
@@ -99,7 +91,7 @@ export async function startControlPlane(log: (line: string) => void = console.lo
     '--initial-cluster', `default=http://127.0.0.1:${etcdPeer}`,
     '--unsafe-no-fsync', // a throw-away test cluster: speed over durability
   ]);
-  await waitFor('etcd', async () => (await fetch(`http://127.0.0.1:${etcdClient}/health`)).ok, 30_000, tail('etcd'));
+  await eventually('etcd', async () => (await fetch(`http://127.0.0.1:${etcdClient}/health`)).ok, { timeoutMs: 30_000, detail: tail('etcd') });
 
   // Credentials made fresh for each run: a static admin token and the service-account key pair.
   const token = randomBytes(24).toString('hex');
@@ -153,7 +145,7 @@ export async function startControlPlane(log: (line: string) => void = console.lo
 
   const api = new KubeApi(server, token);
   const ready = async () => (await api.request('GET', '/readyz').catch(() => ({ status: 0 }))).status === 200;
-  await waitFor('kube-apiserver', ready, 90_000, tail('kube-apiserver'));
+  await eventually('kube-apiserver', ready, { timeoutMs: 90_000, detail: tail('kube-apiserver') });
 
   run('kube-controller-manager', bin.controllerManager, [
     `--kubeconfig=${kubeconfig}`,
@@ -184,14 +176,13 @@ export async function startControlPlane(log: (line: string) => void = console.lo
     },
   });
   if (created.status !== 201) throw new Error(`creating the kwok node failed (${created.status}): ${created.body.message}`);
-  await waitFor(
+  await eventually(
     'the kwok node to be Ready',
     async () => {
       const node = await api.get('v1', 'Node', undefined, NODE_NAME);
       return node?.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True') ?? false;
     },
-    60_000,
-    tail('kwok'),
+    { timeoutMs: 60_000, detail: tail('kwok') },
   );
 
   let stopped = false;

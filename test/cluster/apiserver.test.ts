@@ -14,6 +14,7 @@ import { NODE_NAME, startControlPlane, type ControlPlane } from '../../scripts/l
 import { manifests } from '../infra/harness';
 import { runStack } from '../infra/fixtures';
 import { KubeApi } from '../../scripts/lib/kube-api';
+import { eventually } from '../../scripts/lib/wait';
 
 type Manifest = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -25,16 +26,6 @@ const VARIANTS: Record<string, Record<string, string>> = {
   'registry push, LoadBalancer': { namespace: 'koa-registry', imageMode: 'registry', imageRepository: 'docker.io/me/data-service', registryServer: 'docker.io', registryUsername: 'me', serviceType: 'LoadBalancer' },
   'static volume, fixed node port': { namespace: 'koa-static', mongoStaticVolume: 'true', nodePort: '30999' },
 };
-
-async function eventually<T>(what: string, attempt: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await attempt();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-}
 
 describe('the program\'s objects on a real API server', function () {
   this.timeout(30 * 60_000); // the first run on a machine builds the control plane

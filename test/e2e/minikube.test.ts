@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { LocalWorkspace, type Stack } from '@pulumi/pulumi/automation';
+import { eventually } from '../../scripts/lib/wait';
 import { assertClusterReachable, pulumiVersion } from './preflight';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -40,21 +41,6 @@ function get(url: string, timeoutMs = 5000): Promise<{ status: number; body: str
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
   });
-}
-
-async function eventually<T>(what: string, timeoutMs: number, attempt: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await attempt();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await sleep(2000);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
 }
 
 describe(`end to end on Minikube (context ${CONTEXT})`, function () {
@@ -111,10 +97,14 @@ describe(`end to end on Minikube (context ${CONTEXT})`, function () {
   });
 
   it('the url answers GET / as the guide shows', async () => {
-    const res = await eventually('the url to answer', 120_000, async () => {
-      const r = await get(`${url}/`);
-      return r.status === 200 ? r : undefined;
-    });
+    const res = await eventually(
+      'the url to answer',
+      async () => {
+        const r = await get(`${url}/`);
+        return r.status === 200 ? r : undefined;
+      },
+      { timeoutMs: 120_000, everyMs: 2000 },
+    );
     assert.match(res.body, /^Welcome to the Flask app! The current time is: /);
   });
 
@@ -137,15 +127,23 @@ describe(`end to end on Minikube (context ${CONTEXT})`, function () {
     const before = await core.readNamespacedPod({ name: 'mongodb-0', namespace: NAMESPACE });
     await core.deleteNamespacedPod({ name: 'mongodb-0', namespace: NAMESPACE });
     log('deleted mongodb-0; waiting for its replacement to be Ready…');
-    await eventually('a new, ready mongodb-0', 300_000, async () => {
-      const pod = await core.readNamespacedPod({ name: 'mongodb-0', namespace: NAMESPACE });
-      const ready = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-      return pod.metadata?.uid !== before.metadata?.uid && ready ? pod : undefined;
-    });
-    const docs = await eventually('the service to read again', 120_000, async () => {
-      const res = await get(`${url}/data`);
-      return res.status === 200 ? (JSON.parse(res.body) as Array<{ marker?: string }>) : undefined;
-    });
+    await eventually(
+      'a new, ready mongodb-0',
+      async () => {
+        const pod = await core.readNamespacedPod({ name: 'mongodb-0', namespace: NAMESPACE });
+        const ready = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+        return pod.metadata?.uid !== before.metadata?.uid && ready ? pod : undefined;
+      },
+      { timeoutMs: 300_000, everyMs: 2000 },
+    );
+    const docs = await eventually(
+      'the service to read again',
+      async () => {
+        const res = await get(`${url}/data`);
+        return res.status === 200 ? (JSON.parse(res.body) as Array<{ marker?: string }>) : undefined;
+      },
+      { timeoutMs: 120_000, everyMs: 2000 },
+    );
     assert.ok(docs.some((doc) => doc.marker === marker), 'the document written before the deletion is still there');
   });
 

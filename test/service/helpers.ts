@@ -6,6 +6,7 @@ import { parseConfig } from '../../service/src/config';
 import { createLogger } from '../../service/src/logger';
 import { startServer, type RunningServer } from '../../service/src/server';
 import { freePort, SERVICE_MAIN, startServiceProcess, type ServiceProcess } from '../../scripts/lib/service-process';
+import { eventually } from '../../scripts/lib/wait';
 import { createService } from '../../service/src/service';
 
 export { SERVICE_MAIN, freePort };
@@ -84,11 +85,9 @@ export async function postJson(url: string, body: unknown): Promise<{ status: nu
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
+/** Waits until `check` holds; resolves with how long that took, in ms. */
 export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20_000, everyMs = 100): Promise<number> {
   const started = Date.now();
-  for (;;) {
-    if (await check().catch(() => false)) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
-  }
+  await eventually(what, check, { timeoutMs, everyMs });
+  return Date.now() - started;
 }
