@@ -5,7 +5,7 @@ import { parse } from 'yaml';
 import { DEFAULTS, REQUIRED_SECRET_KEYS, SECRET_KEYS, StackConfigError, loadConfig } from '../../components/config';
 import { minikubeDockerEndpoint } from '../../components/minikube';
 import { setConfig } from './harness';
-import { MACHINE, ROOT, devStackConfig } from './fixtures';
+import { MACHINE, ROOT, committedFile, devStackConfig } from './fixtures';
 
 interface ConfigDeclaration {
   type: string;
@@ -14,7 +14,7 @@ interface ConfigDeclaration {
   secret?: boolean;
 }
 const project = parse(readFileSync(path.join(ROOT, 'Pulumi.yaml'), 'utf8')) as { name: string; runtime: { name: string }; main: string; config: Record<string, ConfigDeclaration> };
-const stackFile = readFileSync(path.join(ROOT, 'Pulumi.dev.yaml'), 'utf8');
+const stackFile = committedFile('Pulumi.dev.yaml');
 
 const expectProblems = (values: Record<string, string>, secrets: string[], patterns: RegExp[]) => {
   setConfig(values, secrets);

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
@@ -7,9 +8,21 @@ import { DEV_SECRETS, run, setConfig, valueOf, type Run } from './harness';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 
+/**
+ * A file as committed (HEAD), so that a developer's own stack settings in the
+ * working copy (say, encrypted secrets after `npm run up`) change nothing here.
+ */
+export function committedFile(name: string): string {
+  try {
+    return execFileSync('git', ['show', `HEAD:${name}`], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    return readFileSync(path.join(ROOT, name), 'utf8'); // not a git checkout (an unpacked archive)
+  }
+}
+
 /** The dev stack's own config file, as `pulumi up -s dev` reads it (without the secrets). */
 export function devStackConfig(): Record<string, string> {
-  const file = parse(readFileSync(path.join(ROOT, 'Pulumi.dev.yaml'), 'utf8')) as { config: Record<string, unknown> };
+  const file = parse(committedFile('Pulumi.dev.yaml')) as { config: Record<string, unknown> };
   return Object.fromEntries(Object.entries(file.config).map(([key, value]) => [key.replace(/^koa-mongodb:/, ''), String(value)]));
 }
 
