@@ -16,6 +16,7 @@ import path from 'node:path';
 import { startTestDatabase } from './lib/database';
 import { REPO_ROOT } from './lib/ferretdb';
 import { rssOf, startServiceProcess } from './lib/service-process';
+import { summarize, table } from './lib/stats';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
@@ -28,8 +29,6 @@ interface Figures {
   p99: number;
   errors: number;
 }
-
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
 /** CONNECTIONS workers doing `operation` back to back for SECONDS, like autocannon does over HTTP. */
 async function driverRun(operation: () => Promise<unknown>, seconds = SECONDS): Promise<Figures> {
@@ -49,8 +48,8 @@ async function driverRun(operation: () => Promise<unknown>, seconds = SECONDS): 
       }
     }),
   );
-  latencies.sort((a, b) => a - b);
-  return { rps: latencies.length / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors };
+  const { p50, p99 } = summarize(latencies);
+  return { rps: latencies.length / seconds, p50, p99, errors };
 }
 
 async function httpRun(url: string, options: Partial<autocannon.Options>): Promise<Figures> {
@@ -103,7 +102,6 @@ async function streamAndSample(url: string, pid: number, streams: number): Promi
 }
 
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-const row = (cells: Array<string | number>, widths: number[]) => cells.map((cell, i) => String(cell).padEnd(widths[i])).join('  ');
 
 async function main(): Promise<void> {
   const db = await startTestDatabase((line) => console.log(`[db] ${line}`));
@@ -133,13 +131,14 @@ async function main(): Promise<void> {
     const postDriver = await driverRun(() => raw.insertOne(JSON.parse(body)));
     results.push(['POST /data (insertOne)', postService, postDriver]);
 
-    const widths = [32, 12, 10, 10, 12, 10, 10, 8];
-    console.log(row(['operation', 'service r/s', 'p50 ms', 'p99 ms', 'driver r/s', 'p50 ms', 'p99 ms', 'ratio'], widths));
+    console.log(
+      table([
+        ['operation', 'service r/s', 'p50 ms', 'p99 ms', 'driver r/s', 'p50 ms', 'p99 ms', 'ratio'],
+        ...results.map(([name, svc, drv]) => [name, svc.rps.toFixed(0), svc.p50.toFixed(1), svc.p99.toFixed(1), drv.rps.toFixed(0), drv.p50.toFixed(1), drv.p99.toFixed(1), `${(svc.rps / drv.rps).toFixed(2)}×`]),
+      ]),
+    );
     for (const [name, svc, drv] of results) {
-      console.log(
-        row([name, svc.rps.toFixed(0), svc.p50.toFixed(1), svc.p99.toFixed(1), drv.rps.toFixed(0), drv.p50.toFixed(1), drv.p99.toFixed(1), `${(svc.rps / drv.rps).toFixed(2)}×`], widths),
-      );
-      if (svc.errors || drv.errors) console.log(`  errors: service ${svc.errors}, driver ${drv.errors}`);
+      if (svc.errors || drv.errors) console.log(`  ${name} errors: service ${svc.errors}, driver ${drv.errors}`);
     }
 
     // Memory while streaming a big collection.
