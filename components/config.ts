@@ -1,12 +1,11 @@
 /**
  * All stack configuration, read and checked in one place.
  *
- * Defaults here mirror the `config:` schema in Pulumi.yaml (a test keeps the two
- * in step): the CLI applies the schema's defaults, and unit tests under mocks,
- * which have no CLI, get the same values from here.
+ * Defaults live once, in Pulumi.yaml's `config:` schema: the CLI applies them before the program
+ * runs (and the unit tests' harness applies them the same way), so every declared key has a value here.
+ * This module knows nothing of the components; stack.ts maps this shape onto their Args.
  */
 import * as pulumi from '@pulumi/pulumi';
-import type { DataServiceSettings } from './dataService';
 
 export type ImageMode = 'minikube' | 'registry' | 'prebuilt';
 export type ServiceType = 'NodePort' | 'LoadBalancer' | 'ClusterIP';
@@ -40,7 +39,7 @@ export interface StackConfig {
     /** Full reference of an image built elsewhere (prebuilt mode). */
     reference?: string;
     registry?: { server: string; username: string; password: pulumi.Output<string> };
-    docker: { host?: string; certPath?: string };
+    /** registry mode: build platform (minikube mode builds on the node, for the node). */
     platform?: string;
   };
   mongo: {
@@ -58,59 +57,35 @@ export interface StackConfig {
     wiredTigerCacheGb: number;
     resources: Resources;
   };
-  service: DataServiceSettings;
+  service: {
+    replicas: number;
+    minReplicas: number;
+    maxReplicas: number;
+    targetCpuPercent: number;
+    resources: Resources;
+    serviceType: ServiceType;
+    port: number;
+    nodePort?: number;
+    logLevel: string;
+    corsOrigins: string;
+  };
   /** Keep the namespace and MongoDB's volume on `pulumi destroy`, so a later `up` finds the data. */
   retainOnDelete: boolean;
   /** Do not wait for workloads to become ready (clusters without nodes, GitOps-style hand-offs). */
   skipAwait: boolean;
 }
 
-/** Defaults of every non-secret key, by its name in Pulumi.yaml. */
-export const DEFAULTS = {
-  kubeContext: 'minikube',
-  namespace: 'koa-mongodb',
-  minikubeProfile: 'minikube',
-  imageMode: 'minikube',
-  imageRepository: 'data-service',
-  mongoImage: 'mongo:8.0.12',
-  mongoDatabase: 'flask_db',
-  mongoCollection: 'data',
-  mongoRootUsername: 'root',
-  mongoAppUsername: 'app',
-  mongoStorageSize: '1Gi',
-  mongoStorageClass: 'standard',
-  mongoStaticVolume: false,
-  mongoHostPath: '/data/mongodb',
-  mongoWiredTigerCacheGb: 0.25,
-  mongoCpuRequest: '200m',
-  mongoMemoryRequest: '250Mi',
-  mongoCpuLimit: '500m',
-  mongoMemoryLimit: '500Mi',
-  replicas: 2,
-  minReplicas: 2,
-  maxReplicas: 5,
-  targetCpuPercent: 70,
-  cpuRequest: '200m',
-  memoryRequest: '250Mi',
-  cpuLimit: '500m',
-  memoryLimit: '500Mi',
-  serviceType: 'NodePort',
-  servicePort: 5000,
-  logLevel: 'info',
-  corsOrigins: '*',
-  retainOnDelete: false,
-  skipAwait: false,
-  // Optional: empty means unset.
-  kubeconfig: '',
-  minikubeIp: '',
-  image: '',
-  imagePlatform: '',
-  dockerHost: '',
-  dockerCertPath: '',
-  registryServer: '',
-  registryUsername: '',
-  nodePort: 0,
-} as const;
+/** Every non-secret key the program reads; Pulumi.yaml declares each, with its default. */
+export const CONFIG_KEYS = [
+  'kubeContext', 'kubeconfig', 'namespace', 'minikubeProfile', 'minikubeIp',
+  'imageMode', 'imageRepository', 'image', 'imagePlatform', 'registryServer', 'registryUsername',
+  'mongoImage', 'mongoDatabase', 'mongoCollection', 'mongoRootUsername', 'mongoAppUsername',
+  'mongoStorageSize', 'mongoStorageClass', 'mongoStaticVolume', 'mongoHostPath', 'mongoWiredTigerCacheGb',
+  'mongoCpuRequest', 'mongoMemoryRequest', 'mongoCpuLimit', 'mongoMemoryLimit',
+  'replicas', 'minReplicas', 'maxReplicas', 'targetCpuPercent', 'cpuRequest', 'memoryRequest', 'cpuLimit', 'memoryLimit',
+  'serviceType', 'servicePort', 'nodePort', 'logLevel', 'corsOrigins', 'retainOnDelete', 'skipAwait',
+] as const;
+type Key = (typeof CONFIG_KEYS)[number];
 
 /** Keys that must be set with `pulumi config set --secret` (registryPassword only in registry mode). */
 export const SECRET_KEYS = ['mongoRootPassword', 'mongoAppPassword', 'registryPassword'] as const;
@@ -138,32 +113,38 @@ export function loadConfig(): StackConfig {
   const config = new pulumi.Config();
   const problems: string[] = [];
 
-  const str = <K extends keyof typeof DEFAULTS>(key: K): string => config.get(key) ?? String(DEFAULTS[key]);
+  const str = (key: Key): string => {
+    const value = config.get(key);
+    if (value === undefined) {
+      problems.push(`${key} has no value: Pulumi.yaml declares its default, which the Pulumi CLI applies (run the program with \`pulumi up\`)`);
+      return '';
+    }
+    return value;
+  };
   // Optional keys default to "" in Pulumi.yaml (a declared key without a default is required there).
-  const optional = (key: keyof typeof DEFAULTS): string | undefined => {
+  const optional = (key: Key): string | undefined => {
     const value = config.get(key)?.trim();
     return value === undefined || value === '' ? undefined : value;
   };
-  const oneOf = <T extends string>(key: keyof typeof DEFAULTS, allowed: readonly T[]): T => {
+  const oneOf = <T extends string>(key: Key, allowed: readonly T[]): T => {
     const value = str(key) as T;
     if (!allowed.includes(value)) problems.push(`${key} must be one of ${allowed.join(', ')}; got "${value}"`);
     return value;
   };
-  const num = (key: keyof typeof DEFAULTS, min: number, max: number, integer = true): number => {
-    const raw = config.get(key);
-    const value = raw === undefined ? Number(DEFAULTS[key]) : Number(raw);
+  const num = (key: Key, min: number, max: number, integer = true): number => {
+    const raw = str(key);
+    const value = Number(raw);
     if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
       problems.push(`${key} must be ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}; got "${raw}"`);
     }
     return value;
   };
-  const bool = (key: keyof typeof DEFAULTS): boolean => {
-    const raw = config.get(key);
-    if (raw === undefined) return Boolean(DEFAULTS[key]);
+  const bool = (key: Key): boolean => {
+    const raw = str(key);
     if (raw !== 'true' && raw !== 'false') problems.push(`${key} must be true or false; got "${raw}"`);
     return raw === 'true';
   };
-  const quantity = (key: keyof typeof DEFAULTS, pattern: RegExp): string => {
+  const quantity = (key: Key, pattern: RegExp): string => {
     const value = str(key);
     if (!pattern.test(value)) problems.push(`${key} "${value}" is not a Kubernetes ${pattern === CPU ? 'CPU' : 'memory'} quantity`);
     return value;
@@ -177,7 +158,7 @@ export function loadConfig(): StackConfig {
     return value;
   };
   const resources = (prefix: '' | 'mongo'): Resources => {
-    const key = (name: string) => (prefix ? `${prefix}${name[0].toUpperCase()}${name.slice(1)}` : name) as keyof typeof DEFAULTS;
+    const key = (name: string) => (prefix ? `${prefix}${name[0].toUpperCase()}${name.slice(1)}` : name) as Key;
     return {
       requests: { cpu: quantity(key('cpuRequest'), CPU), memory: quantity(key('memoryRequest'), MEMORY) },
       limits: { cpu: quantity(key('cpuLimit'), CPU), memory: quantity(key('memoryLimit'), MEMORY) },
@@ -257,7 +238,6 @@ export function loadConfig(): StackConfig {
       repository,
       reference,
       registry,
-      docker: { host: optional('dockerHost'), certPath: optional('dockerCertPath') },
       platform: optional('imagePlatform'),
     },
     mongo: {

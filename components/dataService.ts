@@ -1,7 +1,8 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
-import type { Resources, ServiceType } from './config';
 import type { AppLabels } from './labels';
+import { annotations } from './metadata';
+import type { MongoConnection } from './mongodb';
 
 export const CONTAINER_PORT = 5000;
 /** Seconds the pod keeps serving after it is marked for deletion, while endpoints are removed everywhere. */
@@ -9,37 +10,36 @@ export const PRE_STOP_SECONDS = 5;
 /** Longest the service then waits for in-flight requests (SHUTDOWN_TIMEOUT_MS), inside the grace period. */
 export const DRAIN_SECONDS = 20;
 
-/** How the service runs and scales: the stack config's `service` section, as is. */
-export interface DataServiceSettings {
-  /** Pods at the first rollout; the HPA owns the count afterwards. */
-  replicas: number;
-  minReplicas: number;
-  maxReplicas: number;
-  targetCpuPercent: number;
-  resources: Resources;
-  serviceType: ServiceType;
-  /** The Service's port. */
-  port: number;
-  nodePort?: number;
-  logLevel: string;
-  corsOrigins: string;
-}
+export type ServiceType = 'NodePort' | 'LoadBalancer' | 'ClusterIP';
 
-export interface DataServiceArgs extends DataServiceSettings {
+export interface DataServiceArgs {
   namespace: pulumi.Input<string>;
   labels: AppLabels;
   image: pulumi.Input<string>;
   imagePullPolicy: string;
   imagePullSecret?: pulumi.Input<string>;
-  mongo: {
-    host: pulumi.Input<string>;
-    port: number;
-    database: string;
-    collection: string;
-    secretName: pulumi.Input<string>;
-    usernameKey: string;
-    passwordKey: string;
-  };
+  /** MongoDB as the service's own user, handed over whole by the MongoDb component. */
+  mongo: MongoConnection;
+  collection: string;
+  /** Pods at the first rollout; the HPA owns the count afterwards. */
+  replicas: number;
+  minReplicas: number;
+  maxReplicas: number;
+  targetCpuPercent: number;
+  resources: k8s.types.input.core.v1.ResourceRequirements;
+  serviceType: ServiceType;
+  /** The Service's port. */
+  port: number;
+  nodePort?: number;
+  /**
+   * Wait for a LoadBalancer's address. Off on Minikube, where one only appears while `minikube tunnel`
+   * runs: `pulumi up` would otherwise wait the whole await timeout for it.
+   */
+  awaitLoadBalancer: boolean;
+  logLevel: string;
+  corsOrigins: string;
+  /** Create objects without waiting for readiness (see metadata.ts). */
+  skipAwait?: boolean;
 }
 
 /**
@@ -57,9 +57,9 @@ export class DataService extends pulumi.ComponentResource {
 
   constructor(name: string, args: DataServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super('koa-mongodb:service:DataService', name, {}, opts);
-    const parent = { parent: this };
-    const metadata = { name, namespace: args.namespace, labels: args.labels.all };
-    const fromSecret = (key: string) => ({ valueFrom: { secretKeyRef: { name: args.mongo.secretName, key } } });
+    // Fixed names: a replacement deletes first (see MongoDb).
+    const parent = { parent: this, deleteBeforeReplace: true };
+    const metadata = { name, namespace: args.namespace, labels: args.labels.all, annotations: annotations(args.skipAwait) };
     const env = (vars: Record<string, pulumi.Input<string>>) => Object.entries(vars).map(([envName, value]) => ({ name: envName, value }));
 
     this.deployment = new k8s.apps.v1.Deployment(
@@ -95,16 +95,16 @@ export class DataService extends pulumi.ComponentResource {
                     ...env({
                       PORT: String(CONTAINER_PORT),
                       // The Service's DNS name: stable while MongoDB's pod moves (see README, DNS).
-                      MONGODB_URI: pulumi.interpolate`mongodb://${args.mongo.host}:${args.mongo.port}/`,
+                      MONGODB_URI: args.mongo.uri,
                       MONGODB_DB: args.mongo.database,
-                      MONGODB_COLLECTION: args.mongo.collection,
+                      MONGODB_COLLECTION: args.collection,
                       MONGODB_AUTH_SOURCE: args.mongo.database,
                       LOG_LEVEL: args.logLevel,
                       CORS_ORIGINS: args.corsOrigins,
                       SHUTDOWN_TIMEOUT_MS: String(DRAIN_SECONDS * 1000),
                     }),
-                    { name: 'MONGODB_USER', ...fromSecret(args.mongo.usernameKey) },
-                    { name: 'MONGODB_PASSWORD', ...fromSecret(args.mongo.passwordKey) },
+                    { name: 'MONGODB_USER', valueFrom: args.mongo.username },
+                    { name: 'MONGODB_PASSWORD', valueFrom: args.mongo.password },
                   ],
                   resources: args.resources,
                   readinessProbe: {
@@ -138,10 +138,11 @@ export class DataService extends pulumi.ComponentResource {
       { ...parent, ignoreChanges: ['spec.replicas'] },
     );
 
+    const skipAwait = args.skipAwait || (args.serviceType === 'LoadBalancer' && !args.awaitLoadBalancer);
     this.service = new k8s.core.v1.Service(
       name,
       {
-        metadata,
+        metadata: { ...metadata, annotations: annotations(skipAwait) },
         spec: {
           type: args.serviceType,
           selector: args.labels.selector,

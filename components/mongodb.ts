@@ -1,11 +1,14 @@
+import { createHash } from 'node:crypto';
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
-import type { Resources } from './config';
 import type { AppLabels } from './labels';
+import { annotations } from './metadata';
 
 export const MONGO_PORT = 27017;
+/** The official mongo image's user; numeric so that runAsNonRoot can verify it. */
+const MONGO_UID = 999;
 
-/** Keys of the MongoDB Secret, shared with the data service's secretKeyRefs. */
+/** Keys of the MongoDB Secret. Callers use `connection`, never these names. */
 export const SECRET_KEYS = {
   rootUsername: 'root-username',
   rootPassword: 'root-password',
@@ -13,9 +16,35 @@ export const SECRET_KEYS = {
   appPassword: 'app-password',
 } as const;
 
+/**
+ * Everything a client needs to reach MongoDB as the application user: where it is, and the env
+ * sources for the credentials (secretKeyRefs into this component's Secret, in the spirit of
+ * kubernetesx's `secret.asEnvValue`). A client takes it whole and never learns the Secret's layout.
+ */
+export interface MongoConnection {
+  /** The headless Service's DNS name: stable while the pod moves. */
+  host: pulumi.Output<string>;
+  port: number;
+  database: string;
+  /** `mongodb://host:port/`, without credentials (they travel as env, never in the URI). */
+  uri: pulumi.Output<string>;
+  username: k8s.types.input.core.v1.EnvVarSource;
+  password: k8s.types.input.core.v1.EnvVarSource;
+}
+
+/** The program that reconciles the application user (see the users Job below). */
+export interface UserSyncJob {
+  image: pulumi.Input<string>;
+  imagePullPolicy?: string;
+  imagePullSecret?: pulumi.Input<string>;
+  command: string[];
+}
+
 export interface MongoDbArgs {
   namespace: pulumi.Input<string>;
   labels: AppLabels;
+  /** Labels for the users Job's pods (admitted by the NetworkPolicy next to the clients). */
+  userSyncLabels: AppLabels;
   image: string;
   database: string;
   rootUsername: string;
@@ -27,50 +56,49 @@ export interface MongoDbArgs {
   /** A static hostPath PersistentVolume (as the guide has) instead of dynamic provisioning. */
   staticVolume?: { hostPath: string };
   wiredTigerCacheGb: number;
-  resources: Resources;
+  resources: k8s.types.input.core.v1.ResourceRequirements;
   /** Keep the volume (claim, and static PV) on destroy. */
   retainOnDelete: boolean;
   /** Pods allowed to reach MongoDB (NetworkPolicy); nobody else is. */
   clientSelector: Record<string, string>;
+  userSync: UserSyncJob;
+  /** Create objects without waiting for readiness (see metadata.ts). */
+  skipAwait?: boolean;
 }
 
 /**
- * Creates the application user with readWrite on the application database
- * only. The official image runs this once, on first start with an empty data
- * directory, authenticated as root; passwords come from the Secret through env.
+ * The static volume's permission step. hostPath volumes ignore fsGroup, so the data directory is handed
+ * to uid 999 on every start. mongod creates journal/ and diagnostic.data/ as 0700 for uid 999, which
+ * root cannot even enter with CHOWN alone: DAC_READ_SEARCH lets `chown -R` walk into them.
  */
-export const INIT_SCRIPT = `// Run once by the mongo image on an empty data directory (docker-entrypoint-initdb.d).
-const database = process.env.MONGO_APP_DATABASE;
-db.getSiblingDB(database).createUser({
-  user: process.env.MONGO_APP_USERNAME,
-  pwd: process.env.MONGO_APP_PASSWORD,
-  roles: [{ role: 'readWrite', db: database }],
-});
-print('created application user ' + process.env.MONGO_APP_USERNAME + ' with readWrite on ' + database);
-`;
+export const VOLUME_PERMISSIONS = {
+  command: ['chown', '-R', `${MONGO_UID}:${MONGO_UID}`, '/data/db'],
+  capabilities: { drop: ['ALL'], add: ['CHOWN', 'DAC_READ_SEARCH'] },
+};
 
 /**
- * MongoDB as the guide runs it, hardened: root and app credentials in a Secret,
- * data on a PersistentVolumeClaim, a one-replica StatefulSet running as the
- * mongodb user (999) with mongosh ping probes, a headless Service that is the
- * StatefulSet's serviceName, and a NetworkPolicy that admits only the data service.
+ * MongoDB as the guide runs it, hardened: root and app credentials in a Secret, data on a
+ * PersistentVolumeClaim, a one-replica StatefulSet running as the mongodb user (999) with cheap TCP
+ * probes, a headless Service that is the StatefulSet's serviceName, a Job that brings the application
+ * user in line with the Secret, and a NetworkPolicy that admits only the clients and that Job.
  */
 export class MongoDb extends pulumi.ComponentResource {
-  /** In-cluster DNS name clients connect to (the headless Service). */
-  readonly host: pulumi.Output<string>;
-  readonly port = MONGO_PORT;
-  readonly database: string;
-  readonly serviceName: pulumi.Output<string>;
-  readonly secretName: pulumi.Output<string>;
-  readonly secretKeys = SECRET_KEYS;
+  /** How the application reaches MongoDB as its own least-privileged user. */
+  readonly connection: MongoConnection;
   readonly statefulSet: k8s.apps.v1.StatefulSet;
   readonly claimName: pulumi.Output<string>;
 
   constructor(name: string, args: MongoDbArgs, opts?: pulumi.ComponentResourceOptions) {
     super('koa-mongodb:database:MongoDb', name, {}, opts);
-    const parent = { parent: this };
-    const meta = (suffix: string) => ({ name: suffix ? `${name}-${suffix}` : name, namespace: args.namespace, labels: args.labels.all });
-    this.database = args.database;
+    // Fixed names: a replacement must delete the old object first, even when the provider itself is
+    // replaced (a new cluster), where create-then-delete would delete the new object by its name.
+    const parent = { parent: this, deleteBeforeReplace: true };
+    const meta = (suffix: string, labels = args.labels, own?: Record<string, string>) => ({
+      name: suffix ? `${name}-${suffix}` : name,
+      namespace: args.namespace,
+      labels: labels.all,
+      annotations: annotations(args.skipAwait, own),
+    });
 
     const secret = new k8s.core.v1.Secret(
       `${name}-credentials`,
@@ -86,9 +114,7 @@ export class MongoDb extends pulumi.ComponentResource {
       },
       parent,
     );
-    this.secretName = secret.metadata.name;
-
-    const init = new k8s.core.v1.ConfigMap(`${name}-init`, { metadata: meta('init'), data: { '01-create-app-user.js': INIT_SCRIPT } }, parent);
+    const fromSecret = (key: string): k8s.types.input.core.v1.EnvVarSource => ({ secretKeyRef: { name: secret.metadata.name, key } });
 
     const keep = { ...parent, retainOnDelete: args.retainOnDelete };
     let volumeName: pulumi.Output<string> | undefined;
@@ -97,7 +123,7 @@ export class MongoDb extends pulumi.ComponentResource {
         `${name}-data`,
         {
           // PersistentVolumes are cluster-scoped: the namespace goes into the name.
-          metadata: { name: pulumi.interpolate`${args.namespace}-${name}-data`, labels: args.labels.all },
+          metadata: { name: pulumi.interpolate`${args.namespace}-${name}-data`, labels: args.labels.all, annotations: annotations(args.skipAwait) },
           spec: {
             capacity: { storage: args.storageSize },
             accessModes: ['ReadWriteOnce'],
@@ -137,12 +163,12 @@ export class MongoDb extends pulumi.ComponentResource {
       },
       parent,
     );
-    this.serviceName = service.metadata.name;
-    this.host = pulumi.interpolate`${service.metadata.name}.${service.metadata.namespace}.svc.cluster.local`;
+    const host = pulumi.interpolate`${service.metadata.name}.${service.metadata.namespace}.svc.cluster.local`;
 
-    const fromSecret = (key: string) => ({ valueFrom: { secretKeyRef: { name: secret.metadata.name, key } } });
-    // mongosh starts a whole JS runtime: probes are slow and memory-hungry, so they run rarely with long timeouts.
-    const ping = { exec: { command: ['mongosh', '--quiet', '--norc', '--eval', 'quit(db.adminCommand({ ping: 1 }).ok === 1 ? 0 : 1)'] } };
+    // TCP probes cost nothing; a probe that forks mongosh (a whole Node runtime) next to mongod's cache
+    // risks the memory limit and wrote its history into the data volume. The users Job and the service's
+    // own readiness are the real queries.
+    const port = { tcpSocket: { port: 'mongodb' } };
 
     this.statefulSet = new k8s.apps.v1.StatefulSet(
       name,
@@ -160,23 +186,22 @@ export class MongoDb extends pulumi.ComponentResource {
               terminationGracePeriodSeconds: 30,
               securityContext: {
                 runAsNonRoot: true,
-                runAsUser: 999,
-                runAsGroup: 999,
-                fsGroup: 999,
+                runAsUser: MONGO_UID,
+                runAsGroup: MONGO_UID,
+                fsGroup: MONGO_UID,
                 seccompProfile: { type: 'RuntimeDefault' },
               },
-              // hostPath volumes ignore fsGroup: hand the directory to uid 999 once, with CHOWN only.
               initContainers: args.staticVolume
                 ? [
                     {
                       name: 'volume-permissions',
                       image: args.image,
-                      command: ['chown', '-R', '999:999', '/data/db'],
+                      command: VOLUME_PERMISSIONS.command,
                       securityContext: {
                         runAsUser: 0,
                         runAsNonRoot: false,
                         allowPrivilegeEscalation: false,
-                        capabilities: { drop: ['ALL'], add: ['CHOWN'] },
+                        capabilities: VOLUME_PERMISSIONS.capabilities,
                       },
                       volumeMounts: [{ name: 'data', mountPath: '/data/db' }],
                     },
@@ -190,22 +215,21 @@ export class MongoDb extends pulumi.ComponentResource {
                   args: ['--wiredTigerCacheSizeGB', String(args.wiredTigerCacheGb)],
                   ports: [{ name: 'mongodb', containerPort: MONGO_PORT, protocol: 'TCP' }],
                   env: [
-                    { name: 'MONGO_INITDB_ROOT_USERNAME', ...fromSecret(SECRET_KEYS.rootUsername) },
-                    { name: 'MONGO_INITDB_ROOT_PASSWORD', ...fromSecret(SECRET_KEYS.rootPassword) },
-                    { name: 'MONGO_APP_USERNAME', ...fromSecret(SECRET_KEYS.appUsername) },
-                    { name: 'MONGO_APP_PASSWORD', ...fromSecret(SECRET_KEYS.appPassword) },
-                    { name: 'MONGO_APP_DATABASE', value: args.database },
+                    // The image creates this root user on an empty data directory (and then runs with --auth).
+                    { name: 'MONGO_INITDB_ROOT_USERNAME', valueFrom: fromSecret(SECRET_KEYS.rootUsername) },
+                    { name: 'MONGO_INITDB_ROOT_PASSWORD', valueFrom: fromSecret(SECRET_KEYS.rootPassword) },
+                    // Anything that writes a dotfile (a mongosh session from `kubectl exec`) writes it here, not into the data volume.
+                    { name: 'HOME', value: '/tmp' },
                   ],
                   resources: args.resources,
-                  startupProbe: { ...ping, periodSeconds: 10, timeoutSeconds: 10, failureThreshold: 30 },
-                  readinessProbe: { ...ping, periodSeconds: 10, timeoutSeconds: 10, failureThreshold: 3 },
-                  livenessProbe: { ...ping, periodSeconds: 30, timeoutSeconds: 15, failureThreshold: 4 },
+                  startupProbe: { ...port, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 60 },
+                  readinessProbe: { ...port, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
+                  livenessProbe: { ...port, periodSeconds: 20, timeoutSeconds: 5, failureThreshold: 3 },
                   securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
                   volumeMounts: [
                     { name: 'data', mountPath: '/data/db' },
                     { name: 'configdb', mountPath: '/data/configdb' },
                     { name: 'tmp', mountPath: '/tmp' },
-                    { name: 'init', mountPath: '/docker-entrypoint-initdb.d', readOnly: true },
                   ],
                 },
               ],
@@ -213,7 +237,6 @@ export class MongoDb extends pulumi.ComponentResource {
                 { name: 'data', persistentVolumeClaim: { claimName: claim.metadata.name } },
                 { name: 'configdb', emptyDir: {} },
                 { name: 'tmp', emptyDir: {} },
-                { name: 'init', configMap: { name: init.metadata.name } },
               ],
             },
           },
@@ -222,6 +245,8 @@ export class MongoDb extends pulumi.ComponentResource {
       parent,
     );
 
+    this.createUserSync(name, args, { host, secret: fromSecret, claimUid: claim.metadata.uid, meta });
+
     new k8s.networking.v1.NetworkPolicy(
       `${name}-clients`,
       {
@@ -229,19 +254,88 @@ export class MongoDb extends pulumi.ComponentResource {
         spec: {
           podSelector: { matchLabels: args.labels.selector },
           policyTypes: ['Ingress'],
-          ingress: [{ from: [{ podSelector: { matchLabels: args.clientSelector } }], ports: [{ protocol: 'TCP', port: MONGO_PORT }] }],
+          ingress: [
+            {
+              from: [{ podSelector: { matchLabels: args.clientSelector } }, { podSelector: { matchLabels: args.userSyncLabels.selector } }],
+              ports: [{ protocol: 'TCP', port: MONGO_PORT }],
+            },
+          ],
         },
       },
       parent,
     );
 
-    this.registerOutputs({
-      host: this.host,
-      port: this.port,
-      database: this.database,
-      serviceName: this.serviceName,
-      secretName: this.secretName,
-      claimName: this.claimName,
-    });
+    this.connection = {
+      host,
+      port: MONGO_PORT,
+      database: args.database,
+      uri: pulumi.interpolate`mongodb://${host}:${MONGO_PORT}/`,
+      username: fromSecret(SECRET_KEYS.appUsername),
+      password: fromSecret(SECRET_KEYS.appPassword),
+    };
+    this.registerOutputs({ host, database: args.database, claimName: this.claimName });
+  }
+
+  /**
+   * The Job that brings the application user in line with the Secret (create, or reset password and
+   * roles). The image's init scripts run only on an empty data directory; this runs whenever the
+   * credentials or the claim change (its pod template carries their digest, and a changed template
+   * replaces the Job), so rotated passwords and kept or adopted data both work. A failed run is
+   * retried by the next `pulumi up` (replaceUnready).
+   */
+  private createUserSync(
+    name: string,
+    args: MongoDbArgs,
+    ctx: {
+      host: pulumi.Output<string>;
+      secret: (key: string) => k8s.types.input.core.v1.EnvVarSource;
+      claimUid: pulumi.Output<string>;
+      meta: (suffix: string, labels?: AppLabels, own?: Record<string, string>) => { name: string; namespace: pulumi.Input<string>; labels: Record<string, string> };
+    },
+  ): void {
+    const digest = pulumi
+      .all([args.rootUsername, args.rootPassword, args.appUsername, args.appPassword, args.database, ctx.claimUid])
+      .apply((parts) => createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32));
+    const sync = args.userSync;
+    new k8s.batch.v1.Job(
+      `${name}-users`,
+      {
+        metadata: ctx.meta('users', args.userSyncLabels, { 'pulumi.com/replaceUnready': 'true' }),
+        spec: {
+          backoffLimit: 6,
+          activeDeadlineSeconds: 600,
+          template: {
+            metadata: { labels: args.userSyncLabels.all, annotations: { 'koa-mongodb/credentials-digest': pulumi.secret(digest) } },
+            spec: {
+              restartPolicy: 'Never',
+              automountServiceAccountToken: false,
+              enableServiceLinks: false,
+              imagePullSecrets: sync.imagePullSecret ? [{ name: sync.imagePullSecret }] : undefined,
+              securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } },
+              containers: [
+                {
+                  name: 'ensure-user',
+                  image: sync.image,
+                  imagePullPolicy: sync.imagePullPolicy,
+                  command: sync.command,
+                  env: [
+                    { name: 'MONGODB_URI', value: pulumi.interpolate`mongodb://${ctx.host}:${MONGO_PORT}/` },
+                    { name: 'MONGODB_ADMIN_USER', valueFrom: ctx.secret(SECRET_KEYS.rootUsername) },
+                    { name: 'MONGODB_ADMIN_PASSWORD', valueFrom: ctx.secret(SECRET_KEYS.rootPassword) },
+                    { name: 'MONGODB_USER', valueFrom: ctx.secret(SECRET_KEYS.appUsername) },
+                    { name: 'MONGODB_PASSWORD', valueFrom: ctx.secret(SECRET_KEYS.appPassword) },
+                    { name: 'MONGODB_DB', value: args.database },
+                  ],
+                  resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '500m', memory: '128Mi' } },
+                  securityContext: { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+                },
+              ],
+            },
+          },
+        },
+      },
+      // After MongoDB is up: the Job's own retries then only cover restarts.
+      { parent: this, deleteBeforeReplace: true, dependsOn: [this.statefulSet] },
+    );
   }
 }

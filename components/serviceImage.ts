@@ -2,8 +2,9 @@ import * as docker from '@pulumi/docker';
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import { contextHash } from './buildContext';
-import type { ImageMode } from './config';
-import { minikubeDockerEndpoint } from './minikube';
+import { MinikubeImage } from './minikubeImage';
+
+export type ImageMode = 'minikube' | 'registry' | 'prebuilt';
 
 export interface ServiceImageArgs {
   mode: ImageMode;
@@ -15,9 +16,11 @@ export interface ServiceImageArgs {
   reference?: string;
   /** registry mode: where to push, with a secret password. */
   registry?: { server: string; username: string; password: pulumi.Input<string> };
-  /** minikube mode: configured Docker endpoint (else discovered from minikube). */
-  docker?: { host?: string; certPath?: string };
+  /** minikube mode: the profile whose node builds and runs the image. */
   minikubeProfile?: string;
+  /** minikube mode: identity of the cluster, so that a new cluster (minikube delete + start) gets a new build. */
+  clusterId?: pulumi.Input<string>;
+  /** registry mode: build platform, e.g. linux/arm64 for arm64 nodes (default: the local Docker's). */
   platform?: string;
   /** Namespace for the image pull secret (registry mode). */
   namespace: pulumi.Input<string>;
@@ -26,7 +29,8 @@ export interface ServiceImageArgs {
 
 /**
  * The data service's container image, in one of three modes:
- * - minikube: built into Minikube's own Docker daemon; never pushed; IfNotPresent.
+ * - minikube: built inside the Minikube node by `minikube image build`, whatever its container
+ *   runtime (see minikubeImage.ts); never pushed; IfNotPresent.
  * - registry: built and pushed with credentials from secret config; deployed by
  *   digest, with an imagePullSecret.
  * - prebuilt: a reference built elsewhere (CI, another registry); nothing built.
@@ -50,21 +54,15 @@ export class ServiceImage extends pulumi.ComponentResource {
       this.ref = pulumi.output(args.reference);
     } else {
       this.contentTag = contextHash(args.contextDir);
-      const build: docker.types.input.DockerBuild = {
-        context: args.contextDir,
-        dockerfile: `${args.contextDir}/Dockerfile`,
-        platform: args.platform,
-      };
+      const imageName = `${args.repository}:${this.contentTag}`;
 
       if (args.mode === 'minikube') {
-        const endpoint = minikubeDockerEndpoint(args.docker ?? {}, args.minikubeProfile ?? 'minikube');
-        const provider = new docker.Provider(`${name}-minikube-docker`, { host: endpoint.host, certPath: endpoint.certPath }, { parent: this });
-        const image = new docker.Image(
+        const image = new MinikubeImage(
           name,
-          { imageName: `${args.repository}:${this.contentTag}`, build, skipPush: true },
-          { parent: this, provider },
+          { profile: args.minikubeProfile ?? 'minikube', imageName, contextDir: args.contextDir, clusterId: args.clusterId ?? '' },
+          { parent: this },
         );
-        // The kubelet finds the image by this tag in the node's own daemon.
+        // The kubelet finds the image by this tag in the node's own image store.
         this.ref = image.imageName;
       } else {
         if (!args.registry) throw new Error('ServiceImage: registry mode needs registry settings');
@@ -72,8 +70,8 @@ export class ServiceImage extends pulumi.ComponentResource {
         const image = new docker.Image(
           name,
           {
-            imageName: `${args.repository}:${this.contentTag}`,
-            build,
+            imageName,
+            build: { context: args.contextDir, dockerfile: `${args.contextDir}/Dockerfile`, platform: args.platform },
             registry: { server: registry.server, username: registry.username, password: registry.password },
           },
           { parent: this },
@@ -101,7 +99,7 @@ export class ServiceImage extends pulumi.ComponentResource {
             type: 'kubernetes.io/dockerconfigjson',
             stringData: { '.dockerconfigjson': dockerConfig },
           },
-          { parent: this },
+          { parent: this, deleteBeforeReplace: true },
         );
         this.pullSecretName = pullSecret.metadata.name;
       }

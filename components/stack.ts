@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { StackConfig } from './config';
 import { DataService } from './dataService';
 import { appLabels } from './labels';
+import { annotations } from './metadata';
 import { apiServerHost, isLoopback } from './minikube';
 import { MongoDb } from './mongodb';
 import { ServiceImage } from './serviceImage';
@@ -21,24 +22,27 @@ export interface StackOutputs {
 
 /** Every resource of the stack, from its typed config. index.ts only calls this and exports the result. */
 export function createStack(cfg: StackConfig): StackOutputs {
-  // One explicit provider bound to the configured context: `pulumi up` can never
-  // land on whatever cluster kubectl happens to point at.
-  const provider = new k8s.Provider('kubernetes', { context: cfg.kube.context, kubeconfig: cfg.kube.kubeconfig });
-  const inCluster: pulumi.ComponentResourceOptions = {
-    providers: [provider],
-    transformations: cfg.skipAwait ? [skipAwait] : [],
-  };
+  const { provider, clusterId } = clusterProvider(cfg);
+  const inCluster: pulumi.ComponentResourceOptions = { providers: [provider] };
+  const onMinikube = cfg.kube.context === cfg.minikube.profile;
 
   const partOf = cfg.project;
   const serviceLabels = appLabels('data-service', 'api', partOf, cfg.stack);
   const mongoLabels = appLabels('mongodb', 'database', partOf, cfg.stack);
+  const userSyncLabels = appLabels('mongodb-users', 'database-admin', partOf, cfg.stack);
 
   const namespace = cfg.kube.createNamespace
     ? new k8s.core.v1.Namespace(
         'namespace',
-        { metadata: { name: cfg.kube.namespace, labels: { 'app.kubernetes.io/part-of': partOf, 'app.kubernetes.io/managed-by': 'pulumi' } } },
+        {
+          metadata: {
+            name: cfg.kube.namespace,
+            labels: { 'app.kubernetes.io/part-of': partOf, 'app.kubernetes.io/managed-by': 'pulumi' },
+            annotations: annotations(cfg.skipAwait),
+          },
+        },
         // Deleting a namespace deletes what is in it: kept along with the data when asked.
-        { provider, retainOnDelete: cfg.retainOnDelete },
+        { provider, retainOnDelete: cfg.retainOnDelete, deleteBeforeReplace: true },
       ).metadata.name
     : pulumi.output(cfg.kube.namespace);
 
@@ -50,8 +54,8 @@ export function createStack(cfg: StackConfig): StackOutputs {
       repository: cfg.image.repository,
       reference: cfg.image.reference,
       registry: cfg.image.registry,
-      docker: cfg.image.docker,
       minikubeProfile: cfg.minikube.profile,
+      clusterId,
       platform: cfg.image.platform,
       namespace,
       labels: serviceLabels.all,
@@ -64,6 +68,7 @@ export function createStack(cfg: StackConfig): StackOutputs {
     {
       namespace,
       labels: mongoLabels,
+      userSyncLabels,
       image: cfg.mongo.image,
       database: cfg.mongo.database,
       rootUsername: cfg.mongo.rootUsername,
@@ -76,7 +81,10 @@ export function createStack(cfg: StackConfig): StackOutputs {
       wiredTigerCacheGb: cfg.mongo.wiredTigerCacheGb,
       resources: cfg.mongo.resources,
       retainOnDelete: cfg.retainOnDelete,
+      skipAwait: cfg.skipAwait,
       clientSelector: serviceLabels.selector,
+      // The service's image carries the mongodb driver and the reconcile program (service/src/admin).
+      userSync: { image: image.ref, imagePullPolicy: image.pullPolicy, imagePullSecret: image.pullSecretName, command: ['node', 'dist/admin/ensure-user-main.js'] },
     },
     inCluster,
   );
@@ -89,20 +97,18 @@ export function createStack(cfg: StackConfig): StackOutputs {
       image: image.ref,
       imagePullPolicy: image.pullPolicy,
       imagePullSecret: image.pullSecretName,
-      mongo: {
-        host: mongo.host,
-        port: mongo.port,
-        database: mongo.database,
-        collection: cfg.mongo.collection,
-        secretName: mongo.secretName,
-        usernameKey: mongo.secretKeys.appUsername,
-        passwordKey: mongo.secretKeys.appPassword,
-      },
+      mongo: mongo.connection,
+      collection: cfg.mongo.collection,
+      awaitLoadBalancer: !onMinikube,
+      skipAwait: cfg.skipAwait,
       ...cfg.service,
     },
-    // MongoDB ready first: the service's pods only turn ready once they can ping it.
+    // MongoDB ready and the app user in place first: the service's pods only turn ready once they can use it.
     { ...inCluster, dependsOn: [mongo] },
   );
+  if (onMinikube && cfg.service.serviceType === 'LoadBalancer') {
+    void pulumi.log.warn('serviceType LoadBalancer on Minikube: run `minikube tunnel` in another terminal for an address; `pulumi up` does not wait for one');
+  }
 
   const port = cfg.service.port;
   const portForward = pulumi.interpolate`kubectl --context ${cfg.kube.context} -n ${namespace} port-forward svc/${service.serviceName} ${port}:${port}`;
@@ -110,10 +116,28 @@ export function createStack(cfg: StackConfig): StackOutputs {
     url: serviceUrl(cfg, service),
     namespace,
     image: image.ref,
-    mongoHost: mongo.host,
+    mongoHost: mongo.connection.host,
     portForward,
     kubeContext: cfg.kube.context,
   };
+}
+
+/**
+ * One explicit provider bound to the configured context, so `pulumi up` can never land on whatever
+ * cluster kubectl happens to point at, and told the cluster's identity: the uid of its kube-system
+ * namespace, read through a second provider. After `minikube delete` + `minikube start` the context's
+ * name and address are the same but the uid is new, so the provider is replaced and every object is
+ * created again on the new cluster (rather than Pulumi believing they exist), and the image is rebuilt.
+ */
+function clusterProvider(cfg: StackConfig): { provider: k8s.Provider; clusterId: pulumi.Output<string> } {
+  const target = { context: cfg.kube.context, kubeconfig: cfg.kube.kubeconfig };
+  const reader = new k8s.Provider('cluster-identity', target);
+  const kubeSystem = k8s.core.v1.Namespace.get('cluster-identity', 'kube-system', { provider: reader });
+  const clusterId = kubeSystem.metadata.uid;
+  // When the provider is bumped past 4.29, add `upsertExistingObjects: true` here: from then on, creating
+  // an object that exists (the namespace and claim kept by retainOnDelete) fails instead of adopting it.
+  const provider = new k8s.Provider('kubernetes', { ...target, clusterIdentifier: clusterId });
+  return { provider, clusterId };
 }
 
 /**
@@ -140,18 +164,4 @@ function serviceUrl(cfg: StackConfig, service: DataService): pulumi.Output<strin
     return forwarded;
   }
   return service.nodePort.apply((nodePort) => `http://${host}:${nodePort ?? cfg.service.port}`);
-}
-
-/**
- * Marks a Kubernetes object so that Pulumi creates it without waiting for it to
- * become ready: for clusters that run no pods (the local API server of
- * test/cluster) or deployments whose readiness is watched elsewhere.
- */
-function skipAwait(args: pulumi.ResourceTransformationArgs): pulumi.ResourceTransformationResult | undefined {
-  if (!args.type.startsWith('kubernetes:') || !args.props.metadata) return undefined;
-  const metadata = args.props.metadata as { annotations?: Record<string, string> };
-  return {
-    props: { ...args.props, metadata: { ...metadata, annotations: { ...metadata.annotations, 'pulumi.com/skipAwait': 'true' } } },
-    opts: args.opts,
-  };
 }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import * as pulumi from '@pulumi/pulumi';
 import path from 'node:path';
 import { DataService } from '../../components/dataService';
 import { appLabels } from '../../components/labels';
@@ -29,21 +30,31 @@ describe('components on their own', () => {
         resources,
         retainOnDelete: true,
         clientSelector: { app: 'orders' },
+        userSyncLabels: appLabels('db-users', 'database-admin', 'shop', 'prod'),
+        userSync: { image: 'registry.example/orders:1.0.0', command: ['node', 'sync.js'] },
       });
       return mongo;
     });
     assert.deepEqual(
       declared.filter((r) => r.custom).map((r) => r.type.split(':')[2]).sort(),
-      ['ConfigMap', 'NetworkPolicy', 'PersistentVolumeClaim', 'Secret', 'Service', 'StatefulSet'],
+      ['Job', 'NetworkPolicy', 'PersistentVolumeClaim', 'Secret', 'Service', 'StatefulSet'],
     );
     for (const child of declared.filter((r) => r.custom)) assert.equal(parentOf(child), 'koa-mongodb:database:MongoDb::db');
-    assert.equal(await valueOf(mongo.host), 'db.shop.svc.cluster.local');
-    assert.equal(mongo.port, 27017);
-    assert.equal(mongo.database, 'orders');
-    assert.equal(await valueOf(mongo.secretName), 'db-credentials');
+    // One connection value, handed over whole: where, which database, and env sources for the app user.
+    const connection = mongo.connection;
+    assert.equal(await valueOf(connection.host), 'db.shop.svc.cluster.local');
+    assert.equal(connection.port, 27017);
+    assert.equal(connection.database, 'orders');
+    assert.equal(await valueOf(connection.uri), 'mongodb://db.shop.svc.cluster.local:27017/');
+    assert.deepEqual(plain(await valueOf(connection.username as never)), { secretKeyRef: { name: 'db-credentials', key: 'app-username' } });
+    assert.deepEqual(plain(await valueOf(connection.password as never)), { secretKeyRef: { name: 'db-credentials', key: 'app-password' } });
     assert.equal(plain(one(declared, 'kubernetes:core/v1:PersistentVolumeClaim').inputs).spec.storageClassName, 'fast');
     const policy = plain(one(declared, 'kubernetes:networking.k8s.io/v1:NetworkPolicy').inputs);
     assert.deepEqual(policy.spec.ingress[0].from[0].podSelector.matchLabels, { app: 'orders' });
+    assert.deepEqual(policy.spec.ingress[0].from[1].podSelector.matchLabels, appLabels('db-users', 'database-admin', 'shop', 'prod').selector);
+    const job = plain(one(declared, 'kubernetes:batch/v1:Job').inputs);
+    assert.equal(job.spec.template.spec.containers[0].image, 'registry.example/orders:1.0.0');
+    assert.deepEqual(job.spec.template.spec.containers[0].command, ['node', 'sync.js']);
   });
 
   it('DataService: Deployment, Service, HPA and PDB from plain arguments', async () => {
@@ -54,7 +65,16 @@ describe('components on their own', () => {
         labels: appLabels('orders-api', 'api', 'shop', 'prod'),
         image: 'registry.example/orders:1.0.0',
         imagePullPolicy: 'IfNotPresent',
-        mongo: { host: 'db.shop.svc.cluster.local', port: 27017, database: 'orders', collection: 'items', secretName: 'db-credentials', usernameKey: 'u', passwordKey: 'p' },
+        mongo: {
+          host: pulumi.output('db.shop.svc.cluster.local'),
+          port: 27017,
+          database: 'orders',
+          uri: pulumi.output('mongodb://db.shop.svc.cluster.local:27017/'),
+          username: { secretKeyRef: { name: 'db-credentials', key: 'u' } },
+          password: { secretKeyRef: { name: 'db-credentials', key: 'p' } },
+        },
+        collection: 'items',
+        awaitLoadBalancer: true,
         replicas: 3,
         minReplicas: 3,
         maxReplicas: 10,
@@ -69,7 +89,8 @@ describe('components on their own', () => {
     });
     assert.deepEqual(declared.filter((r) => r.custom).map((r) => r.type.split(':')[2]).sort(), ['Deployment', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'Service']);
     const deployment = plain(one(declared, 'kubernetes:apps/v1:Deployment').inputs);
-    const env = Object.fromEntries(deployment.spec.template.spec.containers[0].env.map((e: { name: string; value?: string }) => [e.name, e.value]));
+    const env = Object.fromEntries(deployment.spec.template.spec.containers[0].env.map((e: { name: string; value?: string; valueFrom?: unknown }) => [e.name, e.value ?? e.valueFrom]));
+    assert.deepEqual(env.MONGODB_PASSWORD, { secretKeyRef: { name: 'db-credentials', key: 'p' } });
     assert.equal(env.MONGODB_URI, 'mongodb://db.shop.svc.cluster.local:27017/');
     assert.equal(env.MONGODB_COLLECTION, 'items');
     assert.equal(env.CORS_ORIGINS, 'https://shop.example');
@@ -79,7 +100,7 @@ describe('components on their own', () => {
     assert.equal(plain(one(declared, 'kubernetes:autoscaling/v2:HorizontalPodAutoscaler').inputs).spec.maxReplicas, 10);
   });
 
-  it('ServiceImage: prebuilt needs nothing but the reference; minikube mode builds with its own docker provider', async () => {
+  it('ServiceImage: prebuilt needs nothing but the reference; minikube mode builds inside the node', async () => {
     let prebuilt!: ServiceImage;
     const first = await run(() => {
       prebuilt = new ServiceImage('img', { mode: 'prebuilt', contextDir: path.join(ROOT, 'service'), repository: 'x', reference: 'x:1', namespace: 'ns', labels: {} });
@@ -94,13 +115,17 @@ describe('components on their own', () => {
         mode: 'minikube',
         contextDir: path.join(ROOT, 'service'),
         repository: 'orders',
-        docker: { host: 'tcp://10.0.0.5:2376' },
+        minikubeProfile: 'shop',
+        clusterId: 'uid-1',
         namespace: 'ns',
         labels: {},
       });
       return local;
     });
-    assert.equal(ofType(second.resources, 'pulumi:providers:docker').length, 1);
+    assert.equal(ofType(second.resources, 'pulumi:providers:docker').length, 0, 'no Docker endpoint is recorded');
+    const built = plain(one(second.resources, 'pulumi-nodejs:dynamic:Resource').inputs);
+    assert.equal(built.profile, 'shop');
+    assert.equal(built.clusterId, 'uid-1');
     assert.equal(await valueOf(local.ref), `orders:${local.contentTag}`);
     assert.equal(local.pullSecretName, undefined);
   });

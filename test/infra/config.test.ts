@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { DEFAULTS, REQUIRED_SECRET_KEYS, SECRET_KEYS, StackConfigError, loadConfig } from '../../components/config';
-import { minikubeDockerEndpoint } from '../../components/minikube';
-import { setConfig } from './harness';
+import * as pulumi from '@pulumi/pulumi';
+import { CONFIG_KEYS, REQUIRED_SECRET_KEYS, SECRET_KEYS, StackConfigError, loadConfig } from '../../components/config';
+import { PROJECT, setConfig } from './harness';
 import { MACHINE, ROOT, committedFile, devStackConfig } from './fixtures';
 
 interface ConfigDeclaration {
@@ -53,21 +53,30 @@ describe('stack configuration', () => {
       assert.deepEqual(required.sort(), [...REQUIRED_SECRET_KEYS].sort());
     });
 
-    it('its defaults are the config module\'s defaults, key for key', () => {
-      for (const [key, value] of Object.entries(DEFAULTS)) {
+    it('declares a default for every key the program reads: defaults live there only', () => {
+      for (const key of CONFIG_KEYS) {
         assert.ok(project.config[key], `${key} is declared in Pulumi.yaml`);
-        assert.equal(String(project.config[key].default), String(value), `${key} default`);
+        assert.notEqual(project.config[key].default, undefined, `${key} has its default in Pulumi.yaml`);
       }
-      const withDefaults = Object.entries(project.config).filter(([, d]) => d.default !== undefined).map(([key]) => key);
-      assert.deepEqual(withDefaults.sort(), Object.keys(DEFAULTS).sort());
+      const source = readFileSync(path.join(ROOT, 'components', 'config.ts'), 'utf8');
+      assert.doesNotMatch(source, /DEFAULTS|\?\? *String\(/, 'no second copy of the defaults in the program');
     });
 
     it('every key the program reads is declared (and nothing else is), but the optional registryPassword', () => {
       const source = readFileSync(path.join(ROOT, 'components', 'config.ts'), 'utf8');
-      const read = new Set([...source.matchAll(/(?:config\.get(?:Secret)?|optional)\('(\w+)'\)/g)].map((m) => m[1]));
-      for (const key of [...Object.keys(DEFAULTS), ...SECRET_KEYS]) read.add(key);
+      const read = new Set([...source.matchAll(/(?:config\.get(?:Secret)?|optional|str|num|bool|oneOf|quantity|mongoName|username|secret)(?:<\w+>)?\('(\w+)'/g)].map((m) => m[1]));
+      for (const key of [...CONFIG_KEYS, ...SECRET_KEYS]) read.add(key);
       read.delete('registryPassword');
       assert.deepEqual([...read].sort(), Object.keys(project.config).sort());
+    });
+
+    it('outside the CLI, without Pulumi.yaml\'s defaults applied, the program says so rather than guessing', () => {
+      pulumi.runtime.setAllConfig({ [`${PROJECT}:mongoRootPassword`]: 'a', [`${PROJECT}:mongoAppPassword`]: 'b' }, [`${PROJECT}:mongoRootPassword`, `${PROJECT}:mongoAppPassword`]);
+      assert.throws(loadConfig, (error: unknown) => {
+        assert.ok(error instanceof StackConfigError);
+        assert.match(error.message, /namespace has no value: Pulumi\.yaml declares its default, which the Pulumi CLI applies/);
+        return true;
+      });
     });
   });
 
@@ -143,27 +152,4 @@ describe('stack configuration', () => {
     });
   });
 
-  describe('finding Minikube\'s Docker daemon', () => {
-    const fail = () => {
-      throw new Error('minikube: command not found');
-    };
-    it('prefers stack config', () => {
-      assert.deepEqual(minikubeDockerEndpoint({ host: 'tcp://1.2.3.4:2376', certPath: '/c' }, 'minikube', {}, fail), { host: 'tcp://1.2.3.4:2376', certPath: '/c' });
-    });
-    it('takes the environment only when `minikube docker-env` set it', () => {
-      const env = { DOCKER_HOST: 'tcp://192.168.49.2:2376', DOCKER_CERT_PATH: '/m/certs', MINIKUBE_ACTIVE_DOCKERD: 'minikube' };
-      assert.deepEqual(minikubeDockerEndpoint({}, 'minikube', env, fail), { host: 'tcp://192.168.49.2:2376', certPath: '/m/certs' });
-      const desktop = { DOCKER_HOST: 'unix:///var/run/docker.sock' };
-      assert.throws(() => minikubeDockerEndpoint({}, 'minikube', desktop, fail), /cannot find Minikube's Docker daemon.*eval \$\(minikube docker-env\)/);
-    });
-    it('otherwise asks `minikube docker-env` for the profile', () => {
-      let asked: string[] = [];
-      const endpoint = minikubeDockerEndpoint({}, 'dev', {}, (args) => {
-        asked = args;
-        return 'DOCKER_TLS_VERIFY="1"\nDOCKER_HOST="tcp://192.168.58.2:2376"\nDOCKER_CERT_PATH="/home/u/.minikube/certs"\nMINIKUBE_ACTIVE_DOCKERD="dev"\n';
-      });
-      assert.deepEqual(asked, ['-p', 'dev', 'docker-env', '--shell', 'none']);
-      assert.deepEqual(endpoint, { host: 'tcp://192.168.58.2:2376', certPath: '/home/u/.minikube/certs' });
-    });
-  });
 });

@@ -27,7 +27,7 @@ export function devStackConfig(): Record<string, string> {
 }
 
 /** Machine-specific settings a test cannot discover (no minikube here). */
-export const MACHINE = { dockerHost: 'tcp://192.168.49.2:2376', dockerCertPath: '/home/dev/.minikube/certs', minikubeIp: '192.168.49.2' };
+export const MACHINE = { minikubeIp: '192.168.49.2' };
 
 export interface ResolvedOutputs {
   url: string;

@@ -4,7 +4,10 @@
  * can assert what `pulumi up` would send.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
+import { parse } from 'yaml';
 
 export const PROJECT = 'koa-mongodb';
 export const STACK = 'test';
@@ -19,6 +22,8 @@ export interface Declared {
 }
 
 const declared: Declared[] = [];
+/** Existing objects the program reads (`Resource.get`), by `type::id`: not declared, never changed. */
+const reads: Array<{ type: string; id: string; provider?: string }> = [];
 const parents = new Map<string, string | undefined>();
 const options = new Map<string, pulumi.ResourceOptions>();
 
@@ -32,6 +37,10 @@ function simulatedState(args: pulumi.runtime.MockResourceArgs): Record<string, u
     state.spec = { ...state.spec, ports: state.spec.ports.map((port: { nodePort?: number }) => ({ ...port, nodePort: port.nodePort ?? 31234 })) };
     if (state.spec.type === 'LoadBalancer') state.status = { loadBalancer: { ingress: [{ ip: '10.96.0.200' }] } };
   }
+  if (args.type === 'kubernetes:core/v1:Namespace' && args.id) {
+    // A read of an existing namespace: the API server's identity of it.
+    state.metadata = { name: args.id, uid: createHash('sha256').update(`cluster/${args.id}`).digest('hex').slice(0, 32) };
+  }
   if (args.type === 'docker:index/image:Image') {
     const digest = createHash('sha256').update(String(state.imageName)).digest('hex');
     state.repoDigest = `${String(state.imageName).split(':')[0]}@sha256:${digest}`;
@@ -42,6 +51,10 @@ function simulatedState(args: pulumi.runtime.MockResourceArgs): Record<string, u
 pulumi.runtime.setMocks(
   {
     newResource(args) {
+      if (args.id !== undefined && args.id !== '') {
+        reads.push({ type: args.type, id: args.id, provider: args.provider });
+        return { id: args.id, state: simulatedState(args) };
+      }
       declared.push({ type: args.type, name: args.name, inputs: args.inputs, provider: args.provider, custom: args.custom ?? true });
       return { id: `${args.name}-id`, state: simulatedState(args) };
     },
@@ -59,9 +72,26 @@ export function valueOf<T>(output: pulumi.Input<T>): Promise<pulumi.Unwrap<T>> {
   return new Promise((resolve) => pulumi.output(output).apply((value) => resolve(value)));
 }
 
-/** Sets the stack's whole config (plain keys, without the project prefix), marking `secrets` as secret. */
+/**
+ * The defaults Pulumi.yaml declares, as the CLI hands them to the program: every declared key with a
+ * default, as a string (`false`, `2`, `""`). Defaults live there only; the harness applies them the same way.
+ */
+export function projectDefaults(): Record<string, string> {
+  const project = parse(readFileSync(path.resolve(__dirname, '..', '..', 'Pulumi.yaml'), 'utf8')) as { config: Record<string, { default?: unknown }> };
+  return Object.fromEntries(
+    Object.entries(project.config)
+      .filter(([, declaration]) => declaration.default !== undefined)
+      .map(([key, declaration]) => [key, String(declaration.default)]),
+  );
+}
+
+/**
+ * Sets the stack's whole config as the CLI would: Pulumi.yaml's defaults, overridden by `values`
+ * (plain keys, without the project prefix), marking `secrets` as secret.
+ */
 export function setConfig(values: Record<string, string>, secrets: string[] = []): void {
-  const prefixed = Object.fromEntries(Object.entries(values).map(([key, value]) => [`${PROJECT}:${key}`, value]));
+  const all = { ...projectDefaults(), ...values };
+  const prefixed = Object.fromEntries(Object.entries(all).map(([key, value]) => [`${PROJECT}:${key}`, value]));
   pulumi.runtime.setAllConfig(prefixed, secrets.map((key) => `${PROJECT}:${key}`));
 }
 
@@ -69,6 +99,8 @@ export const DEV_SECRETS = { mongoRootPassword: 'R00t-Pa55-never-in-plain', mong
 
 export interface Run<T> {
   resources: Declared[];
+  /** Existing objects read with `Resource.get`. */
+  reads: Array<{ type: string; id: string; provider?: string }>;
   outputs: T;
 }
 
@@ -78,6 +110,7 @@ export interface Run<T> {
  */
 export async function run<T>(program: () => T): Promise<Run<T>> {
   declared.length = 0;
+  reads.length = 0;
   parents.clear();
   options.clear();
   let outputs!: T;
@@ -97,7 +130,7 @@ export async function run<T>(program: () => T): Promise<Run<T>> {
     last = declared.length;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  return { resources: [...declared], outputs };
+  return { resources: [...declared], reads: [...reads], outputs };
 }
 
 /** `type::name` of the resource's parent, or undefined for top-level resources. */

@@ -29,7 +29,8 @@ for (const [variant, overrides] of Object.entries(VARIANTS)) {
     });
 
     const workloads = () => objects.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet');
-    const podSpecs = () => workloads().map((w) => w.spec.template.spec);
+    /** Every pod template: the workloads' and the MongoDB users Job's. */
+    const podSpecs = () => [...workloads(), ...objects.filter((o) => o.kind === 'Job')].map((w) => w.spec.template.spec);
 
     it('every workload\'s selector matches its own pod template labels', () => {
       assert.equal(workloads().length, 2);

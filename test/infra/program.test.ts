@@ -1,18 +1,20 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { contextHash } from '../../components/buildContext';
-import { DEV_SECRETS, k8sResources, manifests, matches, one, optionsOf, parentOf, plain, type Declared } from './harness';
+import { DEV_SECRETS, k8sResources, manifests, matches, one, optionsOf, parentOf, plain, type Declared, type Run } from './harness';
 import { ROOT, runStack, type ResolvedOutputs } from './fixtures';
 
 /** The dev stack (Pulumi.dev.yaml) as `pulumi up` would declare it. */
 describe('Pulumi program, dev stack', () => {
   let resources: Declared[];
+  let reads: Run<unknown>['reads'];
   let outputs: ResolvedOutputs;
   const find = (type: string, name?: string) => plain(one(resources, type, name).inputs);
 
   before(async () => {
     const result = await runStack();
     resources = result.resources;
+    reads = result.reads;
     outputs = result.resolved;
   });
 
@@ -34,19 +36,37 @@ describe('Pulumi program, dev stack', () => {
       }
       assert.deepEqual(Object.fromEntries([...byParent].map(([parent, kinds]) => [parent, kinds.sort()])), {
         '(top level)': ['Namespace'],
-        'koa-mongodb:database:MongoDb::mongodb': ['ConfigMap', 'NetworkPolicy', 'PersistentVolumeClaim', 'Secret', 'Service', 'StatefulSet'],
+        'koa-mongodb:database:MongoDb::mongodb': ['Job', 'NetworkPolicy', 'PersistentVolumeClaim', 'Secret', 'Service', 'StatefulSet'],
         'koa-mongodb:service:DataService::data-service': ['Deployment', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'Service'],
       });
-      const image = one(resources, 'docker:index/image:Image');
+      const image = one(resources, 'pulumi-nodejs:dynamic:Resource');
       assert.equal(parentOf(image), 'koa-mongodb:image:ServiceImage::data-service');
     });
 
     it('sends every Kubernetes object through one explicit provider bound to the minikube context', () => {
-      const providers = resources.filter((r) => r.type === 'pulumi:providers:kubernetes');
+      const providers = resources.filter((r) => r.type === 'pulumi:providers:kubernetes' && r.name === 'kubernetes');
       assert.equal(providers.length, 1);
       assert.equal(providers[0].inputs.context, 'minikube');
       for (const resource of k8sResources(resources)) {
         assert.match(resource.provider ?? '', /pulumi:providers:kubernetes::kubernetes::/, `${resource.type} ${resource.name} uses the explicit provider`);
+      }
+    });
+
+    it('knows the cluster by its identity: a new cluster (minikube delete + start) replaces the provider', () => {
+      // The uid of kube-system, read through a provider of its own, is the provider's clusterIdentifier.
+      assert.deepEqual(reads.map((r) => `${r.type} ${r.id}`), ['kubernetes:core/v1:Namespace kube-system']);
+      assert.match(reads[0].provider ?? '', /pulumi:providers:kubernetes::cluster-identity::/);
+      const reader = one(resources, 'pulumi:providers:kubernetes', 'cluster-identity');
+      assert.equal(reader.inputs.context, 'minikube');
+      const provider = one(resources, 'pulumi:providers:kubernetes', 'kubernetes');
+      assert.match(provider.inputs.clusterIdentifier, /^[0-9a-f]{32}$/);
+      // The image is rebuilt for a new cluster too.
+      assert.equal(plain(one(resources, 'pulumi-nodejs:dynamic:Resource').inputs).clusterId, provider.inputs.clusterIdentifier);
+    });
+
+    it('deletes a named object before creating its replacement (a create first would clash, or be deleted by name)', () => {
+      for (const resource of k8sResources(resources)) {
+        assert.equal((optionsOf(resource) as { deleteBeforeReplace?: boolean }).deleteBeforeReplace, true, `${resource.type} ${resource.name}`);
       }
     });
 
@@ -68,17 +88,16 @@ describe('Pulumi program, dev stack', () => {
   });
 
   describe('image', () => {
-    it('builds service/ into Minikube\'s Docker daemon, without pushing, tagged by content', () => {
-      const image = plain(one(resources, 'docker:index/image:Image').inputs);
+    it('builds service/ inside the Minikube node (any runtime), without pushing, tagged by content', () => {
+      const image = plain(one(resources, 'pulumi-nodejs:dynamic:Resource').inputs);
       const tag = contextHash(path.join(ROOT, 'service'));
       assert.equal(image.imageName, `data-service:${tag}`);
-      assert.equal(image.skipPush, true);
-      assert.equal(image.build.context, path.join(ROOT, 'service'));
-      assert.equal(image.build.dockerfile, path.join(ROOT, 'service', 'Dockerfile'));
-      const dockerProvider = one(resources, 'pulumi:providers:docker');
-      assert.equal(dockerProvider.inputs.host, 'tcp://192.168.49.2:2376');
-      assert.equal(dockerProvider.inputs.certPath, '/home/dev/.minikube/certs');
-      assert.match(one(resources, 'docker:index/image:Image').provider ?? '', /pulumi:providers:docker::data-service-minikube-docker/);
+      assert.equal(image.profile, 'minikube');
+      assert.equal(image.contextDir, path.join(ROOT, 'service'));
+      // The provider's code travels serialized to the dynamic provider's process: it must serialize,
+      // and it builds with the minikube CLI, never through a Docker endpoint recorded in the state.
+      assert.match(image.__provider, /["']image["'], ?["']build["']/);
+      assert.equal(resources.filter((r) => r.type.startsWith('docker:') || r.type === 'pulumi:providers:docker').length, 0);
       assert.equal(outputs.image, `data-service:${tag}`);
       assert.doesNotMatch(outputs.image, /:latest$/);
     });
@@ -101,16 +120,37 @@ describe('Pulumi program, dev stack', () => {
       });
     });
 
-    it('creates the app user with readWrite on the app database only, from an init script', () => {
-      const init = find('kubernetes:core/v1:ConfigMap', 'mongodb-init');
-      const script = init.data['01-create-app-user.js'] as string;
-      assert.match(script, /createUser\(/);
-      assert.match(script, /roles: \[\{ role: 'readWrite', db: database \}\]/);
-      assert.doesNotMatch(script, /root|dbOwner|readWriteAnyDatabase|clusterAdmin/, 'no broader role');
-      const container = find('kubernetes:apps/v1:StatefulSet').spec.template.spec.containers[0];
-      assert.ok(container.volumeMounts.some((m: { mountPath: string; readOnly?: boolean }) => m.mountPath === '/docker-entrypoint-initdb.d' && m.readOnly));
-      const appDb = container.env.find((e: { name: string }) => e.name === 'MONGO_APP_DATABASE');
-      assert.equal(appDb.value, 'flask_db');
+    it('brings the app user in line with the Secret in a Job, as root, on every change of credentials or claim', () => {
+      const job = find('kubernetes:batch/v1:Job', 'mongodb-users');
+      const pod = job.spec.template.spec;
+      const container = pod.containers[0];
+      // The service's own image runs the reconcile program (service/src/admin/ensure-user-main.ts).
+      assert.equal(container.image, outputs.image);
+      assert.deepEqual(container.command, ['node', 'dist/admin/ensure-user-main.js']);
+      const env = Object.fromEntries(container.env.map((e: { name: string; value?: string; valueFrom?: unknown }) => [e.name, e.value ?? e.valueFrom]));
+      assert.equal(env.MONGODB_URI, 'mongodb://mongodb.koa-mongodb.svc.cluster.local:27017/');
+      assert.equal(env.MONGODB_DB, 'flask_db');
+      assert.deepEqual(env.MONGODB_ADMIN_PASSWORD, { secretKeyRef: { name: 'mongodb-credentials', key: 'root-password' } });
+      assert.deepEqual(env.MONGODB_PASSWORD, { secretKeyRef: { name: 'mongodb-credentials', key: 'app-password' } });
+      assert.ok(!JSON.stringify(job).includes('Pa55'), 'no password in the Job');
+      // A changed password changes the pod template (a digest, not the password), which replaces the Job.
+      assert.match(job.spec.template.metadata.annotations['koa-mongodb/credentials-digest'], /^[0-9a-f]{32}$/);
+      assert.equal(job.metadata.annotations['pulumi.com/replaceUnready'], 'true', 'a failed run is retried by the next up');
+      assert.equal(pod.securityContext.runAsNonRoot, true);
+      assert.deepEqual(container.securityContext, { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+      // No init script any more: it would only run on an empty data directory.
+      assert.equal(resources.filter((r) => r.type === 'kubernetes:core/v1:ConfigMap').length, 0);
+    });
+
+    it('the digest follows the credentials', async () => {
+      const digestOf = async (appPassword: string) => {
+        const run = await runStack({}, { ...DEV_SECRETS, mongoAppPassword: appPassword });
+        return plain(one(run.resources, 'kubernetes:batch/v1:Job').inputs).spec.template.metadata.annotations['koa-mongodb/credentials-digest'];
+      };
+      const first = await digestOf('first-Pa55');
+      assert.equal(await digestOf('first-Pa55'), first);
+      assert.notEqual(await digestOf('rotated-Pa55'), first);
+      resources = (await runStack()).resources; // the rest of this suite reads the dev stack
     });
 
     it('runs a pinned mongo image as uid 999 with its data on the claim and the guide\'s resources', () => {
@@ -132,14 +172,14 @@ describe('Pulumi program, dev stack', () => {
       assert.equal(pod.initContainers, undefined, 'no root init container with dynamic volumes');
     });
 
-    it('probes with mongosh ping, generously, behind a startupProbe', () => {
+    it('probes cheaply over TCP, with five minutes to start, and keeps dotfiles out of the data volume', () => {
       const container = find('kubernetes:apps/v1:StatefulSet').spec.template.spec.containers[0];
       for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
-        assert.equal(container[probe].exec.command[0], 'mongosh', probe);
-        assert.match(container[probe].exec.command.join(' '), /ping/);
-        assert.ok(container[probe].timeoutSeconds >= 10, `${probe} timeout`);
+        assert.deepEqual(container[probe].tcpSocket, { port: 'mongodb' }, probe);
+        assert.equal(container[probe].exec, undefined, `${probe} forks nothing inside the container`);
       }
       assert.ok(container.startupProbe.failureThreshold * container.startupProbe.periodSeconds >= 300, 'five minutes to start');
+      assert.deepEqual(container.env.find((e: { name: string }) => e.name === 'HOME'), { name: 'HOME', value: '/tmp' });
     });
 
     it('is reached through a headless Service that is the StatefulSet\'s serviceName', () => {
@@ -158,6 +198,11 @@ describe('Pulumi program, dev stack', () => {
       assert.equal(policy.spec.ingress.length, 1);
       assert.ok(matches(policy.spec.ingress[0].from[0].podSelector.matchLabels, servicePods));
       assert.ok(!matches(policy.spec.ingress[0].from[0].podSelector.matchLabels, mongoPods));
+      // …and the users Job's pods, which nothing else matches.
+      const jobPods = find('kubernetes:batch/v1:Job').spec.template.metadata.labels;
+      assert.equal(policy.spec.ingress[0].from.length, 2);
+      assert.ok(matches(policy.spec.ingress[0].from[1].podSelector.matchLabels, jobPods));
+      assert.ok(!matches(policy.spec.ingress[0].from[1].podSelector.matchLabels, servicePods));
       assert.deepEqual(policy.spec.ingress[0].ports, [{ protocol: 'TCP', port: 27017 }]);
     });
 
@@ -236,7 +281,7 @@ describe('Pulumi program, dev stack', () => {
       assert.ok(matches(pdb.spec.selector.matchLabels, deployment().spec.template.metadata.labels));
     });
 
-    it('waits for MongoDB before rolling out', () => {
+    it('waits for MongoDB (and its users Job) before rolling out', () => {
       const dependsOn = optionsOf(one(resources, 'koa-mongodb:service:DataService')).dependsOn as unknown[];
       assert.ok(Array.isArray(dependsOn) && dependsOn.length === 1);
     });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { VOLUME_PERMISSIONS } from '../../components/mongodb';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -35,7 +36,7 @@ describe('Pulumi program, other modes', () => {
     assert.equal(plain(one(resources, 'kubernetes:apps/v1:Deployment').inputs).spec.template.spec.containers[0].image, 'ghcr.io/me/data-service:1.2.3');
   });
 
-  it('static volume mode: a hostPath PV as in the guide, bound by name, handed to uid 999 by a CHOWN-only init container', async () => {
+  it('static volume mode: a hostPath PV as in the guide, bound by name, handed to uid 999 by an init container with CHOWN and DAC_READ_SEARCH only', async () => {
     const { resources } = await runStack({ mongoStaticVolume: 'true', mongoHostPath: '/data/mongo' });
     const pv = plain(one(resources, 'kubernetes:core/v1:PersistentVolume').inputs);
     const pvc = plain(one(resources, 'kubernetes:core/v1:PersistentVolumeClaim').inputs);
@@ -46,7 +47,8 @@ describe('Pulumi program, other modes', () => {
     assert.equal(pv.spec.capacity.storage, pvc.spec.resources.requests.storage);
     const init = plain(one(resources, 'kubernetes:apps/v1:StatefulSet').inputs).spec.template.spec.initContainers;
     assert.equal(init.length, 1);
-    assert.deepEqual(init[0].securityContext.capabilities, { drop: ['ALL'], add: ['CHOWN'] });
+    assert.deepEqual(init[0].securityContext.capabilities, { drop: ['ALL'], add: ['CHOWN', 'DAC_READ_SEARCH'] });
+    assert.deepEqual(init[0].command, VOLUME_PERMISSIONS.command, 'the command test/infra/volume-permissions.test.ts runs for real');
   });
 
   it('LoadBalancer type: the url is the load balancer\'s address', async () => {
@@ -84,7 +86,7 @@ describe('Pulumi program, other modes', () => {
 
   it('resources, replicas and context come from config', async () => {
     const { resources } = await runStack({ kubeContext: 'kind-dev', cpuLimit: '1', memoryLimit: '1Gi', minReplicas: '3', maxReplicas: '8', targetCpuPercent: '50', mongoMemoryLimit: '1Gi' });
-    assert.equal(one(resources, 'pulumi:providers:kubernetes').inputs.context, 'kind-dev');
+    assert.equal(one(resources, 'pulumi:providers:kubernetes', 'kubernetes').inputs.context, 'kind-dev');
     const container = plain(one(resources, 'kubernetes:apps/v1:Deployment').inputs).spec.template.spec.containers[0];
     assert.deepEqual(container.resources.limits, { cpu: '1', memory: '1Gi' });
     const hpa = plain(one(resources, 'kubernetes:autoscaling/v2:HorizontalPodAutoscaler').inputs);

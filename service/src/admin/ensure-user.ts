@@ -1,0 +1,39 @@
+/**
+ * Brings the application's MongoDB user in line with the Kubernetes Secret: creates it, or resets its
+ * password and roles when it already exists. Idempotent, so it can run on every change.
+ *
+ * Why not the mongo image's docker-entrypoint-initdb.d? Those scripts run only on an EMPTY data directory:
+ * with kept data (retainOnDelete, a reused hostPath, Minikube's provisioner reusing a directory) or a
+ * rotated password, the user would keep its old password and the service could never log in.
+ */
+import type { Db } from 'mongodb';
+
+export interface AppUser {
+  username: string;
+  password: string;
+  /** The application database: the user is defined there and may read and write only there. */
+  database: string;
+}
+
+export type EnsureOutcome = 'created' | 'updated';
+
+/** MongoDB's error code for createUser on a user that exists (a concurrent run got there first). */
+const USER_EXISTS = 51003;
+
+/** Least privilege: readWrite on the application database, nothing else. */
+export const appRoles = (database: string) => [{ role: 'readWrite', db: database }];
+
+export async function ensureUser(db: Db, user: AppUser): Promise<EnsureOutcome> {
+  const roles = appRoles(user.database);
+  const info = (await db.command({ usersInfo: { user: user.username, db: user.database } })) as { users?: unknown[] };
+  if ((info.users ?? []).length === 0) {
+    try {
+      await db.command({ createUser: user.username, pwd: user.password, roles });
+      return 'created';
+    } catch (error) {
+      if ((error as { code?: number }).code !== USER_EXISTS) throw error;
+    }
+  }
+  await db.command({ updateUser: user.username, pwd: user.password, roles });
+  return 'updated';
+}

@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { minikubeImageProvider, type MinikubeImageInputs, type MinikubeImageOutputs } from '../../components/minikubeImage';
+
+/**
+ * The image's lifecycle against a stub `minikube` on PATH that records every call (arguments and the
+ * Docker variables it saw) and answers from files the test writes: the profiles, the node's images.
+ */
+describe('MinikubeImage: building inside the node, for any container runtime', () => {
+  let dir: string;
+  let savedPath: string | undefined;
+  const calls = () =>
+    readFileSync(path.join(dir, 'calls'), 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { args: string[]; dockerHost: string; activeDockerd: string });
+  const profiles = (valid: Array<{ Name: string; Status: string; runtime?: string }>) =>
+    writeFileSync(
+      path.join(dir, 'profiles.json'),
+      JSON.stringify({ invalid: [], valid: valid.map((p) => ({ Name: p.Name, Status: p.Status, Config: { KubernetesConfig: { ContainerRuntime: p.runtime ?? '' } } })) }),
+    );
+  const nodeImages = (refs: string[]) => writeFileSync(path.join(dir, 'images'), refs.join('\n') + '\n');
+  const inputs: MinikubeImageInputs = { profile: 'dev', imageName: 'data-service:0123456789abcdef', contextDir: '/src/service', clusterId: 'uid-1' };
+
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'stub-minikube-'));
+    writeFileSync(path.join(dir, 'calls'), '');
+    writeFileSync(
+      path.join(dir, 'minikube'),
+      `#!/usr/bin/env node
+const fs = require('fs'); const dir = ${JSON.stringify(dir)}; const args = process.argv.slice(2);
+fs.appendFileSync(dir + '/calls', JSON.stringify({ args, dockerHost: process.env.DOCKER_HOST || '', activeDockerd: process.env.MINIKUBE_ACTIVE_DOCKERD || '' }) + '\\n');
+const rest = args[0] === '-p' ? args.slice(2) : args;
+if (rest[0] === 'profile') { process.stdout.write(fs.readFileSync(dir + '/profiles.json', 'utf8')); process.exit(0); }
+if (rest[0] === 'image' && rest[1] === 'ls') { process.stdout.write(fs.readFileSync(dir + '/images', 'utf8')); process.exit(0); }
+if (rest[0] === 'image' && rest[1] === 'build') { if (fs.existsSync(dir + '/fail-build')) { console.error('ERROR: failed to solve: npm ci exited 1'); process.exit(1); } fs.appendFileSync(dir + '/images', 'docker.io/library/' + rest[rest.indexOf('-t') + 1] + '\\n'); process.exit(0); }
+if (rest[0] === 'image' && rest[1] === 'rm') { if (fs.existsSync(dir + '/fail-rm')) { console.error('image is in use'); process.exit(1); } process.exit(0); }
+console.error('stub minikube: unexpected ' + args.join(' ')); process.exit(2);
+`,
+    );
+    chmodSync(path.join(dir, 'minikube'), 0o755);
+    nodeImages([]);
+    savedPath = process.env.PATH;
+    process.env.PATH = `${dir}${path.delimiter}${savedPath}`;
+  });
+
+  afterEach(() => {
+    process.env.PATH = savedPath;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe('check, at preview, before any change', () => {
+    for (const runtime of ['docker', 'containerd', 'cri-o']) {
+      it(`accepts a running profile with the ${runtime} runtime`, async () => {
+        profiles([{ Name: 'dev', Status: 'Running', runtime }]);
+        const result = await minikubeImageProvider.check!({} as MinikubeImageInputs, inputs);
+        assert.deepEqual(result.failures ?? [], []);
+      });
+    }
+
+    it('names the fix for a profile that does not exist, is stopped, or cannot build', async () => {
+      profiles([{ Name: 'minikube', Status: 'Running' }]);
+      let result = await minikubeImageProvider.check!({} as MinikubeImageInputs, inputs);
+      assert.match(result.failures![0].reason, /profile "dev" does not exist \(profiles: minikube\): run `minikube start -p dev`, or set `pulumi config set minikubeProfile/);
+      profiles([{ Name: 'dev', Status: 'Stopped', runtime: 'containerd' }]);
+      result = await minikubeImageProvider.check!({} as MinikubeImageInputs, inputs);
+      assert.match(result.failures![0].reason, /"dev" is Stopped: run `minikube start -p dev`/);
+      profiles([{ Name: 'dev', Status: 'Running', runtime: 'rkt' }]);
+      result = await minikubeImageProvider.check!({} as MinikubeImageInputs, inputs);
+      assert.match(result.failures![0].reason, /cannot build images for container runtime "rkt".*--container-runtime=containerd/);
+    });
+
+    it('says minikube is missing when it is not on PATH', async () => {
+      process.env.PATH = '/nonexistent';
+      const result = await minikubeImageProvider.check!({} as MinikubeImageInputs, inputs);
+      assert.match(result.failures![0].reason, /minikube is not installed/);
+    });
+  });
+
+  describe('create', () => {
+    it('builds in the profile\'s node on every node, tagged by content, ignoring a stale docker-env', async () => {
+      profiles([{ Name: 'dev', Status: 'Running', runtime: 'containerd' }]);
+      process.env.DOCKER_HOST = 'tcp://127.0.0.1:32771';
+      process.env.MINIKUBE_ACTIVE_DOCKERD = 'old-profile';
+      try {
+        const result = await minikubeImageProvider.create(inputs);
+        assert.equal(result.id, 'dev/data-service:0123456789abcdef');
+        assert.equal((result.outs as MinikubeImageOutputs).runtime, 'containerd');
+      } finally {
+        delete process.env.DOCKER_HOST;
+        delete process.env.MINIKUBE_ACTIVE_DOCKERD;
+      }
+      const build = calls().find((call) => call.args.includes('build'))!;
+      assert.deepEqual(build.args, ['-p', 'dev', 'image', 'build', '--all', '-t', 'data-service:0123456789abcdef', '/src/service']);
+      for (const call of calls()) {
+        assert.equal(call.dockerHost, '', 'no DOCKER_HOST reaches minikube');
+        assert.equal(call.activeDockerd, '', 'no MINIKUBE_ACTIVE_DOCKERD reaches minikube');
+      }
+    });
+
+    it('fails with the builder\'s own output', async () => {
+      profiles([{ Name: 'dev', Status: 'Running', runtime: 'docker' }]);
+      writeFileSync(path.join(dir, 'fail-build'), '');
+      await assert.rejects(minikubeImageProvider.create(inputs), /minikube image build of data-service:0123456789abcdef failed[\s\S]*npm ci exited 1/);
+    });
+  });
+
+  describe('diff: the image follows the node', () => {
+    const olds: MinikubeImageOutputs = { ...inputs, runtime: 'docker' };
+
+    it('nothing to do while the node has the image', async () => {
+      nodeImages(['docker.io/library/data-service:0123456789abcdef', 'registry.k8s.io/pause:3.10']);
+      const diff = await minikubeImageProvider.diff!('id', olds, inputs);
+      assert.equal(diff.changes, false);
+    });
+
+    it('rebuilds when the node lost it (pruned images, a node made anew)', async () => {
+      nodeImages(['registry.k8s.io/pause:3.10']);
+      const diff = await minikubeImageProvider.diff!('id', olds, inputs);
+      assert.equal(diff.changes, true);
+      assert.deepEqual(diff.replaces, ['imageName']);
+    });
+
+    it('rebuilds for a new cluster (minikube delete + start), a new tag or another profile', async () => {
+      nodeImages(['docker.io/library/data-service:0123456789abcdef']);
+      for (const [key, value] of [['clusterId', 'uid-2'], ['imageName', 'data-service:fedcba9876543210'], ['profile', 'other']] as const) {
+        const diff = await minikubeImageProvider.diff!('id', olds, { ...inputs, [key]: value });
+        assert.equal(diff.changes, true, key);
+        assert.ok(diff.replaces!.includes(key), key);
+      }
+    });
+  });
+
+  describe('delete', () => {
+    it('removes the tag from the node, so replaced images do not pile up', async () => {
+      await minikubeImageProvider.delete!('id', { ...inputs, runtime: 'docker' });
+      assert.deepEqual(calls().map((call) => call.args), [['-p', 'dev', 'image', 'rm', 'data-service:0123456789abcdef']]);
+    });
+
+    it('does not fail a destroy when the node is gone or the image is still in use', async () => {
+      writeFileSync(path.join(dir, 'fail-rm'), '');
+      await minikubeImageProvider.delete!('id', { ...inputs, runtime: 'docker' });
+    });
+  });
+});
