@@ -11,20 +11,22 @@
  */
 import assert from 'node:assert/strict';
 import { NODE_NAME, startControlPlane, type ControlPlane } from '../../scripts/lib/control-plane';
-import { manifests } from '../infra/harness';
+import { DEV_SECRETS, manifests } from '../infra/harness';
 import { runStack } from '../infra/fixtures';
+import { STACK_VARIANTS, secretsFor } from '../infra/stack-variants';
 import { KubeApi } from '../../scripts/lib/kube-api';
 import { eventually } from '../../scripts/lib/wait';
 
 type Manifest = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-const ORDER = ['Namespace', 'Secret', 'ConfigMap', 'PersistentVolume', 'PersistentVolumeClaim', 'Service', 'StatefulSet', 'Deployment', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'NetworkPolicy'];
+const ORDER = ['Namespace', 'Secret', 'PersistentVolume', 'PersistentVolumeClaim', 'Service', 'StatefulSet', 'Job', 'Deployment', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'NetworkPolicy'];
 const byDependency = (a: Manifest, b: Manifest) => ORDER.indexOf(a.kind) - ORDER.indexOf(b.kind);
 
+/** Shared stack modes, paired up, each in a namespace of its own on the one API server. */
 const VARIANTS: Record<string, Record<string, string>> = {
-  dev: {},
-  'registry push, LoadBalancer': { namespace: 'koa-registry', imageMode: 'registry', imageRepository: 'docker.io/me/data-service', registryServer: 'docker.io', registryUsername: 'me', serviceType: 'LoadBalancer' },
-  'static volume, fixed node port': { namespace: 'koa-static', mongoStaticVolume: 'true', nodePort: '30999' },
+  dev: STACK_VARIANTS.dev,
+  'registry push, LoadBalancer': { ...STACK_VARIANTS['registry push'], ...STACK_VARIANTS['LoadBalancer service'], namespace: 'koa-registry' },
+  'static volume, fixed node port': { ...STACK_VARIANTS['static hostPath volume'], ...STACK_VARIANTS['fixed node port'], namespace: 'koa-static' },
 };
 
 describe('the program\'s objects on a real API server', function () {
@@ -48,9 +50,7 @@ describe('the program\'s objects on a real API server', function () {
       const namespace = overrides.namespace ?? 'koa-mongodb';
 
       before(async () => {
-        const secrets: Record<string, string> = { mongoRootPassword: 'root-pw-123', mongoAppPassword: 'app-pw-456' };
-        if (overrides.imageMode === 'registry') secrets.registryPassword = 'token-789';
-        const { resources } = await runStack(overrides, secrets);
+        const { resources } = await runStack(overrides, secretsFor(overrides));
         declared = manifests(resources).sort(byDependency);
       });
 
@@ -91,7 +91,7 @@ describe('the program\'s objects on a real API server', function () {
 
         const secret = await api.get('v1', 'Secret', namespace, 'mongodb-credentials');
         assert.deepEqual(Object.keys(secret!.data).sort(), ['app-password', 'app-username', 'root-password', 'root-username']);
-        assert.equal(Buffer.from(secret!.data['app-password'], 'base64').toString(), 'app-pw-456');
+        assert.equal(Buffer.from(secret!.data['app-password'], 'base64').toString(), DEV_SECRETS.mongoAppPassword);
       });
 
       it('the controllers act on it: ReplicaSet, pods scheduled and Ready on the (kwok) node, PDB status', async () => {

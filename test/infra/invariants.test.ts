@@ -1,25 +1,17 @@
 import assert from 'node:assert/strict';
 import { manifests, matches, plain, type Declared } from './harness';
 import { runStack, type ResolvedOutputs } from './fixtures';
+import { REGISTRY_PASSWORD, STACK_VARIANTS, secretsFor } from './stack-variants';
 
 type Manifest = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-const VARIANTS: Record<string, Record<string, string>> = {
-  'dev stack': {},
-  'registry push': { imageMode: 'registry', imageRepository: 'docker.io/me/data-service', registryServer: 'docker.io', registryUsername: 'me' },
-  'static hostPath volume': { mongoStaticVolume: 'true' },
-  'LoadBalancer service': { serviceType: 'LoadBalancer' },
-  'prebuilt image': { imageMode: 'prebuilt', image: 'ghcr.io/me/data-service:1.2.3' },
-};
-const REGISTRY_PASSWORD = 'Registry-T0ken-never-in-plain';
-
 /** Properties that must hold between resources, in every mode the stack supports. */
-for (const [variant, overrides] of Object.entries(VARIANTS)) {
+for (const [variant, overrides] of Object.entries(STACK_VARIANTS) as Array<[string, Record<string, string>]>) {
   describe(`cross-resource invariants: ${variant}`, () => {
     let resources: Declared[];
     let objects: Manifest[];
     let outputs: ResolvedOutputs;
-    const secrets = { mongoRootPassword: 'R00t-Pa55-never-in-plain', mongoAppPassword: 'App-Pa55-never-in-plain', ...(overrides.imageMode === 'registry' ? { registryPassword: REGISTRY_PASSWORD } : {}) };
+    const secrets = secretsFor(overrides);
 
     before(async () => {
       const result = await runStack(overrides, secrets);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { manifests } from './harness';
 import { runStack } from './fixtures';
+import { STACK_VARIANTS, secretsFor } from './stack-variants';
 
 type Manifest = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 interface Model { validate(): void }
@@ -16,15 +17,6 @@ function modelFor(manifest: Manifest): ModelClass {
   return model;
 }
 
-const VARIANTS: Record<string, Record<string, string>> = {
-  dev: {},
-  registry: { imageMode: 'registry', imageRepository: 'docker.io/me/data-service', registryServer: 'docker.io', registryUsername: 'me' },
-  'static volume': { mongoStaticVolume: 'true' },
-  LoadBalancer: { serviceType: 'LoadBalancer', nodePort: '30500' },
-  ClusterIP: { serviceType: 'ClusterIP' },
-  prebuilt: { imageMode: 'prebuilt', image: 'ghcr.io/me/data-service@sha256:' + 'a'.repeat(64) },
-};
-
 /**
  * Every object the program declares, validated against the Kubernetes OpenAPI
  * schema (kubernetes-models): the closest thing to an API server here.
@@ -37,11 +29,9 @@ describe('Kubernetes OpenAPI schema validation', () => {
     assert.throws(() => new (modelFor(wrongType))(wrongType).validate());
   });
 
-  for (const [variant, overrides] of Object.entries(VARIANTS)) {
+  for (const [variant, overrides] of Object.entries(STACK_VARIANTS) as Array<[string, Record<string, string>]>) {
     it(`every object validates: ${variant}`, async () => {
-      const secrets: Record<string, string> = { mongoRootPassword: 'r', mongoAppPassword: 'a' };
-      if (overrides.imageMode === 'registry') secrets.registryPassword = 'p';
-      const { resources } = await runStack(overrides, secrets);
+      const { resources } = await runStack(overrides, secretsFor(overrides));
       const objects = manifests(resources);
       assert.ok(objects.length >= 10);
       for (const manifest of objects) {
