@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { contextHash } from '../../components/buildContext';
 import { DEV_SECRETS, k8sResources, manifests, matches, one, optionsOf, parentOf, plain, type Declared, type Run } from './harness';
@@ -62,6 +63,16 @@ describe('Pulumi program, dev stack', () => {
       assert.match(provider.inputs.clusterIdentifier, /^[0-9a-f]{32}$/);
       // The image is rebuilt for a new cluster too.
       assert.equal(plain(one(resources, 'pulumi-nodejs:dynamic:Resource').inputs).clusterId, provider.inputs.clusterIdentifier);
+    });
+
+    it('keeps adopting retained objects when the provider is bumped (upsertExistingObjects from 4.29)', () => {
+      // A tripwire: from pulumi-kubernetes 4.29 on, creating an object that exists fails unless the provider
+      // says upsertExistingObjects, and retainOnDelete's namespace and claim are adopted by exactly that.
+      const { version } = JSON.parse(readFileSync(path.join(ROOT, 'node_modules', '@pulumi', 'kubernetes', 'package.json'), 'utf8')) as { version: string };
+      const [major, minor] = version.split('.').map(Number);
+      const provider = one(resources, 'pulumi:providers:kubernetes', 'kubernetes');
+      if (major > 4 || (major === 4 && minor >= 29)) assert.equal(provider.inputs.upsertExistingObjects, true, `@pulumi/kubernetes ${version}`);
+      else assert.equal(version, '4.25.0', 'the pinned provider, which adopts existing objects by itself');
     });
 
     it('deletes a named object before creating its replacement (a create first would clash, or be deleted by name)', () => {
