@@ -16,6 +16,7 @@ const PLURALS: Record<string, string> = {
   PersistentVolumeClaim: 'persistentvolumeclaims',
   Service: 'services',
   StatefulSet: 'statefulsets',
+  Job: 'jobs',
   Deployment: 'deployments',
   ReplicaSet: 'replicasets',
   Pod: 'pods',
