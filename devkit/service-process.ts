@@ -3,11 +3,11 @@
  * image runs it, and resolves once it answers /healthz (whatever the log level).
  * Used by the benchmark, the service tests and the tools' tests.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import readline from 'node:readline';
-import { REPO_ROOT } from './ferretdb';
+import { REPO_ROOT } from './paths';
+import { supervise, waitReady } from './supervisor';
 
 export const SERVICE_MAIN = path.join(REPO_ROOT, 'service', 'dist', 'main.js');
 
@@ -20,48 +20,33 @@ export interface ServiceProcess {
   /** Resolves with the exit code (or the signal's name). */
   exited: Promise<number | string>;
   kill(signal?: NodeJS.Signals): void;
-  /** SIGTERM, then the exit code. */
+  /** SIGTERM, then the exit code (SIGKILL only if it has not drained after 60 s). */
   stop(): Promise<number | string>;
 }
 
 export async function startServiceProcess(env: Record<string, string>, options: { keepLogs?: boolean } = {}): Promise<ServiceProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
-  const child = spawn(process.execPath, [SERVICE_MAIN], {
+  const service = supervise('service', process.execPath, {
+    args: [SERVICE_MAIN],
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...env, PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // Kept only when asked, or the last few.
+    keepLines: options.keepLogs ? 'all' : 50,
   });
-  const logs: string[] = [];
-  for (const stream of [child.stdout!, child.stderr!]) {
-    // Always drained (a full pipe would block the service); kept only when asked, or the last few.
-    readline.createInterface({ input: stream }).on('line', (line) => {
-      logs.push(line);
-      if (!options.keepLogs && logs.length > 50) logs.shift();
-    });
-  }
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
-
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const state = await Promise.race([
-      fetch(`http://127.0.0.1:${port}/healthz`).then((res) => (res.ok ? 'up' : 'down'), () => 'down'),
-      exited.then(() => 'exited'),
-    ]);
-    if (state === 'up') break;
-    if (state === 'exited') throw new Error(`service exited before listening:\n${logs.join('\n')}`);
-    if (Date.now() > deadline) throw new Error(`service did not answer /healthz within 15 s:\n${logs.join('\n')}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  const healthy = () => fetch(`http://127.0.0.1:${port}/healthz`).then((res) => res.ok, () => false);
+  try {
+    await waitReady(service, healthy, { what: 'the service to answer /healthz', timeoutMs: 15_000, everyMs: 50 });
+  } catch (error) {
+    service.kill('SIGKILL');
+    throw error;
   }
   return {
     url: `http://127.0.0.1:${port}`,
-    pid: child.pid!,
-    child,
-    logs,
-    exited,
-    kill: (signal = 'SIGTERM') => child.kill(signal),
-    stop: () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      return exited;
-    },
+    pid: service.pid,
+    child: service.child,
+    logs: service.lines,
+    exited: service.exited,
+    kill: (signal = 'SIGTERM') => service.kill(signal),
+    stop: () => service.stop(60_000),
   };
 }
 
