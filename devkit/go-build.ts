@@ -2,14 +2,13 @@
  * The one way a Go tool is built from the Go module proxy into the per-machine
  * cache: once, when a binary of its cache entry (keyed by the content hash of
  * its wrapper module, see paths.ts) is missing. `go build` writes into a fresh
- * temporary directory beside the cache and each binary is then renamed into
+ * temporary directory beside the target and each binary is then renamed into
  * place: a rename is atomic, so a reader, or a second build running at the same
  * time, sees no binary or a whole one, never a half-written file.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { CACHE_DIR } from './paths';
 
 export function haveGo(): boolean {
   return spawnSync('go', ['version'], { stdio: 'ignore' }).status === 0;
@@ -45,12 +44,12 @@ export function ensureGoTool(tool: GoTool, log: (line: string) => void = console
   const binaries = 'file' in tool.into ? [tool.into.file] : tool.into.names.map((name) => path.join((tool.into as { dir: string }).dir, name));
   if (binaries.every((binary) => existsSync(binary))) return binaries;
 
-  const target = 'file' in tool.into ? path.dirname(tool.into.file) : tool.into.dir;
-  log(`building ${tool.what} from the Go module proxy into ${target} (first run on this machine: ${tool.firstBuild})…`);
+  const entry = 'file' in tool.into ? tool.into.file : tool.into.dir;
+  log(`building ${tool.what} from the Go module proxy into ${entry} (first run on this machine: ${tool.firstBuild})…`);
   const started = Date.now();
   const build = typeof tool.build === 'function' ? tool.build() : tool.build;
-  mkdirSync(CACHE_DIR, { recursive: true });
-  const scratch = mkdtempSync(path.join(CACHE_DIR, '.build-')); // same file system as the cache: rename works
+  mkdirSync(path.dirname(entry), { recursive: true });
+  const scratch = mkdtempSync(path.join(path.dirname(entry), '.build-')); // beside the entry: same file system, so rename works
   try {
     const output = 'file' in tool.into ? path.join(scratch, path.basename(tool.into.file)) : scratch + path.sep;
     go(['build', '-trimpath', '-ldflags', build.ldflags ?? '', '-o', output, ...build.packages], build.cwd);
