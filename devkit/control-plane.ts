@@ -14,7 +14,7 @@ import path from 'node:path';
 import { ensureGoTool } from './go-build';
 import { KubeClient } from './kube';
 import { GO_MODULES, cacheEntry } from './paths';
-import { freePort } from './service-process';
+import { freePort } from './ports';
 import { supervise, waitReady, type Supervised } from './supervisor';
 
 export const KUBE_VERSION = 'v1.34.4';

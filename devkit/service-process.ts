@@ -4,9 +4,9 @@
  * Used by the benchmark, the service tests and the tools' tests.
  */
 import type { ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import { REPO_ROOT } from './paths';
+import { freePort } from './ports';
 import { supervise, waitReady } from './supervisor';
 
 export const SERVICE_MAIN = path.join(REPO_ROOT, 'service', 'dist', 'main.js');
@@ -48,15 +48,6 @@ export async function startServiceProcess(env: Record<string, string>, options: 
     kill: (signal = 'SIGTERM') => service.kill(signal),
     stop: () => service.stop(60_000),
   };
-}
-
-/** A TCP port nothing listens on right now. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** Resident set size of a process, in bytes (Linux /proc). */

@@ -5,7 +5,8 @@ import type { App } from '../../service/src/app';
 import { parseConfig } from '../../service/src/config';
 import { createLogger } from '../../service/src/logger';
 import { startServer, type RunningServer } from '../../service/src/server';
-import { freePort, SERVICE_MAIN, startServiceProcess, type ServiceProcess } from '../../devkit/service-process';
+import { freePort } from '../../devkit/ports';
+import { SERVICE_MAIN, startServiceProcess, type ServiceProcess } from '../../devkit/service-process';
 import { eventually } from '../../devkit/wait';
 import { createService } from '../../service/src/service';
 
