@@ -13,9 +13,9 @@ import { MongoClient, type Collection } from 'mongodb';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { startTestDatabase } from './lib/database';
-import { REPO_ROOT } from './lib/ferretdb';
-import { rssOf, startServiceProcess } from './lib/service-process';
+import { startTestDatabase } from '../devkit/database';
+import { REPO_ROOT } from '../devkit/paths';
+import { rssOf, startServiceProcess } from '../devkit/service-process';
 import { summarize, table } from './lib/stats';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);

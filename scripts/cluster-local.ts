@@ -4,7 +4,7 @@
  * from the Go module proxy on first use. Prints a kubeconfig path; Ctrl-C stops
  * it and deletes its state.
  */
-import { CONTEXT, startControlPlane } from './lib/control-plane';
+import { CONTEXT, startControlPlane } from '../devkit/control-plane';
 
 async function main(): Promise<void> {
   const plane = await startControlPlane();

@@ -3,7 +3,8 @@
  * 127.0.0.1:27017, data kept in ./.ferretdb-data. Ctrl-C stops it.
  */
 import path from 'node:path';
-import { REPO_ROOT, startFerretDb } from './lib/ferretdb';
+import { startFerretDb } from '../devkit/ferretdb';
+import { REPO_ROOT } from '../devkit/paths';
 
 async function main(): Promise<void> {
   const listen = process.env.DB_LISTEN ?? '127.0.0.1:27017';

@@ -1,7 +1,7 @@
 /**
  * `npm run test:cluster`: every object the Pulumi program declares, sent to a
  * real kube-apiserver 1.34 (etcd 3.6, controller manager and scheduler, built
- * from the Go module proxy; see scripts/lib/control-plane.ts) with strict field
+ * from the Go module proxy; see devkit/control-plane.ts) with strict field
  * validation, then read back, and the controllers' reaction checked. Stronger
  * than the OpenAPI check in test/infra: the API server's own validation,
  * admission, defaulting and allocation (node ports, cluster IPs) run.
@@ -10,12 +10,12 @@
  * (no container runs). engine.test.ts runs the Pulumi engine on the same setup.
  */
 import assert from 'node:assert/strict';
-import { NODE_NAME, startControlPlane, type ControlPlane } from '../../scripts/lib/control-plane';
+import { NODE_NAME, startControlPlane, type ControlPlane } from '../../devkit/control-plane';
 import { DEV_SECRETS, manifests } from '../infra/harness';
 import { runStack } from '../infra/fixtures';
 import { STACK_VARIANTS, secretsFor } from '../infra/stack-variants';
-import { KubeApi } from '../../scripts/lib/kube-api';
-import { eventually } from '../../scripts/lib/wait';
+import { KubeClient } from '../../devkit/kube';
+import { eventually } from '../../devkit/wait';
 
 type Manifest = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -32,12 +32,12 @@ const VARIANTS: Record<string, Record<string, string>> = {
 describe('the program\'s objects on a real API server', function () {
   this.timeout(30 * 60_000); // the first run on a machine builds the control plane
   let plane: ControlPlane;
-  let api: KubeApi;
+  let api: KubeClient;
 
   before(async () => {
     const started = Date.now();
     plane = await startControlPlane((line) => console.log(`      ${line}`));
-    api = KubeApi.fromKubeconfig(plane.kubeconfig);
+    api = KubeClient.fromKubeconfig(plane.kubeconfig);
     console.log(`      control plane up at ${plane.server} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   });
   after(() => plane?.stop());
@@ -63,7 +63,7 @@ describe('the program\'s objects on a real API server', function () {
         }
         assert.equal(live.size, declared.length);
         assert.deepEqual(warnings, [], 'no deprecated API or field');
-        const res = await api.request('POST', `${KubeApi.path('v1', 'ConfigMap', namespace)}?fieldValidation=Strict`, {
+        const res = await api.request('POST', `${await api.path('v1', 'ConfigMap', namespace)}?fieldValidation=Strict`, {
           apiVersion: 'v1',
           kind: 'ConfigMap',
           metadata: { name: 'typo-check' },

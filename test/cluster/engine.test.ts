@@ -15,11 +15,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { CONTEXT, startControlPlane, type ControlPlane } from '../../scripts/lib/control-plane';
-import { REPO_ROOT } from '../../scripts/lib/ferretdb';
-import { ensurePulumiEngine } from '../../scripts/lib/pulumi-engine';
+import { CONTEXT, startControlPlane, type ControlPlane } from '../../devkit/control-plane';
+import { REPO_ROOT } from '../../devkit/paths';
+import { ensurePulumiEngine } from '../../devkit/pulumi-engine';
 import { Pulumi, projectCopy } from './engine';
-import { KubeApi } from '../../scripts/lib/kube-api';
+import { KubeClient } from '../../devkit/kube';
 
 const NAMESPACE = 'koa-engine';
 const IMAGE = 'ghcr.io/example/data-service:1.0.0';
@@ -36,7 +36,7 @@ function filesUnder(dir: string): string[] {
 describe('pulumi preview, up and destroy with the real engine on the local API server', function () {
   this.timeout(40 * 60_000); // the first run on a machine builds the engine
   let plane: ControlPlane;
-  let api: KubeApi;
+  let api: KubeClient;
   let pulumi: Pulumi;
   let project: string;
   let state: string;
@@ -44,7 +44,7 @@ describe('pulumi preview, up and destroy with the real engine on the local API s
   before(async () => {
     const bin = ensurePulumiEngine((line) => console.log(`      ${line}`));
     plane = await startControlPlane((line) => console.log(`      ${line}`));
-    api = KubeApi.fromKubeconfig(plane.kubeconfig);
+    api = KubeClient.fromKubeconfig(plane.kubeconfig);
     project = projectCopy();
     state = mkdtempSync(path.join(os.tmpdir(), 'koa-engine-state-'));
     pulumi = new Pulumi(project, {

@@ -2,13 +2,13 @@
  * The Pulumi engine, built from the Go module proxy: the CLI at the version of
  * our @pulumi/pulumi (3.248.0), a Node.js language host, and the Kubernetes
  * provider at the version of our @pulumi/kubernetes (4.25.0). See
- * tools/pulumi*, and scripts/lib/pulumi-engine.ts, which builds them.
+ * devkit/go/pulumi*, and devkit/pulumi-engine.ts, which builds them.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { REPO_ROOT } from '../../scripts/lib/ferretdb';
+import { REPO_ROOT } from '../../devkit/paths';
 
 export interface PulumiRun {
   code: number;

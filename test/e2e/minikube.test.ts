@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { LocalWorkspace, type Stack } from '@pulumi/pulumi/automation';
-import { eventually } from '../../scripts/lib/wait';
+import { eventually } from '../../devkit/wait';
 import { assertClusterReachable, pulumiVersion } from './preflight';
 
 const ROOT = path.resolve(__dirname, '..', '..');

@@ -1,8 +1,8 @@
 /**
  * Mocha global fixtures for test/service: one database for the whole run,
- * found or started by scripts/lib/database.ts, and stopped afterwards.
+ * found or started by devkit/database.ts, and stopped afterwards.
  */
-import { startTestDatabase, type TestDatabase } from '../../scripts/lib/database';
+import { startTestDatabase, type TestDatabase } from '../../devkit/database';
 
 let database: TestDatabase | undefined;
 

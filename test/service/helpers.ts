@@ -5,8 +5,9 @@ import type { App } from '../../service/src/app';
 import { parseConfig } from '../../service/src/config';
 import { createLogger } from '../../service/src/logger';
 import { startServer, type RunningServer } from '../../service/src/server';
-import { freePort, SERVICE_MAIN, startServiceProcess, type ServiceProcess } from '../../scripts/lib/service-process';
-import { eventually } from '../../scripts/lib/wait';
+import { freePort } from '../../devkit/ports';
+import { SERVICE_MAIN, startServiceProcess, type ServiceProcess } from '../../devkit/service-process';
+import { eventually } from '../../devkit/wait';
 import { createService } from '../../service/src/service';
 
 export { SERVICE_MAIN, freePort };

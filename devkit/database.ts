@@ -1,14 +1,15 @@
 /**
  * Finds or starts the MongoDB-compatible database that tests and benchmarks use:
  *   1. MONGODB_URI when set (any real mongod or Atlas cluster);
- *   2. FerretDB (tools/ferretdb) where Go is installed;
+ *   2. FerretDB (devkit/go/ferretdb) where Go is installed;
  *   3. a real mongod from mongodb-memory-server where its binary can be downloaded;
  * otherwise it fails at once, saying what to install or set.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { haveGo, startFerretDb } from './ferretdb';
+import { startFerretDb } from './ferretdb';
+import { haveGo } from './go-build';
 
 export interface TestDatabase {
   uri: string;
@@ -42,7 +43,7 @@ export async function startTestDatabase(log: (line: string) => void = (line) => 
       failures.push(`FerretDB: ${(error as Error).message}`);
     }
   } else {
-    failures.push('FerretDB: no `go` on PATH (Go 1.24+ builds tools/ferretdb)');
+    failures.push('FerretDB: no `go` on PATH (Go 1.24+ builds devkit/go/ferretdb)');
   }
 
   try {
@@ -58,7 +59,7 @@ export async function startTestDatabase(log: (line: string) => void = (line) => 
     [
       'No MongoDB-compatible database for the tests. Do one of:',
       '  - set MONGODB_URI to a running mongod (e.g. mongodb://localhost:27017/),',
-      '  - install Go 1.24+ so FerretDB can be built from tools/ferretdb,',
+      '  - install Go 1.24+ so FerretDB can be built from devkit/go/ferretdb,',
       '  - allow mongodb-memory-server to download a mongod binary.',
       'What was tried:',
       ...failures.map((failure) => `  - ${failure}`),

@@ -1,0 +1,67 @@
+/**
+ * FerretDB v1.24.2 (SQLite backend), built once per machine from the wrapper
+ * module devkit/go/ferretdb: a MongoDB-wire server on loopback for the service
+ * tests, the benchmark and `npm run db:local`.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { ensureGoTool } from './go-build';
+import { GO_MODULES, cacheEntry } from './paths';
+import { supervise, waitReady } from './supervisor';
+
+/** Path of the launcher binary, building it first if its sources changed. */
+export function ensureFerretDbBinary(log: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): string {
+  const [binary] = ensureGoTool(
+    {
+      what: 'the FerretDB v1.24.2 launcher',
+      firstBuild: 'about a minute',
+      into: { file: cacheEntry('ferretdb-local', ['ferretdb']) },
+      build: { cwd: path.join(GO_MODULES, 'ferretdb'), packages: ['.'] },
+    },
+    log,
+  );
+  return binary;
+}
+
+export interface FerretDbProcess {
+  uri: string;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export interface FerretDbOptions {
+  /** host:port; port 0 picks a free one. */
+  listen?: string;
+  dataDir: string;
+  /** Forward FerretDB's own log lines (stderr) to ours. */
+  inheritStderr?: boolean;
+}
+
+/** Starts FerretDB and resolves once it listens, with the URI it printed. */
+export async function startFerretDb(options: FerretDbOptions): Promise<FerretDbProcess> {
+  const binary = ensureFerretDbBinary();
+  mkdirSync(options.dataDir, { recursive: true });
+  let uri: string | undefined;
+  const ferret = supervise('FerretDB', binary, {
+    args: ['-listen', options.listen ?? '127.0.0.1:0', '-data', options.dataDir],
+    inheritStderr: options.inheritStderr,
+    onLine: (line, stream) => {
+      const ready = stream === 'stdout' ? /^ready (\S+)/.exec(line) : null;
+      if (ready) uri = ready[1];
+    },
+  });
+  try {
+    await waitReady(ferret, async () => uri, { timeoutMs: 30_000, everyMs: 20 });
+  } catch (error) {
+    await ferret.stop(5000);
+    throw error;
+  }
+  return {
+    uri: uri!,
+    process: ferret.child,
+    async stop() {
+      await ferret.stop(5000);
+    },
+  };
+}
