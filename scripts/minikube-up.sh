@@ -151,11 +151,11 @@ if ! minikube -p "$profile" status >/dev/null 2>&1; then
   # explicit MINIKUBE_CPUS / MINIKUBE_MEMORY is passed as given (VM drivers may overcommit).
   if [[ -z "${MINIKUBE_CPUS:-}" ]] && (( host_cpus > 0 && host_cpus < cpus )); then
     cpus="$host_cpus"
-    warn "this machine has $host_cpus CPUs; Minikube gets $cpus, which fit $(service_pods_fitting "$cpus") data-service pods at 200m each, not the 5 (+1 during a rollout) the HPA may ask for: $NEED_CPU_M""m of requests at the peak. Set MINIKUBE_CPUS=4 to overcommit with a VM driver."
+    say "this machine has $host_cpus CPUs, so Minikube gets $cpus (MINIKUBE_CPUS=$want_cpus overcommits with a VM driver; the docker driver refuses it)"
   fi
   if [[ -z "${MINIKUBE_MEMORY:-}" ]] && (( host_memory > 0 && host_memory - 2048 < memory )); then
     memory=$(( host_memory - 2048 > 2200 ? host_memory - 2048 : 2200 ))
-    warn "this machine has $host_memory MB of memory; Minikube gets $memory MB (the stack's pods may use up to 3.5 GiB at the peak)."
+    say "this machine has $host_memory MB of memory, so Minikube gets $memory MB"
   fi
   start=(start --cpus="$cpus" --memory="${memory}mb" --cni=calico)
   [[ -z "${MINIKUBE_DRIVER:-}" ]] || start+=(--driver="$MINIKUBE_DRIVER")
@@ -189,7 +189,9 @@ if [[ -z "$enforced" ]] && command -v kubectl >/dev/null 2>&1 &&
   [[ -n "$(kubectl --context "$profile" get pods -n kube-system -l 'k8s-app in (calico-node,cilium)' -o name 2>/dev/null)" ]]; then
   enforced=1
 fi
-if [[ -z "$enforced" ]]; then
+if [[ -z "$enforced" && -z "$facts" ]] && ! command -v kubectl >/dev/null 2>&1; then
+  say "could not read profile $profile's network (no \`minikube profile list -o json\`, no kubectl): the NetworkPolicy is enforced only with Calico or Cilium"
+elif [[ -z "$enforced" ]]; then
   cni_name="$have_cni"; [[ "$cni_name" != - ]] || cni_name="minikube's default"
   warn "Minikube profile $profile runs the $cni_name network, which does not enforce NetworkPolicy: the policy letting only the data service reach MongoDB is created but IGNORED (every pod in the cluster can connect to MongoDB on 27017; it still needs a password). To enforce it, recreate the profile with Calico:
       $recreate"

@@ -123,6 +123,7 @@ function pulumi() {
   const positional = rest.filter((a) => !a.startsWith('-'));
 
   if (command === 'whoami') {
+    if (state.pulumi.whoamiError) fail(state.pulumi.whoamiError);
     if (!backend) fail('error: PULUMI_ACCESS_TOKEN must be set for login during non-interactive CLI sessions');
     return out(`User: tester\nOrganizations: tester\nBackend URL: ${backend}`);
   }

@@ -121,6 +121,16 @@ describe('npm run up (scripts/minikube-up.sh)', function () {
     assertNoLogin(run.calls);
   });
 
+  it('logged in but `pulumi whoami` fails otherwise (offline): stops with its message rather than starting a second, local stack', async () => {
+    const offline = 'error: could not reach https://api.pulumi.com: dial tcp: lookup api.pulumi.com: no such host';
+    box = new Sandbox({ ...freshMachine(), pulumi: { login: 'https://api.pulumi.com', whoamiError: offline, stacks: {} } });
+    const run = await box.run(PASS);
+    assert.equal(run.code, 1);
+    assert.ok(run.stderr.includes(`\`pulumi whoami\` failed: ${offline}`), run.stderr);
+    assert.match(run.stderr, /PULUMI_BACKEND_URL=file:\/\/.*\/\.pulumi npm run up/);
+    assert.deepEqual(changes(run.calls), []);
+  });
+
   it('PULUMI_CONFIG_PASSPHRASE_FILE is passed on as it is', async () => {
     box = new Sandbox();
     const file = path.join(box.dir, 'passphrase');
@@ -180,7 +190,7 @@ describe('npm run up (scripts/minikube-up.sh)', function () {
     const run = await box.run(PASS);
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(argsOf(run.calls, 'minikube', 'start'), [['-p', 'minikube', 'start', '--cpus=2', '--memory=2200mb', '--cni=calico']]);
-    assert.match(run.stderr, /this machine has 2 CPUs/);
+    assert.match(run.stdout, /this machine has 2 CPUs, so Minikube gets 2/);
     assert.match(run.stderr, /2 CPUs fit 3 data-service pods/);
   });
 

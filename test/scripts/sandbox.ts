@@ -24,8 +24,8 @@ export interface Profile {
 export interface MachineState {
   host: { cpus: number; memoryMb: number };
   minikube: { profiles: Record<string, Profile> };
-  /** login: the backend `pulumi login` chose, if any. */
-  pulumi: { login?: string; stacks: Record<string, string[]>; current?: string; passphrase?: string };
+  /** login: the backend `pulumi login` chose, if any; whoamiError: how `pulumi whoami` fails otherwise (offline, say). */
+  pulumi: { login?: string; whoamiError?: string; stacks: Record<string, string[]>; current?: string; passphrase?: string };
 }
 
 export interface Call {
