@@ -53,7 +53,9 @@ fi
 # PULUMI_BACKEND_URL if you set it; else the backend `pulumi login` chose (`pulumi whoami`
 # answers); else a file backend inside this project, passed as PULUMI_BACKEND_URL to this
 # run's pulumi commands only, so your global login stays as it was. `pulumi whoami` runs with
-# stdin and stdout off a terminal, so a not-logged-in CLI fails instead of opening a login prompt.
+# stdin and stdout off a terminal, so a not-logged-in CLI fails (exit 3, "PULUMI_ACCESS_TOKEN
+# must be set for login during non-interactive CLI sessions") instead of opening a login prompt;
+# any other failure (offline, say) stops here rather than starting a second, local stack.
 local_backend=""
 if [[ -n "${PULUMI_BACKEND_URL:-}" ]]; then
   backend="$PULUMI_BACKEND_URL"
@@ -76,6 +78,12 @@ fi
 # existing stack uses (`encryptionsalt` = passphrase). The CLI cannot prompt while a value is
 # piped into it, so the passphrase is taken from the environment or asked here, once, and
 # exported to this run's pulumi commands only.
+# What the real CLI (3.248, file backend) needs the passphrase for: `stack init` ("could not
+# create secrets manager for new stack"), `config set --secret`, `config get <secret>` and
+# `up`; not for `stack select` or a plain `config set`. `pulumi config --json` lists a secret
+# as {"secret": true} without it, but fails outright ("Stack 'dev' is missing configuration
+# value 'mongoAppPassword'") while a declared key without a default is unset, i.e. on exactly
+# the first run, so the stack file is read instead.
 case "$(stack_file secrets-provider)" in
   passphrase) needs_passphrase=1 ;;
   "") if [[ "$backend" == https://* ]]; then needs_passphrase=""; else needs_passphrase=1; fi ;;
@@ -90,17 +98,21 @@ if [[ -n "$needs_passphrase" ]]; then
   elif [[ -n "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then
     [[ -r "$PULUMI_CONFIG_PASSPHRASE_FILE" ]] || die "PULUMI_CONFIG_PASSPHRASE_FILE=$PULUMI_CONFIG_PASSPHRASE_FILE cannot be read"
   elif (: </dev/tty) 2>/dev/null; then
+    # Echo goes off before the prompt appears, so nothing typed early is shown, and comes back
+    # however the script ends.
+    tty_settings="$(stty -g </dev/tty)"
+    trap 'stty "$tty_settings" </dev/tty 2>/dev/null' EXIT
+    ask() { stty -echo </dev/tty; printf 'up: %s: ' "$1" >/dev/tty; IFS= read -r REPLY </dev/tty; printf '\n' >/dev/tty; stty "$tty_settings" </dev/tty; }
     if [[ -n "$new_stack" ]]; then
-      printf 'up: choose a passphrase for the secrets of stack %s (Pulumi asks for it again whenever it decrypts them): ' "$stack" >/dev/tty
-      IFS= read -rs asked_passphrase </dev/tty; printf '\n' >/dev/tty
-      printf 'up: the same passphrase again: ' >/dev/tty
-      IFS= read -rs again </dev/tty; printf '\n' >/dev/tty
-      [[ "$asked_passphrase" == "$again" ]] || die "the two passphrases differ; nothing was changed"
-      unset again
+      ask "choose a passphrase for the secrets of stack $stack (Pulumi asks for it again whenever it decrypts them)"
+      asked_passphrase="$REPLY"
+      ask "the same passphrase again"
+      [[ "$asked_passphrase" == "$REPLY" ]] || die "the two passphrases differ; nothing was changed"
     else
-      printf 'up: passphrase of stack %s: ' "$stack" >/dev/tty
-      IFS= read -rs asked_passphrase </dev/tty; printf '\n' >/dev/tty
+      ask "passphrase of stack $stack"
+      asked_passphrase="$REPLY"
     fi
+    REPLY=""
     PULUMI_CONFIG_PASSPHRASE="$asked_passphrase" # not exported: see pulumi_run
   else
     die "stack $stack keeps its secrets under a passphrase (backend $backend), and there is no terminal to ask for it.

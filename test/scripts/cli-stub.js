@@ -5,9 +5,10 @@
  * and whether a value came on stdin), and answers from the simulated machine in
  * STUB_STATE (a JSON file the stubs update, as the real tools would change the
  * machine). The Pulumi stand-in models what the real CLI 3.248 does with a
- * passphrase secrets provider (checked against it; see the script's comments):
- * creating a stack, setting or reading a secret, and `up` need the passphrase;
- * the stack file records the salt and `secure:` values.
+ * passphrase secrets provider (checked against it, and by
+ * test/cluster/up-script.test.ts): creating a stack, setting or reading a
+ * secret, and `up` need the passphrase, a plain `config set` and
+ * `stack select` do not; the stack file records the salt and `secure:` values.
  *
  * Plain CommonJS run by node directly: dozens of calls per test, no tsx start-up.
  */
@@ -157,8 +158,8 @@ function pulumi() {
   if (command === 'config' && sub === 'set') {
     const secret = rest.includes('--secret');
     const [key, value = stdinValue] = positional;
-    // The real CLI opens the stack's secrets manager for every `config set`, plain ones too.
-    if (usesPassphrase(current)) needPassphrase();
+    // The real CLI needs the passphrase to encrypt a secret; a plain value it writes without it.
+    if (secret && usesPassphrase(current)) needPassphrase();
     const doc = readStack(current);
     doc.config = { ...(doc.config ?? {}), [`koa-mongodb:${key}`]: secret ? { secure: `v1:${Buffer.from(value).toString('base64')}` } : value };
     fs.writeFileSync(stackFile(current), stringify(doc));

@@ -2,6 +2,8 @@
  * A throw-away copy of what `npm run up` runs (the script, its helpers, the
  * project and dev stack files) with stub `minikube`, `pulumi`, `kubectl` and
  * `getconf` first on PATH (see cli-stub.js), a fresh HOME, and no terminal.
+ * With `realPulumi` (a directory holding the real CLI), `pulumi` is the real
+ * one and only the other three are stubs (its calls are then not recorded).
  */
 import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -56,7 +58,10 @@ export class Sandbox {
   private readonly statePath = path.join(this.dir, 'state.json');
   private runs = 0;
 
-  constructor(state: MachineState = freshMachine()) {
+  constructor(
+    state: MachineState = freshMachine(),
+    private readonly realPulumi?: string,
+  ) {
     mkdirSync(path.join(this.project, 'scripts', 'lib'), { recursive: true });
     mkdirSync(this.home);
     mkdirSync(this.bin);
@@ -64,7 +69,7 @@ export class Sandbox {
       copyFileSync(path.join(ROOT, file), path.join(this.project, file));
     }
     symlinkSync(path.join(ROOT, 'node_modules'), path.join(this.project, 'node_modules'));
-    for (const tool of ['minikube', 'pulumi', 'kubectl', 'getconf']) {
+    for (const tool of realPulumi ? ['minikube', 'kubectl', 'getconf'] : ['minikube', 'pulumi', 'kubectl', 'getconf']) {
       const file = path.join(this.bin, tool);
       writeFileSync(file, `#!/bin/sh\nexec "${process.execPath}" "${STUB}" ${tool} "$@"\n`);
       chmodSync(file, 0o755);
@@ -94,7 +99,8 @@ export class Sandbox {
   run(env: Record<string, string> = {}, args: string[] = [], typed?: string[]): Promise<Run> {
     const log = path.join(this.dir, `calls-${++this.runs}.jsonl`);
     writeFileSync(log, '');
-    const fullEnv = { PATH: `${this.bin}:${process.env.PATH}`, HOME: this.home, STUB_STATE: this.statePath, STUB_LOG: log, ...env };
+    const pathDirs = [this.bin, ...(this.realPulumi ? [this.realPulumi] : []), process.env.PATH];
+    const fullEnv = { PATH: pathDirs.join(':'), HOME: this.home, STUB_STATE: this.statePath, STUB_LOG: log, PULUMI_SKIP_UPDATE_CHECK: 'true', ...env };
     const script = path.join(this.project, 'scripts', 'minikube-up.sh');
     const [command, argv] = typed === undefined ? ['bash', [script, ...args]] : ['script', ['-qec', ['bash', script, ...args].join(' '), '/dev/null']];
     return new Promise((resolve, reject) => {
@@ -109,7 +115,8 @@ export class Sandbox {
       });
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       child.on('error', reject);
-      const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 25_000);
+      // The real CLI takes seconds per command on a busy machine; the stubs do not.
+      const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), this.realPulumi ? 200_000 : 25_000);
       child.on('close', (code) => {
         clearTimeout(timer);
         const calls = readFileSync(log, 'utf8')
