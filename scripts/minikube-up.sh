@@ -90,6 +90,7 @@ case "$(stack_file secrets-provider)" in
   *) needs_passphrase="" ;; # a KMS or Vault key the CLI reaches by itself
 esac
 asked_passphrase=""
+passphrase_asked=""
 new_stack=""
 [[ "$(stack_file secrets-provider)" == passphrase ]] || new_stack=1
 if [[ -n "$needs_passphrase" ]]; then
@@ -113,7 +114,7 @@ if [[ -n "$needs_passphrase" ]]; then
       asked_passphrase="$REPLY"
     fi
     REPLY=""
-    PULUMI_CONFIG_PASSPHRASE="$asked_passphrase" # not exported: see pulumi_run
+    passphrase_asked=1 # an empty passphrase is one too
   else
     die "stack $stack keeps its secrets under a passphrase (backend $backend), and there is no terminal to ask for it.
     Nothing was changed. Give it in the environment, e.g.:
@@ -126,7 +127,7 @@ fi
 # other program and no command line sees it) and the project-local backend, if chosen.
 pulumi_run() {
   (
-    if [[ -n "$asked_passphrase" ]]; then export PULUMI_CONFIG_PASSPHRASE="$asked_passphrase"; fi
+    if [[ -n "$passphrase_asked" ]]; then export PULUMI_CONFIG_PASSPHRASE="$asked_passphrase"; fi
     if [[ -n "$local_backend" ]]; then export PULUMI_BACKEND_URL="$backend"; fi
     exec pulumi "$@"
   )
