@@ -30,7 +30,7 @@ describe('npm run up with the real Pulumi CLI', function () {
       execFileSync(path.join(engine, 'pulumi'), ['config', '--json', ...(showSecrets ? ['--show-secrets'] : [])], {
         cwd: b.project,
         encoding: 'utf8',
-        env: { PATH: process.env.PATH, HOME: b.home, PULUMI_SKIP_UPDATE_CHECK: 'true', PULUMI_BACKEND_URL: `file://${b.project}/.pulumi`, ...env },
+        env: { PATH: process.env.PATH, HOME: b.home, ...b.pulumiEnv, PULUMI_BACKEND_URL: `file://${b.project}/.pulumi`, ...env },
       }),
     ) as Record<string, { value?: string; secret: boolean }>;
 
@@ -50,7 +50,7 @@ describe('npm run up with the real Pulumi CLI', function () {
     assert.equal(first.code, 0, first.stdout + first.stderr);
     assert.match(first.stdout, /not logged in to a Pulumi backend: keeping this project's state in/, 'the real `pulumi whoami` failed as not logged in');
     assert.ok(existsSync(state(box)), 'the stack lives in <project>/.pulumi');
-    assert.ok(!existsSync(path.join(box.home, '.pulumi', 'credentials.json')), 'no `pulumi login` was recorded for the user');
+    assert.ok(!existsSync(path.join(box.pulumiEnv.PULUMI_HOME, 'credentials.json')), 'no `pulumi login` was recorded for the user');
     const stackFile = box.stackFile();
     assert.match(stackFile, /^encryptionsalt: v1:/m);
     assert.match(stackFile, /koa-mongodb:mongoRootPassword:\n\s+secure: v1:/);

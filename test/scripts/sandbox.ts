@@ -77,6 +77,14 @@ export class Sandbox {
     this.state = state;
   }
 
+  /**
+   * The real CLI finds its home (logins, workspaces, file://~) from the user
+   * database, not from HOME, so it gets one of the sandbox's own.
+   */
+  get pulumiEnv(): Record<string, string> {
+    return { PULUMI_HOME: path.join(this.home, '.pulumi'), PULUMI_SKIP_UPDATE_CHECK: 'true' };
+  }
+
   get state(): MachineState {
     return JSON.parse(readFileSync(this.statePath, 'utf8')) as MachineState;
   }
@@ -100,7 +108,7 @@ export class Sandbox {
     const log = path.join(this.dir, `calls-${++this.runs}.jsonl`);
     writeFileSync(log, '');
     const pathDirs = [this.bin, ...(this.realPulumi ? [this.realPulumi] : []), process.env.PATH];
-    const fullEnv = { PATH: pathDirs.join(':'), HOME: this.home, STUB_STATE: this.statePath, STUB_LOG: log, PULUMI_SKIP_UPDATE_CHECK: 'true', ...env };
+    const fullEnv = { PATH: pathDirs.join(':'), HOME: this.home, ...this.pulumiEnv, STUB_STATE: this.statePath, STUB_LOG: log, ...env };
     const script = path.join(this.project, 'scripts', 'minikube-up.sh');
     const [command, argv] = typed === undefined ? ['bash', [script, ...args]] : ['script', ['-qec', ['bash', script, ...args].join(' '), '/dev/null']];
     return new Promise((resolve, reject) => {
