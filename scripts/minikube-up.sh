@@ -150,11 +150,21 @@ SERVICE_CPU_M=200; PEAK_SERVICE_PODS=6; MONGO_CPU_M=200; SYSTEM_CPU_M=1100
 NEED_CPU_M=$((SERVICE_CPU_M * PEAK_SERVICE_PODS + MONGO_CPU_M + SYSTEM_CPU_M))
 service_pods_fitting() { echo $(( ($1 * 1000 - SYSTEM_CPU_M - MONGO_CPU_M) / SERVICE_CPU_M )); }
 
+# MINIKUBE_MEMORY as minikube takes it: MB (6144, 6144mb) or GiB (6g, 6gb). (No ${v,,}: macOS has bash 3.2.)
+to_mb() {
+  case "$1" in
+    *[gG][bB] | *[gG]) local n="${1%[gG]*}"; [[ "$n" =~ ^[0-9]+$ ]] && echo $((n * 1024)) && return ;;
+    *[mM][bB] | *[mM]) local n="${1%[mM]*}"; [[ "$n" =~ ^[0-9]+$ ]] && echo "$n" && return ;;
+    *) [[ "$1" =~ ^[0-9]+$ ]] && echo "$1" && return ;;
+  esac
+  die "MINIKUBE_MEMORY=$1: give MB (6144) or GiB (6g)"
+}
 want_cpus="${MINIKUBE_CPUS:-4}"
-want_memory="${MINIKUBE_MEMORY:-6144}"
+[[ "$want_cpus" =~ ^[0-9]+$ ]] || die "MINIKUBE_CPUS=$want_cpus: give a number of CPUs"
+want_memory="$(to_mb "${MINIKUBE_MEMORY:-6144}")"
 host_cpus="$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 0)"
 host_memory=$(( $(getconf _PHYS_PAGES 2>/dev/null || echo 0) * $(getconf PAGE_SIZE 2>/dev/null || echo 0) / 1048576 ))
-recreate="pulumi destroy --yes   # the stack first, so its state does not outlive the cluster
+recreate="${local_backend:+PULUMI_BACKEND_URL=$backend }pulumi destroy --yes   # the stack first (if any), so its state does not outlive the cluster
       minikube delete -p $profile   # deletes the cluster and the data in it
       MINIKUBE_PROFILE=$profile npm run up"
 

@@ -185,6 +185,16 @@ describe('npm run up (scripts/minikube-up.sh)', function () {
     ]);
   });
 
+  it('MINIKUBE_CPUS and MINIKUBE_MEMORY (in MB or GiB, as minikube takes it) are passed as given, even beyond the host', async () => {
+    box = new Sandbox({ ...freshMachine(), host: { cpus: 2, memoryMb: 4096 } });
+    const run = await box.run({ ...PASS, MINIKUBE_CPUS: '6', MINIKUBE_MEMORY: '8g' });
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(argsOf(run.calls, 'minikube', 'start'), [['-p', 'minikube', 'start', '--cpus=6', '--memory=8192mb', '--cni=calico']]);
+    const bad = await box.run({ ...PASS, MINIKUBE_MEMORY: 'lots' });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /MINIKUBE_MEMORY=lots: give MB \(6144\) or GiB \(6g\)/);
+  });
+
   it('on a 2-CPU, 4 GiB host: gives Minikube what there is and says how many pods fit', async () => {
     box = new Sandbox({ ...freshMachine(), host: { cpus: 2, memoryMb: 4096 } });
     const run = await box.run(PASS);
@@ -204,6 +214,7 @@ describe('npm run up (scripts/minikube-up.sh)', function () {
     assert.match(run.stderr, /profile minikube has 2 CPUs; the stack requests 2500m at its peak \(5 data-service pods \+ 1 surge pod x 200m, MongoDB 200m, control plane, CoreDNS, Calico and metrics-server 1100m\), and 2 CPUs fit 3 data-service pods/);
     assert.match(run.stderr, /has 3900 MB of memory, less than the 6144 MB/);
     assert.match(run.stderr, /minikube delete -p minikube/);
+    assert.match(run.stderr, /PULUMI_BACKEND_URL=file:\/\/\S+\/\.pulumi pulumi destroy --yes/, 'destroy by hand needs the project-local backend');
     assert.match(run.stderr, /MINIKUBE_PROFILE=minikube npm run up/);
     assert.match(run.stderr, /runs the minikube's default network, which does not enforce NetworkPolicy: .* IGNORED/);
     assert.deepEqual(argsOf(run.calls, 'kubectl', 'get')[0].slice(0, 2), ['--context', 'minikube'], 'and the kube-system pods were asked too');
