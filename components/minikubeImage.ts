@@ -45,8 +45,12 @@ export const minikubeCli = {
     const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
     // A Docker endpoint left in the shell by an old `eval $(minikube docker-env)` (maybe of another
     // profile, maybe of a port that no longer exists) must not steer minikube: it finds its node itself.
+    // Your own DOCKER_HOST (rootless Docker, colima) stays: minikube's docker driver needs it.
     const env = { ...process.env };
-    for (const name of ['DOCKER_HOST', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH', 'MINIKUBE_ACTIVE_DOCKERD', 'MINIKUBE_ACTIVE_PODMAN']) delete env[name];
+    if (env.MINIKUBE_ACTIVE_DOCKERD || (env.DOCKER_CERT_PATH ?? '').includes('/.minikube/')) {
+      for (const name of ['DOCKER_HOST', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH', 'MINIKUBE_ACTIVE_DOCKERD']) delete env[name];
+    }
+    if (env.MINIKUBE_ACTIVE_PODMAN) for (const name of ['CONTAINER_HOST', 'CONTAINER_SSHKEY', 'MINIKUBE_ACTIVE_PODMAN']) delete env[name];
     return execFileSync('minikube', args, { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
   },
 

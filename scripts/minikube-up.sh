@@ -1,42 +1,268 @@
 #!/usr/bin/env bash
 # `npm run up`: the main job, from a fresh machine to a running stack on Minikube.
-# Starts Minikube if needed (with metrics-server for the HPA), selects or creates
-# the `dev` stack, generates the two MongoDB passwords as Pulumi secrets if they
-# are not set yet, and runs `pulumi up` (extra arguments are passed through,
-# e.g. `npm run up -- --yes`).
+#
+#   1. starts Minikube if needed, sized for the HPA's 5 replicas plus a surge pod
+#      (4 CPUs, 6 GiB; see "Sizing" below), with Calico so the NetworkPolicy is
+#      enforced, and metrics-server for the HPA; says so when a running profile
+#      is smaller or its network ignores NetworkPolicy;
+#   2. picks the Pulumi backend without touching your `pulumi login`: the one you
+#      are logged in to, or else a backend inside this project (./.pulumi);
+#   3. selects or creates the stack (PULUMI_STACK, default dev), points it at the
+#      profile (MINIKUBE_PROFILE, default minikube), generates the two MongoDB
+#      passwords once, and runs `pulumi up` with your extra arguments
+#      (`npm run up -- --yes`).
+# A second run changes nothing before `pulumi up`.
+#
+# Environment: MINIKUBE_PROFILE, PULUMI_STACK, MINIKUBE_CPUS, MINIKUBE_MEMORY (MB),
+# MINIKUBE_DRIVER, MINIKUBE_CONTAINER_RUNTIME (both: minikube's choice when unset;
+# the program builds with `minikube image build`, which works on every runtime),
+# PULUMI_BACKEND_URL, PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root="$PWD"
 
-need() { command -v "$1" >/dev/null 2>&1 || { echo "up: '$1' is not installed: $2" >&2; exit 1; }; }
+say() { printf 'up: %s\n' "$*"; }
+warn() { printf '\nup: WARNING: %s\n\n' "$*" >&2; }
+die() { printf 'up: %s\n' "$*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed: $2"; }
 need minikube "https://minikube.sigs.k8s.io/docs/start/"
 need pulumi "https://www.pulumi.com/docs/install/"
 need node "Node.js 20.19 or later"
 
 profile="${MINIKUBE_PROFILE:-minikube}"
-if ! minikube -p "$profile" status >/dev/null 2>&1; then
-  echo "up: starting minikube (profile $profile, calico CNI so the NetworkPolicy is enforced)…"
-  minikube -p "$profile" start --container-runtime=docker --cni=calico
-fi
-minikube -p "$profile" addons enable metrics-server >/dev/null
-
-if ! pulumi whoami >/dev/null 2>&1; then
-  echo "up: not logged in to a Pulumi backend; keeping state on this machine (pulumi login --local)"
-  pulumi login --local
-fi
 stack="${PULUMI_STACK:-dev}"
-pulumi stack select "$stack" 2>/dev/null || pulumi stack init "$stack"
+stack_file() { node scripts/lib/stack-file.js "$stack" "$@"; }
 
-for key in mongoRootPassword mongoAppPassword; do
-  if ! pulumi config get "$key" >/dev/null 2>&1; then
-    echo "up: generating $key (stored encrypted in Pulumi.$stack.yaml's secrets provider, never in git)"
-    node -e "process.stdout.write(require('crypto').randomBytes(18).toString('base64url'))" | pulumi config set --secret "$key"
+# --- A stale `eval $(minikube docker-env)` -----------------------------------------------
+# docker-env exports DOCKER_HOST/DOCKER_TLS_VERIFY/DOCKER_CERT_PATH for one profile's node as
+# it was then (after a restart the port changes on macOS, Windows and rootless Docker) and
+# marks them with MINIKUBE_ACTIVE_DOCKERD. Nothing here needs them: the program asks minikube
+# for the profile it is given, and minikube's own docker driver needs the HOST's Docker, not
+# the node's. So a docker-env (or podman-env) leftover is dropped for every command of this
+# run. A DOCKER_HOST without that mark is your own Docker (rootless, colima, a remote engine)
+# that minikube's docker driver and the registry image mode need, so it is kept.
+if [[ -n "${MINIKUBE_ACTIVE_DOCKERD:-}" || "${DOCKER_CERT_PATH:-}" == *"/.minikube/"* ]]; then
+  say "ignoring DOCKER_HOST=${DOCKER_HOST:-} from an earlier \`eval \$(minikube -p ${MINIKUBE_ACTIVE_DOCKERD:-…} docker-env)\` (the program asks minikube -p $profile itself)"
+  unset DOCKER_HOST DOCKER_TLS_VERIFY DOCKER_CERT_PATH MINIKUBE_ACTIVE_DOCKERD
+fi
+if [[ -n "${MINIKUBE_ACTIVE_PODMAN:-}" ]]; then
+  unset CONTAINER_HOST CONTAINER_SSHKEY MINIKUBE_ACTIVE_PODMAN
+fi
+
+# --- Which Pulumi backend ----------------------------------------------------------------
+# PULUMI_BACKEND_URL if you set it; else the backend `pulumi login` chose (`pulumi whoami`
+# answers); else a file backend inside this project, passed as PULUMI_BACKEND_URL to this
+# run's pulumi commands only, so your global login stays as it was. `pulumi whoami` runs with
+# stdin and stdout off a terminal, so a not-logged-in CLI fails (exit 3, "PULUMI_ACCESS_TOKEN
+# must be set for login during non-interactive CLI sessions") instead of opening a login prompt;
+# any other failure (offline, say) stops here rather than starting a second, local stack.
+local_backend=""
+if [[ -n "${PULUMI_BACKEND_URL:-}" ]]; then
+  backend="$PULUMI_BACKEND_URL"
+  say "Pulumi backend: $backend (PULUMI_BACKEND_URL)"
+elif whoami="$(pulumi whoami --verbose </dev/null 2>&1)"; then
+  backend="$(sed -n 's/^Backend URL: *//p' <<<"$whoami")"
+  say "Pulumi backend: ${backend:-unknown} (your \`pulumi login\`)"
+elif grep -qiE 'not logged in|must be set for login|PULUMI_ACCESS_TOKEN' <<<"$whoami"; then
+  local_backend="$root/.pulumi"
+  backend="file://$local_backend"
+  say "not logged in to a Pulumi backend: keeping this project's state in $local_backend (your \`pulumi login\` is unchanged)"
+else
+  die "\`pulumi whoami\` failed: $(head -n 3 <<<"$whoami")
+    Fix the login (\`pulumi login\`), or keep the state in this project: PULUMI_BACKEND_URL=file://$root/.pulumi npm run up"
+fi
+
+# --- The passphrase, decided before anything changes ------------------------------------
+# Pulumi Cloud keeps each stack's key itself; every other backend (file, s3, gs, azblob,
+# postgres) encrypts secrets with a passphrase by default. The stack file tells which one an
+# existing stack uses (`encryptionsalt` = passphrase). The CLI cannot prompt while a value is
+# piped into it, so the passphrase is taken from the environment or asked here, once, and
+# exported to this run's pulumi commands only.
+# What the real CLI (3.248, file backend) needs the passphrase for: `stack init` ("could not
+# create secrets manager for new stack"), `config set --secret`, `config get <secret>` and
+# `up`; not for `stack select` or a plain `config set`. `pulumi config --json` lists a secret
+# as {"secret": true} without it, but fails outright ("Stack 'dev' is missing configuration
+# value 'mongoAppPassword'") while a declared key without a default is unset, i.e. on exactly
+# the first run, so the stack file is read instead.
+case "$(stack_file secrets-provider)" in
+  passphrase) needs_passphrase=1 ;;
+  "") if [[ "$backend" == https://* ]]; then needs_passphrase=""; else needs_passphrase=1; fi ;;
+  *) needs_passphrase="" ;; # a KMS or Vault key the CLI reaches by itself
+esac
+asked_passphrase=""
+passphrase_asked=""
+new_stack=""
+[[ "$(stack_file secrets-provider)" == passphrase ]] || new_stack=1
+if [[ -n "$needs_passphrase" ]]; then
+  if [[ -n "${PULUMI_CONFIG_PASSPHRASE+set}" ]]; then
+    : # given (an empty one too: Pulumi accepts it)
+  elif [[ -n "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then
+    [[ -r "$PULUMI_CONFIG_PASSPHRASE_FILE" ]] || die "PULUMI_CONFIG_PASSPHRASE_FILE=$PULUMI_CONFIG_PASSPHRASE_FILE cannot be read"
+  elif (: </dev/tty) 2>/dev/null; then
+    # Echo goes off before the prompt appears, so nothing typed early is shown, and comes back
+    # however the script ends.
+    tty_settings="$(stty -g </dev/tty)"
+    trap 'stty "$tty_settings" </dev/tty 2>/dev/null' EXIT
+    ask() { stty -echo </dev/tty; printf 'up: %s: ' "$1" >/dev/tty; IFS= read -r REPLY </dev/tty; printf '\n' >/dev/tty; stty "$tty_settings" </dev/tty; }
+    if [[ -n "$new_stack" ]]; then
+      ask "choose a passphrase for the secrets of stack $stack (Pulumi asks for it again whenever it decrypts them)"
+      asked_passphrase="$REPLY"
+      ask "the same passphrase again"
+      [[ "$asked_passphrase" == "$REPLY" ]] || die "the two passphrases differ; nothing was changed"
+    else
+      ask "passphrase of stack $stack"
+      asked_passphrase="$REPLY"
+    fi
+    REPLY=""
+    passphrase_asked=1 # an empty passphrase is one too
+  else
+    die "stack $stack keeps its secrets under a passphrase (backend $backend), and there is no terminal to ask for it.
+    Nothing was changed. Give it in the environment, e.g.:
+      export PULUMI_CONFIG_PASSPHRASE_FILE=~/.config/koa-mongodb.passphrase   # a file holding only the passphrase
+    or PULUMI_CONFIG_PASSPHRASE=…; or use a backend that keeps the key (pulumi login)."
+  fi
+fi
+
+# Every pulumi command of this run: the passphrase asked above (exported in a subshell, so no
+# other program and no command line sees it) and the project-local backend, if chosen.
+pulumi_run() {
+  (
+    if [[ -n "$passphrase_asked" ]]; then export PULUMI_CONFIG_PASSPHRASE="$asked_passphrase"; fi
+    if [[ -n "$local_backend" ]]; then export PULUMI_BACKEND_URL="$backend"; fi
+    exec pulumi "$@"
+  )
+}
+
+# --- Minikube, sized for the HPA promise -------------------------------------------------
+# Sizing. CPU requests at the stack's peak, with the HPA at its maximum of 5 data-service pods
+# and the rollout's one surge pod (maxSurge 1, maxUnavailable 0):
+#   data service 6 x 200m = 1200m; MongoDB 200m;
+#   control plane (kubeadm): kube-apiserver 250m, kube-controller-manager 200m, kube-scheduler
+#   100m, etcd 100m = 650m; CoreDNS 100m; calico-node 250m (minikube's calico.yaml;
+#   calico-kube-controllers, kube-proxy and storage-provisioner request none);
+#   metrics-server 100m (minikube's addon)                          => 2500m in all.
+# minikube's node reserves nothing, so allocatable = CPUs: 2 CPUs (minikube's default) fit
+# (2000 - 1300) / 200 = 3 data-service pods, 3 CPUs fit the peak with 500m to spare, and 4 CPUs
+# also leave room for `npm run test:e2e`'s second stack (600m) beside this one.
+# Memory: limits of 6 x 500Mi + 500Mi = 3.5 GiB for the pods at the peak, about 1.2 GiB for
+# the control plane, Calico and the runtime, and the image build inside the node: 6 GiB.
+SERVICE_CPU_M=200; PEAK_SERVICE_PODS=6; MONGO_CPU_M=200; SYSTEM_CPU_M=1100
+NEED_CPU_M=$((SERVICE_CPU_M * PEAK_SERVICE_PODS + MONGO_CPU_M + SYSTEM_CPU_M))
+service_pods_fitting() { echo $(( ($1 * 1000 - SYSTEM_CPU_M - MONGO_CPU_M) / SERVICE_CPU_M )); }
+
+# MINIKUBE_MEMORY as minikube takes it: MB (6144, 6144mb) or GiB (6g, 6gb). (No ${v,,}: macOS has bash 3.2.)
+to_mb() {
+  case "$1" in
+    *[gG][bB] | *[gG]) local n="${1%[gG]*}"; [[ "$n" =~ ^[0-9]+$ ]] && echo $((n * 1024)) && return ;;
+    *[mM][bB] | *[mM]) local n="${1%[mM]*}"; [[ "$n" =~ ^[0-9]+$ ]] && echo "$n" && return ;;
+    *) [[ "$1" =~ ^[0-9]+$ ]] && echo "$1" && return ;;
+  esac
+  die "MINIKUBE_MEMORY=$1: give MB (6144) or GiB (6g)"
+}
+want_cpus="${MINIKUBE_CPUS:-4}"
+[[ "$want_cpus" =~ ^[0-9]+$ ]] || die "MINIKUBE_CPUS=$want_cpus: give a number of CPUs"
+want_memory="$(to_mb "${MINIKUBE_MEMORY:-6144}")"
+host_cpus="$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 0)"
+host_memory=$(( $(getconf _PHYS_PAGES 2>/dev/null || echo 0) * $(getconf PAGE_SIZE 2>/dev/null || echo 0) / 1048576 ))
+recreate="${local_backend:+PULUMI_BACKEND_URL=$backend }pulumi destroy --yes   # the stack first (if any), so its state does not outlive the cluster
+      minikube delete -p $profile   # deletes the cluster and the data in it
+      MINIKUBE_PROFILE=$profile npm run up"
+
+if ! minikube -p "$profile" status >/dev/null 2>&1; then
+  cpus="$want_cpus"; memory="$want_memory"
+  # minikube's docker and podman drivers refuse more CPUs or memory than the host has; an
+  # explicit MINIKUBE_CPUS / MINIKUBE_MEMORY is passed as given (VM drivers may overcommit).
+  if [[ -z "${MINIKUBE_CPUS:-}" ]] && (( host_cpus > 0 && host_cpus < cpus )); then
+    cpus="$host_cpus"
+    say "this machine has $host_cpus CPUs, so Minikube gets $cpus (MINIKUBE_CPUS=$want_cpus overcommits with a VM driver; the docker driver refuses it)"
+  fi
+  if [[ -z "${MINIKUBE_MEMORY:-}" ]] && (( host_memory > 0 && host_memory - 2048 < memory )); then
+    memory=$(( host_memory - 2048 > 2200 ? host_memory - 2048 : 2200 ))
+    say "this machine has $host_memory MB of memory, so Minikube gets $memory MB"
+  fi
+  start=(start --cpus="$cpus" --memory="${memory}mb" --cni=calico)
+  [[ -z "${MINIKUBE_DRIVER:-}" ]] || start+=(--driver="$MINIKUBE_DRIVER")
+  [[ -z "${MINIKUBE_CONTAINER_RUNTIME:-}" ]] || start+=(--container-runtime="$MINIKUBE_CONTAINER_RUNTIME")
+  say "starting Minikube: minikube -p $profile ${start[*]}"
+  minikube -p "$profile" "${start[@]}"
+fi
+
+# minikube keeps a profile's CPUs, memory and CNI from its creation (a later start ignores new
+# flags), so check what it has rather than what was asked.
+facts="$(minikube profile list -o json 2>/dev/null | node scripts/lib/minikube-profile.js "$profile" || true)"
+read -r have_cpus have_memory have_cni have_runtime _have_driver <<<"${facts:-- - - - -}"
+if [[ "$have_cpus" =~ ^[0-9]+$ ]] && (( have_cpus * 1000 < NEED_CPU_M || have_cpus < want_cpus )); then
+  warn "Minikube profile $profile has $have_cpus CPUs; the stack requests $NEED_CPU_M""m at its peak (5 data-service pods + 1 surge pod x 200m, MongoDB 200m, control plane, CoreDNS, Calico and metrics-server 1100m), and $have_cpus CPUs fit $(service_pods_fitting "$have_cpus") data-service pods: the HPA stops there and a rollout at that size waits for a free slot.
+    To give it $want_cpus CPUs and $want_memory MB:
+      $recreate"
+fi
+if [[ "$have_memory" =~ ^[0-9]+$ ]] && (( have_memory < want_memory )); then
+  warn "Minikube profile $profile has $have_memory MB of memory, less than the $want_memory MB it is started with here (the pods' limits alone reach 3.5 GiB at the peak). To recreate it:
+      $recreate"
+fi
+if [[ -n "${MINIKUBE_CONTAINER_RUNTIME:-}" && "$have_runtime" != - && "$have_runtime" != "$MINIKUBE_CONTAINER_RUNTIME" ]]; then
+  warn "Minikube profile $profile runs $have_runtime, not MINIKUBE_CONTAINER_RUNTIME=$MINIKUBE_CONTAINER_RUNTIME (minikube keeps a profile's runtime); carrying on with $have_runtime."
+fi
+
+# NetworkPolicy is only enforced by a CNI that implements it (Calico, Cilium); minikube's
+# default bridge/kindnet networks accept the object and ignore it.
+enforced=""
+case "$have_cni" in calico | cilium) enforced=1 ;; esac
+if [[ -z "$enforced" ]] && command -v kubectl >/dev/null 2>&1 &&
+  [[ -n "$(kubectl --context "$profile" get pods -n kube-system -l 'k8s-app in (calico-node,cilium)' -o name 2>/dev/null)" ]]; then
+  enforced=1
+fi
+if [[ -z "$enforced" && -z "$facts" ]] && ! command -v kubectl >/dev/null 2>&1; then
+  say "could not read profile $profile's network (no \`minikube profile list -o json\`, no kubectl): the NetworkPolicy is enforced only with Calico or Cilium"
+elif [[ -z "$enforced" ]]; then
+  cni_name="$have_cni"; [[ "$cni_name" != - ]] || cni_name="minikube's default"
+  warn "Minikube profile $profile runs the $cni_name network, which does not enforce NetworkPolicy: the policy letting only the data service reach MongoDB is created but IGNORED (every pod in the cluster can connect to MongoDB on 27017; it still needs a password). To enforce it, recreate the profile with Calico:
+      $recreate"
+fi
+
+# metrics-server feeds the HPA; enabling it only when it is off keeps a second run a no-op.
+if ! minikube -p "$profile" addons list -o json 2>/dev/null |
+  node -e 'let s="";process.stdin.on("data",(c)=>(s+=c)).on("end",()=>{try{process.exit(JSON.parse(s)["metrics-server"]?.Status==="enabled"?0:1)}catch{process.exit(1)}})'; then
+  say "enabling metrics-server (the HPA's CPU metrics)"
+  minikube -p "$profile" addons enable metrics-server >/dev/null
+fi
+
+# --- The stack ---------------------------------------------------------------------------
+if [[ -n "$local_backend" ]]; then mkdir -p "$local_backend"; fi
+if ! pulumi_run stack select "$stack" >/dev/null 2>&1; then
+  say "creating stack $stack"
+  pulumi_run stack init "$stack"
+fi
+
+# minikube names the kube context after the profile; the program needs both names. Plain
+# values, compared with the stack file first, so an unchanged stack is not written.
+for key in minikubeProfile kubeContext; do
+  if [[ "$(stack_file value "$key")" != "$profile" ]]; then
+    say "setting $key to $profile"
+    pulumi_run config set "$key" "$profile"
   fi
 done
 
-pulumi up "$@"
-if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git diff --quiet -- "Pulumi.$stack.yaml" 2>/dev/null; then
-  echo "note: Pulumi.$stack.yaml now holds your encrypted secrets; keep it out of commits:"
-  echo "      git update-index --skip-worktree Pulumi.$stack.yaml"
+# A password is generated only when the stack file holds none: whether it is set is read from
+# the file (`secure:` entries), never by decrypting it, and a set password is never replaced
+# (MongoDB keeps the one it was initialised with).
+for key in mongoRootPassword mongoAppPassword; do
+  if ! stack_file is-set "$key"; then
+    say "generating $key (stored encrypted in $(stack_file path), never in git)"
+    node -e "process.stdout.write(require('crypto').randomBytes(18).toString('base64url'))" | pulumi_run config set --secret "$key"
+  fi
+done
+
+pulumi_run up "$@"
+
+stack_yaml="$(stack_file path)"
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git diff --quiet -- "$stack_yaml" 2>/dev/null; then
+  echo "note: $stack_yaml now holds your stack's settings and encrypted secrets; keep it out of commits:"
+  echo "      git update-index --skip-worktree $stack_yaml"
 fi
 echo
+if [[ -n "$local_backend" ]]; then
+  echo "The state is in $local_backend. For pulumi commands by hand, in this directory:"
+  echo "      export PULUMI_BACKEND_URL=$backend"
+fi
 echo "try:  curl \"\$(pulumi stack output url)/data\""

@@ -7,6 +7,8 @@
  *   Deployment while a steady trickle of requests runs, none failing →
  *   destroy → stack removed.
  * Takes 4–8 minutes on a laptop (image build and the mongo image pull dominate).
+ * Where `url` is a loopback address (the docker driver on macOS and Windows), the
+ * test runs the `portForward` output's command itself on a free port (see reach.ts).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -18,6 +20,7 @@ import type { CoreV1Api } from '@kubernetes/client-node';
 import { LocalWorkspace, type Stack } from '@pulumi/pulumi/automation';
 import { eventually } from '../../devkit/wait';
 import { assertClusterReachable, pulumiVersion } from './preflight';
+import { type Background, planReach, type Reach, startPortForward, startServiceProxy } from './reach';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CONTEXT = process.env.E2E_KUBE_CONTEXT ?? 'minikube';
@@ -47,6 +50,8 @@ describe(`end to end on Minikube (context ${CONTEXT})`, function () {
   this.timeout(20 * 60_000);
   let stack: Stack | undefined;
   let url: string;
+  let reach: Reach;
+  const running: Background[] = [];
   let core: CoreV1Api;
   const marker = `e2e-${suffix}`;
 
@@ -74,6 +79,7 @@ describe(`end to end on Minikube (context ${CONTEXT})`, function () {
   });
 
   after(async () => {
+    await Promise.all(running.map((process) => process.stop()));
     if (!stack) return;
     log('destroying…');
     await stack.destroy({ onOutput: () => undefined });
@@ -92,6 +98,13 @@ describe(`end to end on Minikube (context ${CONTEXT})`, function () {
     log(`up took ${((Date.now() - started) / 1000).toFixed(0)} s: ${JSON.stringify(result.summary.resourceChanges)}`);
     url = String(result.outputs.url.value);
     assert.match(url, /^http:\/\/[\w.-]+:\d+$/);
+    reach = planReach(url, String(result.outputs.portForward.value));
+    if (reach.kind === 'port-forward') {
+      const forward = await startPortForward(reach, log);
+      running.push(forward);
+      log(`url ${url} is this machine's loopback: reaching the service through \`kubectl ${reach.kubectlArgs(0).join(' ')}\` at ${forward.url}`);
+      url = forward.url;
+    }
     assert.match(String(result.outputs.image.value), /^data-service:[0-9a-f]{16}$/);
     assert.equal(result.outputs.namespace.value, NAMESPACE);
   });
@@ -148,13 +161,21 @@ describe(`end to end on Minikube (context ${CONTEXT})`, function () {
   });
 
   it('a config change rolls out while requests keep flowing, none failing', async () => {
+    // A port-forward follows one pod, which the rollout replaces; through the Service instead.
+    let through = url;
+    if (reach.kind === 'port-forward') {
+      const proxy = await startServiceProxy({ context: CONTEXT, namespace: NAMESPACE, service: reach.service, port: reach.remotePort }, log);
+      running.push(proxy);
+      through = proxy.url;
+      log(`requests during the rollout go through the API server's service proxy: ${through}`);
+    }
     let stop = false;
     let ok = 0;
     const failures: string[] = [];
     const trickle = (async () => {
       while (!stop) {
         try {
-          const res = await get(`${url}/data?limit=1`);
+          const res = await get(`${through}/data?limit=1`);
           if (res.status === 200) ok++;
           else failures.push(`HTTP ${res.status}`);
         } catch (error) {

@@ -96,9 +96,20 @@ console.error('stub minikube: unexpected ' + args.join(' ')); process.exit(2);
       const build = calls().find((call) => call.args.includes('build'))!;
       assert.deepEqual(build.args, ['-p', 'dev', 'image', 'build', '--all', '-t', 'data-service:0123456789abcdef', '/src/service']);
       for (const call of calls()) {
-        assert.equal(call.dockerHost, '', 'no DOCKER_HOST reaches minikube');
+        assert.equal(call.dockerHost, '', 'no docker-env DOCKER_HOST reaches minikube');
         assert.equal(call.activeDockerd, '', 'no MINIKUBE_ACTIVE_DOCKERD reaches minikube');
       }
+    });
+
+    it('keeps your own DOCKER_HOST (rootless Docker, colima): minikube\'s docker driver needs it', async () => {
+      profiles([{ Name: 'dev', Status: 'Running', runtime: 'docker' }]);
+      process.env.DOCKER_HOST = 'unix:///run/user/1000/docker.sock';
+      try {
+        await minikubeImageProvider.create(inputs);
+      } finally {
+        delete process.env.DOCKER_HOST;
+      }
+      for (const call of calls()) assert.equal(call.dockerHost, 'unix:///run/user/1000/docker.sock');
     });
 
     it('fails with the builder\'s own output', async () => {
