@@ -81,6 +81,10 @@ export function ensureBaseRootfs(log: (line: string) => void): string {
     const partial = `${tarball}.partial`;
     run('tar', ['--numeric-owner', '--xattrs', '-C', rootfs, '-cf', partial, '.']);
     renameSync(partial, tarball);
+    // Earlier recipes' rootfs and archives are dead weight now.
+    for (const name of readdirSync(IMAGES_CACHE)) {
+      if (name.startsWith('node-base-') && !name.includes(baseRecipeHash())) rmSync(path.join(IMAGES_CACHE, name), { force: true });
+    }
     return tarball;
   } finally {
     rmSync(work, { recursive: true, force: true });

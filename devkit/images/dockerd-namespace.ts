@@ -48,6 +48,10 @@ net
       if (newline < 0) return;
       client.off('data', onData);
       const port = Number(head.subarray(0, newline).toString());
+      if (!Number.isInteger(port) || port <= 0 || port > 65535) {
+        client.destroy();
+        return;
+      }
       const target = net.connect(port, '127.0.0.1');
       const rest = head.subarray(newline + 1);
       if (rest.length > 0) target.write(rest);

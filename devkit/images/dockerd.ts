@@ -50,7 +50,9 @@ export async function startDockerd(log: (line: string) => void = (line) => proce
 
   let proxy: http.Server | undefined;
   let child: ChildProcess | undefined;
+  let stopping = false;
   const cleanUp = async () => {
+    stopping = true;
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child!.once('exit', resolve));
       child.stdin?.end();
@@ -77,6 +79,9 @@ export async function startDockerd(log: (line: string) => void = (line) => proce
     closeSync(logFd);
     const socket = path.join(runDir, 'docker.sock');
     const daemonLog = () => ['namespace.log', 'dockerd.log'].map((name) => tail(path.join(runDir, name))).join('\n');
+    child.once('exit', (code, signal) => {
+      if (!stopping) log(`the image builder's namespace exited unexpectedly (${signal ?? code}):\n${daemonLog()}`);
+    });
     await eventually(
       'dockerd to answer',
       async () => {
@@ -138,7 +143,9 @@ function cli(runDir: string, args: string[], log?: (line: string) => void): Prom
 async function forward(ingress: string, port: number): Promise<{ port: number; close(): Promise<void> }> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
-    const upstream = net.connect(ingress, () => upstream.write(`${port}\n`));
+    const upstream = net.connect(ingress);
+    upstream.write(`${port}\n`); // queued ahead of anything the client sends
+
     for (const socket of [client, upstream]) {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));

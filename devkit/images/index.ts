@@ -70,7 +70,7 @@ export async function buildServiceImage(tag?: string, options: ServiceImageOptio
     const started = Date.now();
     log(`building ${ref} from ${path.relative(REPO_ROOT, contextDir) || '.'}/Dockerfile on ${base}…`);
     await daemon.docker(
-      ['build', '--network', 'host', '--build-arg', `NODE_IMAGE=${base}`, ...PROXY_BUILD_ARGS.flatMap((arg) => ['--build-arg', arg]), '--tag', ref, contextDir],
+      ['build', '--force-rm', '--network', 'host', '--build-arg', `NODE_IMAGE=${base}`, ...PROXY_BUILD_ARGS.flatMap((arg) => ['--build-arg', arg]), '--tag', ref, contextDir],
     );
     log(`built ${ref} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     await save(daemon, ref, archive);
@@ -87,7 +87,7 @@ export async function ensureMongoStandIn(options: ImageOptions = {}): Promise<Im
   const context = prepareMongoStandInContext(log);
   return usingDaemon(options, async (daemon) => {
     const started = Date.now();
-    await daemon.docker(['build', '--network', 'none', '--tag', ref, context.dir]);
+    await daemon.docker(['build', '--force-rm', '--network', 'none', '--tag', ref, context.dir]);
     context.remove();
     log(`built ${ref} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     await save(daemon, ref, archive);
@@ -116,6 +116,10 @@ async function loadBase(daemon: Dockerd, ref: string, rootfs: string): Promise<v
     '--message', 'Debian trixie minbase + nodejs (debootstrap), npm from the npm registry: devkit/images/base-image.ts',
     rootfs, ref,
   ]);
+  // The data root is cached: drop bases of earlier recipes and the layers only they held.
+  const tags = (await daemon.docker(['image', 'ls', 'local/node-base', '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n');
+  for (const old of tags.filter((tag) => tag && tag !== ref)) await daemon.docker(['rmi', old]).catch(() => undefined);
+  await daemon.docker(['image', 'prune', '--force']);
 }
 
 async function save(daemon: Dockerd, ref: string, archive: string): Promise<void> {
