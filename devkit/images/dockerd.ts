@@ -6,7 +6,7 @@
  * proxy. stop() ends the namespace (and with it every process, mount and interface in it) and
  * removes the cgroups dockerd made on the host.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import net from 'node:net';
@@ -16,6 +16,9 @@ import { eventually } from '../../scripts/lib/wait';
 import { ensureAptPackages } from './apt';
 import { allowedEgressHosts, startEgressProxy } from './egress-proxy';
 import { IMAGES_CACHE } from './exec';
+
+const RUN_DIR_PREFIX = 'koa-images-dockerd-';
+const CGROUP_PREFIX = 'koa-mongodb-images-';
 
 /** Loopback port, inside the namespace, of the relay to the egress proxy. */
 export const EGRESS_PORT = 3128;
@@ -43,16 +46,31 @@ export async function startDockerd(log: (line: string) => void = (line) => proce
   const dataRoot = path.join(IMAGES_CACHE, 'dockerd');
   mkdirSync(dataRoot, { recursive: true });
   const releaseLock = await lockDataRoot(`${dataRoot}.lock`, log);
-  const runDir = mkdtempSync(path.join(os.tmpdir(), 'koa-images-dockerd-'));
-  const cgroupParent = `koa-mongodb-images-${process.pid}`;
+  removeLeftovers();
+  const runDir = mkdtempSync(path.join(os.tmpdir(), RUN_DIR_PREFIX));
+  writeFileSync(path.join(runDir, 'owner'), String(process.pid));
+  const cgroupParent = `${CGROUP_PREFIX}${process.pid}`;
   writeFileSync(path.join(runDir, 'daemon.json'), '{}\n');
   mkdirSync(path.join(runDir, 'docker-config'));
 
   let proxy: http.Server | undefined;
   let child: ChildProcess | undefined;
   let stopping = false;
+  // Killed by a signal (say, a test runner's), clean up what can be cleaned synchronously.
+  const onSignal = (signal: NodeJS.Signals) => {
+    stopping = true;
+    if (child?.pid) process.kill(child.pid, 'SIGKILL'); // --kill-child takes the whole pid namespace with it
+    spawnSync('sleep', ['1']);
+    removeCgroups(cgroupParent);
+    rmSync(runDir, { recursive: true, force: true });
+    releaseLock();
+    process.removeListener('SIGINT', onSignal).removeListener('SIGTERM', onSignal);
+    process.kill(process.pid, signal);
+  };
+  process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
   const cleanUp = async () => {
     stopping = true;
+    process.removeListener('SIGINT', onSignal).removeListener('SIGTERM', onSignal);
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child!.once('exit', resolve));
       child.stdin?.end();
@@ -70,10 +88,11 @@ export async function startDockerd(log: (line: string) => void = (line) => proce
     proxy = await startEgressProxy(path.join(runDir, 'egress.sock'), allowedEgressHosts(), log);
     const tsx = require.resolve('tsx/cli');
     const logFd = openSync(path.join(runDir, 'namespace.log'), 'a');
+    // tini (Debian's, shipped with docker.io) is the namespace's pid 1: it reaps the orphaned shims.
     child = spawn(
       'unshare',
       ['--net', '--mount', '--pid', '--fork', '--mount-proc', '--propagation', 'private', '--kill-child=SIGKILL', '--',
-        process.execPath, tsx, path.join(__dirname, 'dockerd-namespace.ts'), runDir, dataRoot, cgroupParent, String(EGRESS_PORT)],
+        '/usr/bin/tini', '-s', '--', process.execPath, tsx, path.join(__dirname, 'dockerd-namespace.ts'), runDir, dataRoot, cgroupParent, String(EGRESS_PORT)],
       { stdio: ['pipe', logFd, logFd] },
     );
     closeSync(logFd);
@@ -200,6 +219,27 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** What a builder killed outright (SIGKILL) left: run directories and cgroups of owners that are gone. */
+function removeLeftovers(): void {
+  for (const name of readdirSync(os.tmpdir()).filter((entry) => entry.startsWith(RUN_DIR_PREFIX))) {
+    const dir = path.join(os.tmpdir(), name);
+    const owner = existsSync(path.join(dir, 'owner')) ? Number(readFileSync(path.join(dir, 'owner'), 'utf8')) : 0;
+    if (owner && !alive(owner)) rmSync(dir, { recursive: true, force: true });
+  }
+  const root = '/sys/fs/cgroup';
+  if (!existsSync(root)) return;
+  const parents = new Set<string>();
+  for (const controller of readdirSync(root)) {
+    const dir = path.join(root, controller);
+    try {
+      for (const name of readdirSync(dir)) if (name.startsWith(CGROUP_PREFIX) && !alive(Number(name.slice(CGROUP_PREFIX.length)))) parents.add(name);
+    } catch {
+      // not a directory
+    }
+  }
+  for (const parent of parents) removeCgroups(parent);
 }
 
 /** dockerd's cgroups live in the host's (v1) hierarchies: remove ours, deepest first. */

@@ -8,7 +8,7 @@
  *   buildServiceImage(tag)   local/data-service:<tag>                       (service/Dockerfile on that base)
  *   ensureMongoStandIn()     local/mongo-standin:ferretdb-1.24.2-<hash>     (FerretDB posing as the mongo image)
  */
-import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { contextHash } from '../../components/buildContext';
 import { baseImageRef, baseRecipeHash, ensureBaseRootfs } from './base-image';
@@ -74,6 +74,10 @@ export async function buildServiceImage(tag?: string, options: ServiceImageOptio
     );
     log(`built ${ref} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     await save(daemon, ref, archive);
+    // Archives of this service on an earlier base are stale (those of other tags on this base are kept).
+    for (const name of readdirSync(IMAGES_CACHE)) {
+      if (name.startsWith('data-service-') && !name.endsWith(`-${baseRecipeHash()}.docker.tar`)) rmSync(path.join(IMAGES_CACHE, name), { force: true });
+    }
     return { ref, archive };
   });
 }

@@ -54,6 +54,14 @@ describe('images made here (base, service, MongoDB stand-in)', function () {
     writeFileSync(path.join(initDir, '01-create-app-user.js'), INIT_SCRIPT, { mode: 0o644 });
   });
 
+  afterEach(async function () {
+    if (this.currentTest?.state !== 'failed' || stopped) return;
+    for (const name of [mongoName, serviceName]) {
+      const logs = await daemon.docker(['logs', '--tail', '40', name]).then((r) => `${r.stdout}${r.stderr}`, (e: Error) => e.message);
+      console.log(`      --- ${name} ---\n${logs}`);
+    }
+  });
+
   after(async () => {
     if (!stopped && daemon) {
       await status('rm', '--force', serviceName, mongoName);
@@ -88,9 +96,18 @@ describe('images made here (base, service, MongoDB stand-in)', function () {
     assert.match(top, /999\s+\/usr\/local\/bin\/mongod --wiredTigerCacheSizeGB 0\.25/);
     const files = await docker('exec', mongoName, 'ls', '/data/db');
     assert.match(files, /admin\.sqlite/);
-    const logs = (await daemon.docker(['logs', mongoName])).stdout + (await daemon.docker(['logs', mongoName])).stderr;
+    const logs = Object.values(await daemon.docker(['logs', mongoName])).join('\n');
     assert.match(logs, /created application user app with readWrite on flask_db/);
     assert.ok(!logs.includes(ROOT_PASSWORD) && !logs.includes(APP_PASSWORD), 'no password in the logs');
+  });
+
+  it('the stand-in has what the stack’s other uses of the image run: chown as root with CHOWN only (static volume), mongod --version', async () => {
+    const chown = ['run', '--rm', '--network', 'none', '--user', '0', '--cap-drop', 'ALL', '--cap-add', 'CHOWN', '--security-opt', 'no-new-privileges'];
+    // A root-owned volume (as a fresh hostPath directory is), handed to uid 999 by the init container's command.
+    const handed = await docker(...chown, '--tmpfs', '/data/db:mode=0755', '--entrypoint', 'sh', mongo.ref, '-c', 'stat -c %u /data/db && chown -R 999:999 /data/db && stat -c %u /data/db');
+    assert.deepEqual(handed.split('\n'), ['0', '999']);
+    assert.match(await docker('run', '--rm', '--network', 'none', mongo.ref, '--version'), /stand-in.*FerretDB v1\.24\.2.*not MongoDB/);
+    assert.notEqual(await status('run', '--rm', '--network', 'none', mongo.ref, '--no-such-flag'), 0, 'unknown mongod flags are refused, as mongod refuses them');
   });
 
   it('the stand-in enforces authentication: a wrong password and an anonymous read are refused', async () => {
@@ -124,22 +141,22 @@ describe('images made here (base, service, MongoDB stand-in)', function () {
     const forward = await daemon.forward(5000);
     const url = (p: string) => `http://127.0.0.1:${forward.port}${p}`;
     try {
-      const health = await eventually('/healthz', async () => (await fetch(url('/healthz')).catch(() => undefined))?.status === 200, {
+      const health = await eventually('/healthz', async () => (await fetch(url('/healthz'), { signal: AbortSignal.timeout(5000) }).catch(() => undefined))?.status === 200, {
         timeoutMs: 30_000,
       });
       assert.ok(health);
-      await eventually('/readyz (the database reached with auth)', async () => (await fetch(url('/readyz'))).status === 200, { timeoutMs: 30_000 });
+      await eventually('/readyz (the database reached with auth)', async () => (await fetch(url('/readyz'), { signal: AbortSignal.timeout(5000) })).status === 200, { timeoutMs: 30_000 });
       assert.match(await docker('top', serviceName, '-o', 'pid,uid,args'), /1000\s+node dist\/main\.js/);
-      const posted = await fetch(url('/data'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: `value-${suffix}` }) });
+      const posted = await fetch(url('/data'), { signal: AbortSignal.timeout(10_000), method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: `value-${suffix}` }) });
       assert.equal(posted.status, 201, await posted.clone().text());
-      const got = await fetch(url('/data'));
+      const got = await fetch(url('/data'), { signal: AbortSignal.timeout(10_000) });
       assert.equal(got.status, 200);
       assert.deepEqual(await got.json(), [{ key: `value-${suffix}` }]);
 
       // A restart keeps the data (it lives in /data/db) and does not run the init again.
       await docker('restart', mongoName);
       await eventually('/data after the stand-in restarted', async () => {
-        const again = await fetch(url('/data'));
+        const again = await fetch(url('/data'), { signal: AbortSignal.timeout(5000) });
         return again.status === 200 && JSON.stringify(await again.json()) === JSON.stringify([{ key: `value-${suffix}` }]);
       }, { timeoutMs: 60_000 });
       const logs = (await daemon.docker(['logs', mongoName])).stderr;

@@ -54,7 +54,7 @@ func main() {
 		os.Exit(2)
 	}
 	if opts.version {
-		fmt.Printf("%s; not MongoDB\n", standInName)
+		fmt.Printf("mongod stand-in: %s; not MongoDB\n", standInName)
 		return
 	}
 	if err := run(opts); err != nil {

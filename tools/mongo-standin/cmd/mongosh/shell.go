@@ -107,19 +107,21 @@ func (s *shell) fail(err error) int {
 func (s *shell) database(name string) *goja.Object {
 	vm := s.vm
 	o := vm.NewObject()
-	runCommand := func(dbName string, cmd goja.Value) goja.Value {
-		doc := s.toBSON(cmd)
+	// Commands built here stay bson.D all the way: a command's name must be its first key, and a
+	// round trip through a JS object made from a Go map would shuffle the keys.
+	runDoc := func(dbName string, doc bson.D) goja.Value {
 		var res bson.D
 		if err := s.client.Database(dbName).RunCommand(context.Background(), doc).Decode(&res); err != nil {
 			panic(vm.NewGoError(fmt.Errorf("MongoServerError: %w", err)))
 		}
 		return s.toJS(res)
 	}
+	runCommand := func(dbName string, cmd goja.Value) goja.Value { return runDoc(dbName, s.toBSON(cmd)) }
 	must(o.Set("getName", func() string { return name }))
 	must(o.Set("getSiblingDB", func(other string) *goja.Object { return s.database(other) }))
 	must(o.Set("runCommand", func(cmd goja.Value) goja.Value { return runCommand(name, cmd) }))
 	must(o.Set("adminCommand", func(cmd goja.Value) goja.Value { return runCommand("admin", cmd) }))
-	must(o.Set("serverStatus", func() goja.Value { return runCommand("admin", vm.ToValue(map[string]any{"serverStatus": 1})) }))
+	must(o.Set("serverStatus", func() goja.Value { return runDoc("admin", bson.D{{Key: "serverStatus", Value: 1}}) }))
 	must(o.Set("createUser", func(user *goja.Object) goja.Value {
 		cmd := bson.D{{Key: "createUser", Value: user.Get("user").String()}, {Key: "pwd", Value: user.Get("pwd").String()}}
 		// FerretDB 1.24 has no authorization (roles): any authenticated user may do anything. Say so, and
@@ -129,16 +131,16 @@ func (s *shell) database(name string) *goja.Object {
 				s.format(roles), user.Get("user").String())
 		}
 		cmd = append(cmd, bson.E{Key: "roles", Value: bson.A{}})
-		return runCommand(name, s.toJS(cmd))
+		return runDoc(name, cmd)
 	}))
 	must(o.Set("dropUser", func(user string) goja.Value {
-		return runCommand(name, s.toJS(bson.D{{Key: "dropUser", Value: user}}))
+		return runDoc(name, bson.D{{Key: "dropUser", Value: user}})
 	}))
 	must(o.Set("changeUserPassword", func(user, pwd string) goja.Value {
-		return runCommand(name, s.toJS(bson.D{{Key: "updateUser", Value: user}, {Key: "pwd", Value: pwd}}))
+		return runDoc(name, bson.D{{Key: "updateUser", Value: user}, {Key: "pwd", Value: pwd}})
 	}))
 	must(o.Set("getUsers", func() goja.Value {
-		return runCommand(name, s.toJS(bson.D{{Key: "usersInfo", Value: 1}})).ToObject(vm).Get("users")
+		return runDoc(name, bson.D{{Key: "usersInfo", Value: 1}}).ToObject(vm).Get("users")
 	}))
 	must(o.Set("getCollection", func(coll string) *goja.Object { return s.collection(name, coll) }))
 	return o
