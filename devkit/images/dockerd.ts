@@ -42,7 +42,7 @@ export interface Dockerd {
 }
 
 export async function startDockerd(log: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): Promise<Dockerd> {
-  ensureAptPackages(['docker.io'], log);
+  ensureAptPackages(['docker.io', 'tini', 'iproute2', 'util-linux'], log);
   const dataRoot = path.join(IMAGES_CACHE, 'dockerd');
   mkdirSync(dataRoot, { recursive: true });
   const releaseLock = await lockDataRoot(`${dataRoot}.lock`, log);

@@ -36,12 +36,17 @@ const archivePath = (name: string) => path.join(IMAGES_CACHE, `${name}.docker.ta
 export async function ensureBaseImage(options: ImageOptions = {}): Promise<ImageArtifact> {
   const ref = baseImageRef();
   const archive = archivePath(`node-base-${baseRecipeHash()}`);
-  if (existsSync(archive)) return { ref, archive };
+  if (existsSync(archive)) {
+    // A daemon that is to build on it must have it (its data root is cached, so it usually has).
+    if (options.daemon && !(await known(options.daemon, ref))) await options.daemon.docker(['load', '--input', archive]);
+    return { ref, archive };
+  }
   const log = options.log ?? defaultLog;
   const rootfs = ensureBaseRootfs(log);
   return usingDaemon(options, async (daemon) => {
-    await loadBase(daemon, ref, rootfs);
+    await importBase(daemon, ref, rootfs);
     await save(daemon, ref, archive);
+    rmSync(rootfs, { force: true }); // the archive holds the same bytes
     return { ref, archive };
   });
 }
@@ -63,10 +68,8 @@ export async function buildServiceImage(tag?: string, options: ServiceImageOptio
   const archive = archivePath(`data-service-${tag ?? content}-${content}-${baseRecipeHash()}`);
   if (existsSync(archive)) return { ref, archive };
   const log = options.log ?? defaultLog;
-  const rootfs = ensureBaseRootfs(log);
   return usingDaemon(options, async (daemon) => {
-    const base = baseImageRef();
-    await loadBase(daemon, base, rootfs);
+    const base = (await ensureBaseImage({ daemon, log })).ref;
     const started = Date.now();
     log(`building ${ref} from ${path.relative(REPO_ROOT, contextDir) || '.'}/Dockerfile on ${base}…`);
     await daemon.docker(
@@ -95,6 +98,11 @@ export async function ensureMongoStandIn(options: ImageOptions = {}): Promise<Im
     context.remove();
     log(`built ${ref} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     await save(daemon, ref, archive);
+    // Earlier stand-ins' archives and binaries are stale now.
+    const keep = [path.basename(archive), path.basename(context.binaries)];
+    for (const name of readdirSync(IMAGES_CACHE)) {
+      if (name.startsWith('mongo-standin-') && !keep.includes(name)) rmSync(path.join(IMAGES_CACHE, name), { recursive: true, force: true });
+    }
     return { ref, archive };
   });
 }
@@ -109,10 +117,8 @@ async function usingDaemon<T>(options: ImageOptions, work: (daemon: Dockerd) => 
   }
 }
 
-/** Makes the base image known to the daemon (its data root is cached, so usually it already is). */
-async function loadBase(daemon: Dockerd, ref: string, rootfs: string): Promise<void> {
-  const known = await daemon.docker(['image', 'inspect', '--format', '{{.Id}}', ref]).then(() => true, () => false);
-  if (known) return;
+/** The base image from its rootfs tarball, into the daemon. */
+async function importBase(daemon: Dockerd, ref: string, rootfs: string): Promise<void> {
   await daemon.docker([
     'import',
     '--change', 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
@@ -124,6 +130,10 @@ async function loadBase(daemon: Dockerd, ref: string, rootfs: string): Promise<v
   const tags = (await daemon.docker(['image', 'ls', 'local/node-base', '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n');
   for (const old of tags.filter((tag) => tag && tag !== ref)) await daemon.docker(['rmi', old]).catch(() => undefined);
   await daemon.docker(['image', 'prune', '--force']);
+}
+
+async function known(daemon: Dockerd, ref: string): Promise<boolean> {
+  return daemon.docker(['image', 'inspect', '--format', '{{.Id}}', ref]).then(() => true, () => false);
 }
 
 async function save(daemon: Dockerd, ref: string, archive: string): Promise<void> {

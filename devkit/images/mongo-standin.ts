@@ -46,7 +46,12 @@ function ensureBusybox(): string {
   if (existsSync(binary)) return binary;
   const work = mkdtempSync(path.join(os.tmpdir(), 'koa-busybox-'));
   try {
-    run('apt-get', ['download', 'busybox-static'], { cwd: work });
+    try {
+      run('apt-get', ['download', 'busybox-static'], { cwd: work });
+    } catch {
+      run('apt-get', ['update', '-qq']); // a fresh machine has no package lists yet
+      run('apt-get', ['download', 'busybox-static'], { cwd: work });
+    }
     const deb = readdirSync(work).find((name) => name.endsWith('.deb'))!;
     run('dpkg-deb', ['-x', path.join(work, deb), path.join(work, 'root')]);
     mkdirSync(path.dirname(binary), { recursive: true });
@@ -59,7 +64,7 @@ function ensureBusybox(): string {
 }
 
 /** A temporary build context; remove() deletes it. */
-export function prepareMongoStandInContext(log: (line: string) => void): { dir: string; remove(): void } {
+export function prepareMongoStandInContext(log: (line: string) => void): { dir: string; binaries: string; remove(): void } {
   const binaries = ensureMongoStandInBinaries(log);
   const busybox = ensureBusybox();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'koa-mongo-standin-'));
@@ -75,5 +80,5 @@ export function prepareMongoStandInContext(log: (line: string) => void): { dir: 
   writeFileSync(path.join(rootfs, 'etc/group'), 'root:x:0:\nmongodb:x:999:\n');
   for (const sub of ['data/db', 'data/configdb']) mkdirSync(path.join(dir, sub), { recursive: true });
   copyFileSync(path.join(RECIPE_DIR, 'Dockerfile'), path.join(dir, 'Dockerfile'));
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  return { dir, binaries, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
