@@ -96,6 +96,7 @@ export async function ensureMongoStandIn(options: ImageOptions = {}): Promise<Im
     const started = Date.now();
     await daemon.docker(['build', '--force-rm', '--network', 'none', '--tag', ref, context.dir]);
     context.remove();
+    await dropOtherTags(daemon, ref);
     log(`built ${ref} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     await save(daemon, ref, archive);
     // Earlier stand-ins' archives and binaries are stale now.
@@ -126,10 +127,16 @@ async function importBase(daemon: Dockerd, ref: string, rootfs: string): Promise
     '--message', 'Debian trixie minbase + nodejs (debootstrap), npm from the npm registry: devkit/images/base-image.ts',
     rootfs, ref,
   ]);
-  // The data root is cached: drop bases of earlier recipes and the layers only they held.
-  const tags = (await daemon.docker(['image', 'ls', 'local/node-base', '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n');
+  // A new base leaves every cached build stage stale: prune them with the old bases.
+  await dropOtherTags(daemon, ref, { prune: true });
+}
+
+/** The data root is cached: drop earlier recipes' tags of this repository (and the layers only they held). */
+async function dropOtherTags(daemon: Dockerd, ref: string, options: { prune?: boolean } = {}): Promise<void> {
+  const repository = ref.slice(0, ref.lastIndexOf(':'));
+  const tags = (await daemon.docker(['image', 'ls', repository, '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n');
   for (const old of tags.filter((tag) => tag && tag !== ref)) await daemon.docker(['rmi', old]).catch(() => undefined);
-  await daemon.docker(['image', 'prune', '--force']);
+  if (options.prune) await daemon.docker(['image', 'prune', '--force']);
 }
 
 async function known(daemon: Dockerd, ref: string): Promise<boolean> {
