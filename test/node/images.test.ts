@@ -107,6 +107,16 @@ describe('images made here (base, service, MongoDB stand-in)', function () {
     const handed = await docker(...chown, '--tmpfs', '/data/db:mode=0755', '--entrypoint', 'sh', mongo.ref, '-c', 'stat -c %u /data/db && chown -R 999:999 /data/db && stat -c %u /data/db');
     assert.deepEqual(handed.split('\n'), ['0', '999']);
     assert.match(await docker('run', '--rm', '--network', 'none', mongo.ref, '--version'), /stand-in.*FerretDB v1\.24\.2.*not MongoDB/);
+    // Started as root (no securityContext), it hands /data/db to 999 and drops to it, as the official entrypoint does.
+    const asRoot = `${mongoName}-root`;
+    await docker('run', '--detach', '--name', asRoot, '--network', 'none', '--user', '0', '--tmpfs', '/data/db:mode=0755', mongo.ref, '--port', '27018');
+    try {
+      await eventually('the root-started stand-in to listen', async () => (await status('exec', asRoot, 'mongosh', '--port', '27018', '--eval', 'quit(0)')) === 0, { timeoutMs: 30_000 });
+      assert.match(await docker('top', asRoot, '-o', 'pid,uid,args'), /\s999\s+\/usr\/local\/bin\/mongod --port 27018/);
+      assert.equal(await docker('exec', asRoot, 'stat', '-c', '%u', '/data/db'), '999');
+    } finally {
+      await status('rm', '--force', asRoot);
+    }
     assert.notEqual(await status('run', '--rm', '--network', 'none', mongo.ref, '--no-such-flag'), 0, 'unknown mongod flags are refused, as mongod refuses them');
   });
 
