@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { hashTree } from '../../scripts/lib/cache';
+import { hashTree } from '../paths';
 import { ensureAptPackages } from './apt';
 import { IMAGES_CACHE, run } from './exec';
 

@@ -12,7 +12,7 @@ import type http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { eventually } from '../../scripts/lib/wait';
+import { eventually } from '../wait';
 import { ensureAptPackages } from './apt';
 import { allowedEgressHosts, startEgressProxy } from './egress-proxy';
 import { IMAGES_CACHE } from './exec';

@@ -1,7 +1,7 @@
 /** Small process and path helpers shared by the image builders. */
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import path from 'node:path';
-import { CACHE_DIR, REPO_ROOT } from '../../scripts/lib/ferretdb';
+import { CACHE_DIR, REPO_ROOT } from '../paths';
 
 export { REPO_ROOT };
 /** Per-machine cache of base rootfs tarballs, image archives and the builder's data root. */

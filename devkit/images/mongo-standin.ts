@@ -1,6 +1,6 @@
 /**
  * Prepares the build context of the MongoDB stand-in image (mongo-standin/Dockerfile): the
- * static Go binaries of tools/mongo-standin (FerretDB v1.24.2 as `mongod`, and a `mongosh`
+ * static Go binaries of devkit/go/mongo-standin (FerretDB v1.24.2 as `mongod`, and a `mongosh`
  * stand-in), Debian's static busybox, and the small filesystem the official image's contract
  * needs (uid 999, /data/db, /data/configdb, /docker-entrypoint-initdb.d, /tmp).
  */
@@ -8,10 +8,10 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { hashTree } from '../../scripts/lib/cache';
+import { hashTree } from '../paths';
 import { IMAGES_CACHE, REPO_ROOT, run } from './exec';
 
-const TOOL_DIR = path.join(REPO_ROOT, 'tools', 'mongo-standin');
+const TOOL_DIR = path.join(REPO_ROOT, 'devkit', 'go', 'mongo-standin');
 const RECIPE_DIR = path.join(__dirname, 'mongo-standin');
 export const FERRETDB_VERSION = '1.24.2';
 
@@ -33,7 +33,7 @@ export function ensureMongoStandInBinaries(log: (line: string) => void): string 
     stdio: ['ignore', 'inherit', 'inherit'],
     env: { ...process.env, CGO_ENABLED: '0' },
   });
-  if (result.status !== 0) throw new Error(`building tools/mongo-standin failed (go build exit ${result.status})`);
+  if (result.status !== 0) throw new Error(`building devkit/go/mongo-standin failed (go build exit ${result.status})`);
   renameSync(partial, dir);
   log(`built the mongo stand-in binaries in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return dir;

@@ -8,12 +8,11 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MongoClient } from 'mongodb';
-import { INIT_SCRIPT } from '../../components/mongodb';
-import { eventually } from '../../scripts/lib/wait';
+import { eventually } from '../../devkit/wait';
 import { startDockerd, type Dockerd } from '../../devkit/images/dockerd';
 import { buildServiceImage, ensureBaseImage, ensureMongoStandIn, type ImageArtifact } from '../../devkit/images/index';
 
@@ -48,10 +47,9 @@ describe('images made here (base, service, MongoDB stand-in)', function () {
       await status('rmi', '--force', image.ref);
       await docker('load', '--input', image.archive);
     }
-    // Readable by uid 999, as a ConfigMap volume is.
+    // The official image's init directory, empty as the stack leaves it (the users Job makes the app user).
     initDir = mkdtempSync(path.join(os.tmpdir(), 'koa-images-init-'));
     chmodSync(initDir, 0o755);
-    writeFileSync(path.join(initDir, '01-create-app-user.js'), INIT_SCRIPT, { mode: 0o644 });
   });
 
   afterEach(async function () {
@@ -82,11 +80,10 @@ describe('images made here (base, service, MongoDB stand-in)', function () {
     assert.match(deb, /\+dfsg/, 'nodejs is Debian’s package');
   });
 
-  it('the stand-in runs as uid 999, creates root and the app user from the stack’s init script, and answers the stack’s probe', async () => {
+  it('the stand-in runs as uid 999 and creates root; the users Job (the service image) creates the app user, and brings a rotated password in line', async () => {
     await docker(
       'run', '--detach', '--name', mongoName, '--network', 'host',
       '--env', 'MONGO_INITDB_ROOT_USERNAME=root', '--env', `MONGO_INITDB_ROOT_PASSWORD=${ROOT_PASSWORD}`,
-      '--env', 'MONGO_APP_USERNAME=app', '--env', `MONGO_APP_PASSWORD=${APP_PASSWORD}`, '--env', 'MONGO_APP_DATABASE=flask_db',
       '--volume', `${initDir}:/docker-entrypoint-initdb.d:ro`,
       mongo.ref, '--wiredTigerCacheSizeGB', '0.25',
     );
@@ -96,9 +93,40 @@ describe('images made here (base, service, MongoDB stand-in)', function () {
     assert.match(top, /999\s+\/usr\/local\/bin\/mongod --wiredTigerCacheSizeGB 0\.25/);
     const files = await docker('exec', mongoName, 'ls', '/data/db');
     assert.match(files, /admin\.sqlite/);
+
+    // The mongodb-users Job's container, as the stack declares it: the service image, its reconcile program.
+    const usersJob = (password: string) =>
+      docker(
+        'run', '--rm', '--network', 'host', '--read-only', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
+        '--env', 'MONGODB_URI=mongodb://127.0.0.1:27017/', '--env', 'MONGODB_ADMIN_USER=root', '--env', `MONGODB_ADMIN_PASSWORD=${ROOT_PASSWORD}`,
+        '--env', 'MONGODB_USER=app', '--env', `MONGODB_PASSWORD=${password}`, '--env', 'MONGODB_DB=flask_db',
+        service.ref, 'node', 'dist/admin/ensure-user-main.js',
+      );
+    const rotated = `${APP_PASSWORD}-rotated`;
+    assert.match(await usersJob(rotated), /"msg":"application user created"/);
+    const second = await usersJob(APP_PASSWORD);
+    assert.match(second, /"msg":"application user updated"/);
+    assert.match(second, /cannot grant roles \(a stand-in such as FerretDB\)/, 'the stand-in says it is not least privilege');
     const logs = Object.values(await daemon.docker(['logs', mongoName])).join('\n');
-    assert.match(logs, /created application user app with readWrite on flask_db/);
-    assert.ok(!logs.includes(ROOT_PASSWORD) && !logs.includes(APP_PASSWORD), 'no password in the logs');
+    assert.ok(!logs.includes(ROOT_PASSWORD) && !logs.includes(APP_PASSWORD) && !second.includes(APP_PASSWORD), 'no password in the logs');
+    const forward = await daemon.forward(27017);
+    try {
+      const login = async (password: string) => {
+        const client = new MongoClient(`mongodb://127.0.0.1:${forward.port}/?directConnection=true&serverSelectionTimeoutMS=5000`, { auth: { username: 'app', password }, authSource: 'flask_db' });
+        try {
+          await client.db('flask_db').collection('data').countDocuments();
+          return true;
+        } catch {
+          return false;
+        } finally {
+          await client.close();
+        }
+      };
+      assert.equal(await login(rotated), false, 'the old password no longer works');
+      assert.equal(await login(APP_PASSWORD), true, 'the Secret\'s password does');
+    } finally {
+      await forward.close();
+    }
   });
 
   it('the stand-in has what the stack’s other uses of the image run: chown as root with CHOWN only (static volume), mongod --version', async () => {

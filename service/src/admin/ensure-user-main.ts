@@ -46,7 +46,10 @@ async function main(): Promise<number> {
     });
     try {
       const outcome = await ensureUser(client.db(env.user.database), env.user);
-      log({ msg: `application user ${outcome}`, user: env.user.username, database: env.user.database, attempt });
+      log({ msg: `application user ${outcome.action}`, user: env.user.username, database: env.user.database, attempt });
+      if (outcome.roles === 'unsupported') {
+        log({ level: 'warn', msg: `this server cannot grant roles (a stand-in such as FerretDB): ${env.user.username} is not limited to readWrite on ${env.user.database}` });
+      }
       return 0;
     } catch (error) {
       const message = (error as Error).message;

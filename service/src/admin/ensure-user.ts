@@ -15,25 +15,46 @@ export interface AppUser {
   database: string;
 }
 
-export type EnsureOutcome = 'created' | 'updated';
+export interface EnsureOutcome {
+  action: 'created' | 'updated';
+  /**
+   * 'granted': readWrite on the application database only. 'unsupported': the server cannot grant roles
+   * (FerretDB, the stand-in of the local node tests, refuses any role), so the user has none: it can log
+   * in, but least privilege is not enforced there. MongoDB always grants them.
+   */
+  roles: 'granted' | 'unsupported';
+}
 
 /** MongoDB's error code for createUser on a user that exists (a concurrent run got there first). */
 const USER_EXISTS = 51003;
+/** The server does not implement an argument (FerretDB's answer to `roles`). */
+const NOT_IMPLEMENTED = 238;
 
 /** Least privilege: readWrite on the application database, nothing else. */
 export const appRoles = (database: string) => [{ role: 'readWrite', db: database }];
 
 export async function ensureUser(db: Db, user: AppUser): Promise<EnsureOutcome> {
-  const roles = appRoles(user.database);
   const info = (await db.command({ usersInfo: { user: user.username, db: user.database } })) as { users?: unknown[] };
-  if ((info.users ?? []).length === 0) {
+  const exists = (info.users ?? []).length > 0;
+  let roles: EnsureOutcome['roles'] = 'granted';
+  // Keys in this order: the command name must come first.
+  const send = async (command: 'createUser' | 'updateUser') => {
     try {
-      await db.command({ createUser: user.username, pwd: user.password, roles });
-      return 'created';
+      await db.command({ [command]: user.username, pwd: user.password, roles: roles === 'granted' ? appRoles(user.database) : [] });
+    } catch (error) {
+      if ((error as { code?: number }).code !== NOT_IMPLEMENTED || roles !== 'granted') throw error;
+      roles = 'unsupported';
+      await db.command({ [command]: user.username, pwd: user.password, roles: [] });
+    }
+  };
+  if (!exists) {
+    try {
+      await send('createUser');
+      return { action: 'created', roles };
     } catch (error) {
       if ((error as { code?: number }).code !== USER_EXISTS) throw error;
     }
   }
-  await db.command({ updateUser: user.username, pwd: user.password, roles });
-  return 'updated';
+  await send('updateUser');
+  return { action: 'updated', roles };
 }
