@@ -24,7 +24,7 @@ export const NODE_NAME = 'kwok-node-0';
 const FAKE_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
 
 /** Builds (if needed) and returns the paths of etcd and the Kubernetes binaries. */
-export function ensureControlPlaneBinaries(log: (line: string) => void = console.log): Record<'etcd' | 'apiserver' | 'controllerManager' | 'scheduler' | 'kwok', string> {
+export function ensureControlPlaneBinaries(log: (line: string) => void = console.log, withKwok = true): Record<'etcd' | 'apiserver' | 'controllerManager' | 'scheduler' | 'kwok', string> {
   const etcdDir = path.join(REPO_ROOT, 'tools', 'etcd');
   const kubeDir = path.join(REPO_ROOT, 'tools', 'kube');
   const kwokDir = path.join(REPO_ROOT, 'tools', 'kwok');
@@ -43,7 +43,7 @@ export function ensureControlPlaneBinaries(log: (line: string) => void = console
   build(etcdDir, etcdOut, ['.']);
   const stamp = `-X k8s.io/component-base/version.gitVersion=${KUBE_VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34`;
   build(kubeDir, kubeOut, ['./kube-apiserver', './kube-controller-manager', './kube-scheduler'], stamp);
-  build(kwokDir, kwokOut, ['sigs.k8s.io/kwok/cmd/kwok']);
+  if (withKwok) build(kwokDir, kwokOut, ['sigs.k8s.io/kwok/cmd/kwok']);
   return {
     kwok: path.join(kwokOut, 'kwok'),
     etcd: path.join(etcdOut, 'etcd'),
@@ -61,9 +61,16 @@ export interface ControlPlane {
   stop(): Promise<void>;
 }
 
+export interface ControlPlaneOptions {
+  /** Start kwok and its fake node (default true); false when a real node (devkit/node) joins instead. */
+  kwok?: boolean;
+  /** Extra kube-apiserver flags, after (so overriding) the defaults: a real node's certificates and address. */
+  apiServerArgs?: string[];
+}
+
 /** Starts etcd, the API server, the controller manager and the scheduler on free loopback ports. */
-export async function startControlPlane(log: (line: string) => void = console.log): Promise<ControlPlane> {
-  const bin = ensureControlPlaneBinaries(log);
+export async function startControlPlane(log: (line: string) => void = console.log, options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const bin = ensureControlPlaneBinaries(log, options.kwok !== false);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'koa-control-plane-'));
   const children: ChildProcess[] = [];
   const logFile = (name: string) => openSync(path.join(dir, `${name}.log`), 'a');
@@ -115,6 +122,7 @@ export async function startControlPlane(log: (line: string) => void = console.lo
     '--service-cluster-ip-range=10.96.0.0/16',
     '--service-node-port-range=30000-32767',
     '--allow-privileged=true',
+    ...(options.apiServerArgs ?? []),
   ]);
 
   const kubeconfig = path.join(dir, 'kubeconfig');
@@ -152,38 +160,43 @@ export async function startControlPlane(log: (line: string) => void = console.lo
     '--leader-elect=false',
     `--service-account-private-key-file=${path.join(dir, 'sa.key')}`,
     '--use-service-account-credentials=false',
+    // Pods' kube-root-ca.crt: the self-signed serving certificate (with its CA) the API server wrote.
+    `--root-ca-file=${path.join(dir, 'certs', 'apiserver.crt')}`,
     '--bind-address=127.0.0.1',
     '--secure-port=0',
   ]);
   run('kube-scheduler', bin.scheduler, [`--kubeconfig=${kubeconfig}`, '--leader-elect=false', '--secure-port=0']);
 
-  // kwok fakes a node and the lifecycle of the pods placed on it (scheduled → Running → Ready),
-  // so Deployments and StatefulSets really roll out. Nothing runs: containers are never started.
-  run('kwok', bin.kwok, [
-    `--kubeconfig=${kubeconfig}`,
-    `--manage-nodes-with-annotation-selector=${FAKE_NODE_ANNOTATION}=fake`,
-    '--cidr=10.244.0.1/24',
-    '--node-ip=10.244.0.1',
-    `--server-address=127.0.0.1:${await freePort()}`,
-  ]);
-  const created = await api.request('POST', '/api/v1/nodes', {
-    apiVersion: 'v1',
-    kind: 'Node',
-    metadata: {
-      name: NODE_NAME,
-      annotations: { [FAKE_NODE_ANNOTATION]: 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
-      labels: { 'kubernetes.io/hostname': NODE_NAME, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', type: 'kwok' },
-    },
-  });
-  if (created.status !== 201) throw new Error(`creating the kwok node failed (${created.status}): ${created.body.message}`);
-  await eventually(
-    'the kwok node to be Ready',
-    async () => {
-      const node = await api.get('v1', 'Node', undefined, NODE_NAME);
-      return node?.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True') ?? false;
-    },
-    { timeoutMs: 60_000, detail: tail('kwok') },
-  );
+  if (options.kwok !== false) await startKwok();
+  async function startKwok() {
+    // kwok fakes a node and the lifecycle of the pods placed on it (scheduled → Running → Ready),
+    // so Deployments and StatefulSets really roll out. Nothing runs: containers are never started.
+    run('kwok', bin.kwok, [
+      `--kubeconfig=${kubeconfig}`,
+      `--manage-nodes-with-annotation-selector=${FAKE_NODE_ANNOTATION}=fake`,
+      '--cidr=10.244.0.1/24',
+      '--node-ip=10.244.0.1',
+      `--server-address=127.0.0.1:${await freePort()}`,
+    ]);
+    const created = await api.request('POST', '/api/v1/nodes', {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: {
+        name: NODE_NAME,
+        annotations: { [FAKE_NODE_ANNOTATION]: 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+        labels: { 'kubernetes.io/hostname': NODE_NAME, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', type: 'kwok' },
+      },
+    });
+    if (created.status !== 201) throw new Error(`creating the kwok node failed (${created.status}): ${created.body.message}`);
+    await eventually(
+      'the kwok node to be Ready',
+      async () => {
+        const node = await api.get('v1', 'Node', undefined, NODE_NAME);
+        return node?.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True') ?? false;
+      },
+      { timeoutMs: 60_000, detail: tail('kwok') },
+    );
+  }
 
   let stopped = false;
   return {

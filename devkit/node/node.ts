@@ -1,0 +1,315 @@
+/**
+ * A real one-node cluster on this machine, joined to the local control plane
+ * (scripts/lib/control-plane.ts): containerd + runc + bridge CNI, the kubelet and
+ * kube-proxy (iptables) v1.34.4, all in network and mount namespaces of their own
+ * (namespace.ts), then CoreDNS, metrics-server and the `standard` StorageClass
+ * (addons.ts, provisioner.ts). Images come in by `importImage` (an OCI or docker
+ * archive, `ctr images import`); nothing is ever pulled.
+ *
+ *   const plan = prepareNode();
+ *   const plane = await startControlPlane(log, plan.controlPlane);
+ *   const node = await startNode(plane, plan);   // node.nodeIp, node.importImage(tar), node.stop()
+ *
+ * or `startNodeCluster()` for both. stop() leaves the host as it was: processes,
+ * namespaces (and with them the veth, routes, iptables rules and tmpfs mounts), the
+ * kubelet's cgroups and the kernel settings it changed.
+ */
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../scripts/lib/control-plane';
+import { KubeApi } from '../../scripts/lib/kube-api';
+import { eventually } from '../../scripts/lib/wait';
+import { IMAGES, corednsManifests, metricsServerManifests, storageClassManifest } from './addons';
+import { createAll } from './apply';
+import { ensureNodeBinaries, type NodeBinaries } from './binaries';
+import { makeNodeCerts } from './certs';
+import { CLUSTER, CONTAINERD_SOCKET, cniConfig, containerdConfig, kubeProxyConfig, kubeletConfig, nodeKubeconfig } from './config';
+import { cgroupPids, createCgroupRoot, removeCgroupRoot, saveSysctls } from './host-state';
+import { LINK, createNodeNamespace, type NodeNamespace } from './namespace';
+import { writeScratchImage, type ScratchImage } from './oci-image';
+import { startProvisioner } from './provisioner';
+
+export const NODE_NAME = 'koa-node';
+
+export interface NodePlan {
+  dir: string;
+  /** Pass to startControlPlane: no kwok, and the API server flags the node needs. */
+  controlPlane: ControlPlaneOptions;
+  caCert: string;
+}
+
+export interface LocalNode {
+  name: string;
+  /** The node's InternalIP, reachable from the host (NodePorts answer on it). */
+  nodeIp: string;
+  /** Makes an image archive (`docker save` or OCI layout tar) available to the node's containerd. */
+  importImage(tarPath: string): Promise<void>;
+  /** The node's working directory (logs/, configs); removed by stop(). */
+  dir: string;
+  stop(): Promise<void>;
+}
+
+/** Creates the node's directory and certificates, and the control plane options that go with them. */
+export function prepareNode(): NodePlan {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'koa-node-'));
+  const certs = makeNodeCerts(path.join(dir, 'pki'));
+  return {
+    dir,
+    caCert: certs.caCert,
+    controlPlane: {
+      kwok: false,
+      apiServerArgs: [
+        // Pods reach the API server through the `kubernetes` Service, whose endpoint is this address
+        // (the host side of the node's veth, where startNode relays to the loopback listener).
+        `--advertise-address=${LINK.host}`,
+        `--requestheader-client-ca-file=${certs.caCert}`,
+        '--requestheader-allowed-names=front-proxy-client',
+        '--requestheader-username-headers=X-Remote-User',
+        '--requestheader-group-headers=X-Remote-Group',
+        '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+        `--proxy-client-cert-file=${certs.frontProxyCert}`,
+        `--proxy-client-key-file=${certs.frontProxyKey}`,
+        '--enable-aggregator-routing=true',
+        `--kubelet-client-certificate=${certs.kubeletClientCert}`,
+        `--kubelet-client-key=${certs.kubeletClientKey}`,
+        '--kubelet-preferred-address-types=InternalIP',
+      ],
+    },
+  };
+}
+
+/** Installs the node's Debian packages if any is missing (devkit/node/install-packages.sh). */
+export function ensureNodePackages(log: (line: string) => void): void {
+  const result = spawnSync('bash', [path.join(__dirname, 'install-packages.sh')], { encoding: 'utf8' });
+  for (const line of `${result.stdout}${result.stderr}`.trim().split('\n')) if (line) log(line);
+  if (result.status !== 0) throw new Error(`devkit/node/install-packages.sh failed (exit ${result.status})`);
+}
+
+function buildImages(bin: NodeBinaries, dir: string): string[] {
+  mkdirSync(dir, { recursive: true });
+  const images: Array<ScratchImage & { file: string }> = [
+    { file: 'pause', name: IMAGES.pause, files: { '/pause': bin.pause }, entrypoint: ['/pause'] },
+    { file: 'coredns', name: IMAGES.coredns, files: { '/coredns': bin.coredns }, entrypoint: ['/coredns'] },
+    { file: 'metrics-server', name: IMAGES.metricsServer, files: { '/metrics-server': bin.metricsServer }, entrypoint: ['/metrics-server'], dirs: ['/tmp'] },
+    { file: 'nettool', name: IMAGES.nettool, files: { '/nettool': bin.nettool }, entrypoint: ['/nettool'] },
+  ];
+  return images.map((image) => {
+    const out = path.join(dir, `${image.file}.tar`);
+    writeScratchImage(image, out);
+    return out;
+  });
+}
+
+/** Relays the host side of the veth to the API server's loopback listener (same port). */
+function relayApiServer(port: number): Promise<net.Server> {
+  const server = net.createServer((client) => {
+    const upstream = net.connect(port, '127.0.0.1');
+    client.pipe(upstream).pipe(client);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', close);
+    upstream.on('error', close);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, LINK.host, () => resolve(server));
+  });
+}
+
+/** Every process whose mount namespace is the node's (containerd, its shims, stragglers). */
+function processesInMountNamespace(holderPid: number): number[] {
+  const ns = readlinkSync(`/proc/${holderPid}/ns/mnt`);
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === holderPid) continue;
+    try {
+      if (readlinkSync(`/proc/${name}/ns/mnt`) === ns) pids.push(Number(name));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function killAll(list: () => number[], what: string): Promise<void> {
+  await eventually(
+    `${what} to end`,
+    async () => {
+      const pids = list().filter(alive);
+      for (const pid of pids) process.kill(pid, 'SIGKILL');
+      return pids.length === 0;
+    },
+    { timeoutMs: 30_000, everyMs: 200 },
+  );
+}
+
+export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line: string) => void = console.log): Promise<LocalNode> {
+  const started = Date.now();
+  const since = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
+  ensureNodePackages(log);
+  const bin = ensureNodeBinaries(log);
+  const archives = buildImages(bin, path.join(plan.dir, 'images'));
+
+  const { dir } = plan;
+  const logs = path.join(dir, 'logs');
+  mkdirSync(logs, { recursive: true });
+  const tail = (name: string) => () => {
+    try {
+      return readFileSync(path.join(logs, `${name}.log`), 'utf8').split('\n').slice(-25).join('\n');
+    } catch {
+      return '';
+    }
+  };
+
+  const kubeconfig = parse(readFileSync(plane.kubeconfig, 'utf8')) as { users: Array<{ user: { token: string } }> };
+  const token = kubeconfig.users[0].user.token;
+  const apiPort = Number(new URL(plane.server).port);
+  const api = new KubeApi(plane.server, token);
+
+  const cgroupRoot = `/koa-node-${process.pid}`;
+  const restoreSysctls = saveSysctls();
+  const children: ChildProcess[] = [];
+  let ns: NodeNamespace | undefined;
+  let relay: net.Server | undefined;
+  let provisioner: { stop(): Promise<void> } | undefined;
+
+  // If this process dies without stop(), at least its daemons go with it.
+  const emergency = () => children.forEach((child) => child.exitCode === null && child.kill('SIGKILL'));
+  process.once('exit', emergency);
+
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await provisioner?.stop();
+    relay?.close();
+    // The agents first (SIGTERM, so the kubelet does not restart what we kill next), then every container.
+    for (const child of [...children].reverse().filter((c) => c.spawnargs.some((a) => a.endsWith('kubelet') || a.endsWith('kube-proxy')))) await end(child);
+    await killAll(() => cgroupPids(cgroupRoot), 'the containers');
+    for (const child of children) await end(child);
+    if (ns) {
+      const holder = ns.pid;
+      await killAll(() => processesInMountNamespace(holder), "the node's remaining processes");
+      await ns.release();
+    }
+    const left = removeCgroupRoot(cgroupRoot);
+    if (left.length) log(`could not remove cgroups: ${left.join(', ')}`);
+    const restored = restoreSysctls();
+    if (restored.length) log(`restored ${restored.join(', ')}`);
+    process.removeListener('exit', emergency);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const end = async (child: ChildProcess) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  try {
+    createCgroupRoot(cgroupRoot);
+    ns = await createNodeNamespace(CLUSTER.podCidr);
+    const node = ns;
+    relay = await relayApiServer(apiPort);
+    const daemon = (name: string, file: string, args: string[]) => {
+      const out = openSync(path.join(logs, `${name}.log`), 'a');
+      const child = node.spawn(file, args, { stdio: ['ignore', out, out] });
+      children.push(child);
+      return child;
+    };
+
+    const cniDir = path.join(dir, 'cni');
+    mkdirSync(cniDir, { recursive: true });
+    writeFileSync(path.join(cniDir, '10-koa-node.conflist'), cniConfig());
+    writeFileSync(path.join(dir, 'containerd.toml'), containerdConfig({ sandboxImage: IMAGES.pause, cniConfDir: cniDir }));
+    writeFileSync(path.join(dir, 'kubeconfig'), nodeKubeconfig(`https://${LINK.host}:${apiPort}`, token), { mode: 0o600 });
+    writeFileSync(path.join(dir, 'kubelet.yaml'), kubeletConfig({ cgroupRoot, clientCaFile: plan.caCert, nodeIp: LINK.node, resolvConf: '/etc/resolv.conf' }));
+    writeFileSync(path.join(dir, 'kube-proxy.yaml'), kubeProxyConfig({ kubeconfig: path.join(dir, 'kubeconfig'), nodeName: NODE_NAME }));
+
+    daemon('containerd', 'containerd', ['--config', path.join(dir, 'containerd.toml')]);
+    const ctr = (args: string[]) => node.exec('ctr', ['--address', CONTAINERD_SOCKET, '--namespace', 'k8s.io', ...args]);
+    await eventually('containerd', async () => ctr(['version']).includes('Server'), { timeoutMs: 30_000, detail: tail('containerd') });
+    for (const archive of archives) ctr(['images', 'import', archive]);
+    log(`containerd up, images imported (${since()})`);
+
+    daemon('kubelet', bin.kubelet, [
+      `--config=${path.join(dir, 'kubelet.yaml')}`,
+      `--kubeconfig=${path.join(dir, 'kubeconfig')}`,
+      `--hostname-override=${NODE_NAME}`,
+      `--node-ip=${LINK.node}`,
+      '--v=1',
+    ]);
+    await eventually(
+      `node ${NODE_NAME} to be Ready`,
+      async () => {
+        const object = await api.get('v1', 'Node', undefined, NODE_NAME);
+        return object?.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True') ?? false;
+      },
+      { timeoutMs: 120_000, everyMs: 500, detail: tail('kubelet') },
+    );
+    log(`node ${NODE_NAME} Ready at ${LINK.node} (${since()})`);
+
+    daemon('kube-proxy', bin.kubeProxy, [`--config=${path.join(dir, 'kube-proxy.yaml')}`, '--v=1']);
+    await createAll(api, [storageClassManifest(), ...corednsManifests(), ...metricsServerManifests()]);
+    provisioner = startProvisioner(api, path.join(dir, 'hostpath'), (line) => log(`storage: ${line}`));
+    await eventually(
+      'CoreDNS to be ready',
+      async () => ((await api.get('apps/v1', 'Deployment', 'kube-system', 'coredns'))?.status?.readyReplicas ?? 0) >= 1,
+      { timeoutMs: 120_000, everyMs: 500, detail: tail('kubelet') },
+    );
+    log(`CoreDNS ready (${since()})`);
+
+    return {
+      name: NODE_NAME,
+      nodeIp: LINK.node,
+      dir,
+      async importImage(tarPath: string) {
+        ctr(['images', 'import', path.resolve(tarPath)]);
+      },
+      stop,
+    };
+  } catch (error) {
+    await stop().catch((cleanup: Error) => log(`clean-up after the failed start: ${cleanup.message}`));
+    throw error;
+  }
+}
+
+/** The local control plane with this real node in place of kwok's fake one. */
+export async function startNodeCluster(log: (line: string) => void = console.log): Promise<{ plane: ControlPlane; node: LocalNode; stop(): Promise<void> }> {
+  const plan = prepareNode();
+  let plane: ControlPlane | undefined;
+  try {
+    plane = await startControlPlane(log, plan.controlPlane);
+    const node = await startNode(plane, plan, log);
+    const cluster = plane;
+    return {
+      plane,
+      node,
+      async stop() {
+        await node.stop();
+        await cluster.stop();
+      },
+    };
+  } catch (error) {
+    await plane?.stop();
+    rmSync(plan.dir, { recursive: true, force: true });
+    throw error;
+  }
+}
