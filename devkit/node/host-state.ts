@@ -10,22 +10,26 @@ import path from 'node:path';
 /** The kubelet's setupKernelTunables (protectKernelDefaults: false) sets these. */
 const KUBELET_SYSCTLS = ['kernel/panic', 'kernel/panic_on_oops', 'vm/overcommit_memory', 'vm/panic_on_oom', 'kernel/keys/root_maxkeys', 'kernel/keys/root_maxbytes'];
 
-export function saveSysctls(): () => string[] {
-  const saved = new Map<string, string>();
+/** The current values of the settings the kubelet changes, to put back later. */
+export function readSysctls(): Record<string, string> {
+  const saved: Record<string, string> = {};
   for (const name of KUBELET_SYSCTLS) {
     const file = path.join('/proc/sys', name);
-    if (existsSync(file)) saved.set(file, readFileSync(file, 'utf8').trim());
+    if (existsSync(file)) saved[name] = readFileSync(file, 'utf8').trim();
   }
-  /** Restores every changed value; returns the ones it restored. */
-  return () => {
-    const restored: string[] = [];
-    for (const [file, value] of saved) {
-      if (readFileSync(file, 'utf8').trim() === value) continue;
-      writeFileSync(file, value);
-      restored.push(`${file.slice('/proc/sys/'.length).replaceAll('/', '.')}=${value}`);
-    }
-    return restored;
-  };
+  return saved;
+}
+
+/** Writes back every value that differs from `saved`; returns the ones it restored. */
+export function restoreSysctls(saved: Record<string, string>): string[] {
+  const restored: string[] = [];
+  for (const [name, value] of Object.entries(saved)) {
+    const file = path.join('/proc/sys', name);
+    if (readFileSync(file, 'utf8').trim() === value) continue;
+    writeFileSync(file, value);
+    restored.push(`${name.replaceAll('/', '.')}=${value}`);
+  }
+  return restored;
 }
 
 const CGROUP_FS = '/sys/fs/cgroup';

@@ -6,10 +6,11 @@
  * /run/containerd/containerd.sock: nothing the node writes there reaches the host.
  * A veth pair links the namespace to the host: LINK.host on the host side,
  * LINK.node (the node's IP, default route via the host side) inside.
- * When the last process of the namespaces is gone, the kernel removes the veth,
+ * When the last process of the namespaces is gone (teardown.ts), the kernel removes the veth,
  * the routes through it, the namespace's iptables rules and the tmpfs mounts.
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
 import readline from 'node:readline';
 
 /** Minikube's docker network: the node at .2, the host side at .1. */
@@ -24,12 +25,13 @@ export function run(command: string, args: string[]): string {
 export interface NodeNamespace {
   /** PID of the holder: `nsenter -t pid` enters the namespaces. */
   pid: number;
-  /** Spawns `file args` inside the node's network and mount namespaces. */
+  /** The namespaces' identities, as /proc/PID/ns/{mnt,net} name them. */
+  mnt: string;
+  net: string;
+  /** Spawns `file args` inside the node's network and mount namespaces; it gets SIGKILL if we die. */
   spawn(file: string, args: string[], options?: SpawnOptions): ChildProcess;
   /** Runs a command inside the namespaces to completion; throws on failure. */
   exec(file: string, args: string[]): string;
-  /** Ends the holder; the namespaces go once every process in them has ended. */
-  release(): Promise<void>;
 }
 
 const SETUP = [
@@ -44,9 +46,12 @@ const SETUP = [
   'ip link set lo up',
   'echo 1 > /proc/sys/net/ipv4/ip_forward',
   'echo ready',
-  // Lives as long as our stdin: if the process that started the node dies, the holder goes too.
+  // Holds the namespaces until teardown.ts kills it (or, by its parent-death signal, our death does).
   'exec cat >/dev/null',
 ].join('\n');
+
+/** Prefix of every command started in the node: SIGKILL when the process that started it dies. */
+const ORPHAN_KILL = ['setpriv', '--pdeathsig', 'KILL', '--'];
 
 /** Creates the namespaces, the veth and the routes; fails if a node is already running here. */
 export async function createNodeNamespace(podCidr: string): Promise<NodeNamespace> {
@@ -57,7 +62,7 @@ export async function createNodeNamespace(podCidr: string): Promise<NodeNamespac
     const routes = run('ip', ['-4', 'route', 'show', 'match', cidr]).trim().split('\n').filter((line) => line && !line.startsWith('default'));
     if (routes.length) throw new Error(`${cidr} is already routed on this host (${routes[0]}); the node's addresses would clash`);
   }
-  const holder = spawn('unshare', ['--net', '--mount', '--propagation', 'private', '--', 'sh', '-c', SETUP], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const holder = spawn('unshare', ['--net', '--mount', '--propagation', 'private', '--', ...ORPHAN_KILL, 'sh', '-c', SETUP], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   holder.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   await new Promise<void>((resolve, reject) => {
@@ -84,17 +89,9 @@ export async function createNodeNamespace(podCidr: string): Promise<NodeNamespac
   }
   return {
     pid,
-    spawn: (file, args, options = {}) => spawn('nsenter', [...enter, file, ...args], options),
+    mnt: readlinkSync(`/proc/${pid}/ns/mnt`),
+    net: readlinkSync(`/proc/${pid}/ns/net`),
+    spawn: (file, args, options = {}) => spawn('nsenter', [...enter, ...ORPHAN_KILL, file, ...args], options),
     exec,
-    async release() {
-      if (holder.exitCode === null) {
-        const exited = new Promise((resolve) => holder.once('exit', resolve));
-        holder.stdin!.end();
-        holder.kill('SIGTERM');
-        await exited;
-      }
-      // Normally gone with the namespace already; removes it if some process still held it.
-      spawnSync('ip', ['link', 'del', LINK.hostDevice], { stdio: 'ignore' });
-    },
   };
 }

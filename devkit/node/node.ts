@@ -15,7 +15,7 @@
  * kubelet's cgroups and the kernel settings it changed.
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,10 +28,11 @@ import { createAll } from './apply';
 import { ensureNodeBinaries, type NodeBinaries } from './binaries';
 import { makeNodeCerts } from './certs';
 import { CLUSTER, CONTAINERD_SOCKET, cniConfig, containerdConfig, kubeProxyConfig, kubeletConfig, nodeKubeconfig } from './config';
-import { cgroupPids, createCgroupRoot, removeCgroupRoot, saveSysctls } from './host-state';
-import { LINK, createNodeNamespace, type NodeNamespace } from './namespace';
+import { createCgroupRoot, readSysctls } from './host-state';
+import { LINK, createNodeNamespace } from './namespace';
 import { writeScratchImage, type ScratchImage } from './oci-image';
 import { startProvisioner } from './provisioner';
+import { NODE_DIR_PREFIX, sweepStaleNodes, tearDown, writeNodeState, type NodeState } from './teardown';
 
 export const NODE_NAME = 'koa-node';
 
@@ -55,7 +56,7 @@ export interface LocalNode {
 
 /** Creates the node's directory and certificates, and the control plane options that go with them. */
 export function prepareNode(): NodePlan {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'koa-node-'));
+  const dir = mkdtempSync(path.join(os.tmpdir(), NODE_DIR_PREFIX));
   const certs = makeNodeCerts(path.join(dir, 'pki'));
   return {
     dir,
@@ -122,42 +123,6 @@ function relayApiServer(port: number): Promise<net.Server> {
   });
 }
 
-/** Every process whose mount namespace is the node's (containerd, its shims, stragglers). */
-function processesInMountNamespace(holderPid: number): number[] {
-  const ns = readlinkSync(`/proc/${holderPid}/ns/mnt`);
-  const pids: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name) || Number(name) === holderPid) continue;
-    try {
-      if (readlinkSync(`/proc/${name}/ns/mnt`) === ns) pids.push(Number(name));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return pids;
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-async function killAll(list: () => number[], what: string): Promise<void> {
-  await eventually(
-    `${what} to end`,
-    async () => {
-      const pids = list().filter(alive);
-      for (const pid of pids) process.kill(pid, 'SIGKILL');
-      return pids.length === 0;
-    },
-    { timeoutMs: 30_000, everyMs: 200 },
-  );
-}
-
 export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line: string) => void = console.log): Promise<LocalNode> {
   const started = Date.now();
   const since = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
@@ -182,15 +147,10 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
   const api = new KubeApi(plane.server, token);
 
   const cgroupRoot = `/koa-node-${process.pid}`;
-  const restoreSysctls = saveSysctls();
   const children: ChildProcess[] = [];
-  let ns: NodeNamespace | undefined;
+  let state: NodeState | undefined;
   let relay: net.Server | undefined;
   let provisioner: { stop(): Promise<void> } | undefined;
-
-  // If this process dies without stop(), at least its daemons go with it.
-  const emergency = () => children.forEach((child) => child.exitCode === null && child.kill('SIGKILL'));
-  process.once('exit', emergency);
 
   let stopped = false;
   const stop = async () => {
@@ -198,21 +158,10 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
     stopped = true;
     await provisioner?.stop();
     relay?.close();
-    // The agents first (SIGTERM, so the kubelet does not restart what we kill next), then every container.
-    for (const child of [...children].reverse().filter((c) => c.spawnargs.some((a) => a.endsWith('kubelet') || a.endsWith('kube-proxy')))) await end(child);
-    await killAll(() => cgroupPids(cgroupRoot), 'the containers');
-    for (const child of children) await end(child);
-    if (ns) {
-      const holder = ns.pid;
-      await killAll(() => processesInMountNamespace(holder), "the node's remaining processes");
-      await ns.release();
-    }
-    const left = removeCgroupRoot(cgroupRoot);
-    if (left.length) log(`could not remove cgroups: ${left.join(', ')}`);
-    const restored = restoreSysctls();
-    if (restored.length) log(`restored ${restored.join(', ')}`);
-    process.removeListener('exit', emergency);
-    rmSync(dir, { recursive: true, force: true });
+    // The agents first (SIGTERM, so the kubelet does not restart what goes next), containerd last.
+    for (const child of [...children].reverse()) await end(child);
+    if (state) await tearDown(state, log);
+    else rmSync(dir, { recursive: true, force: true });
   };
   const end = async (child: ChildProcess) => {
     if (child.exitCode !== null || child.signalCode !== null) return;
@@ -224,9 +173,12 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
   };
 
   try {
+    await sweepStaleNodes(log);
+    const node = await createNodeNamespace(CLUSTER.podCidr);
+    // Recorded before anything else changes: what stop(), or the next run's sweep if we die, undoes.
+    state = { owner: process.pid, mnt: node.mnt, net: node.net, cgroupRoot, sysctls: readSysctls(), dir };
+    writeNodeState(state);
     createCgroupRoot(cgroupRoot);
-    ns = await createNodeNamespace(CLUSTER.podCidr);
-    const node = ns;
     relay = await relayApiServer(apiPort);
     const daemon = (name: string, file: string, args: string[]) => {
       const out = openSync(path.join(logs, `${name}.log`), 'a');

@@ -9,12 +9,15 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { KUBE_VERSION } from '../../scripts/lib/control-plane';
 import { KubeApi } from '../../scripts/lib/kube-api';
 import { eventually } from '../../scripts/lib/wait';
 import { IMAGES } from '../../devkit/node/addons';
 import { NODE_NAME, startNodeCluster, type LocalNode } from '../../devkit/node/node';
 import { LINK } from '../../devkit/node/namespace';
+import { ensureNodeBinaries } from '../../devkit/node/binaries';
+import { writeScratchImage } from '../../devkit/node/oci-image';
 
 type Manifest = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -60,7 +63,12 @@ describe('a real node joined to the local control plane', function () {
 
   let nodePort = 0;
   let clusterIp = '';
-  it('runs a pod from an image made on this machine, behind a NodePort Service', async () => {
+  const IMPORTED = 'localhost/node-smoke/echo:imported';
+  it('runs a pod from an image archive imported into the node, behind a NodePort Service', async () => {
+    const archive = path.join(node.dir, 'echo-image.tar');
+    // Its own config (env), so its image ID differs from the node's own nettool image with the same binary.
+    writeScratchImage({ name: IMPORTED, files: { '/nettool': ensureNodeBinaries(() => undefined).nettool }, entrypoint: ['/nettool'], env: ['PATH=/', 'SMOKE=imported'] }, archive);
+    await node.importImage(archive);
     const labels = { app: 'echo' };
     await call('POST', `/apis/apps/v1/namespaces/${NS}/deployments`, {
       apiVersion: 'apps/v1',
@@ -75,7 +83,7 @@ describe('a real node joined to the local control plane', function () {
             containers: [
               {
                 name: 'echo',
-                image: IMAGES.nettool,
+                image: IMPORTED,
                 imagePullPolicy: 'Never',
                 args: ['serve', ':8080'],
                 ports: [{ containerPort: 8080 }],
@@ -105,7 +113,7 @@ describe('a real node joined to the local control plane', function () {
     );
     assert.equal(ready.spec.nodeName, NODE_NAME);
     assert.match(ready.status.podIP, /^10\.244\.0\./);
-    assert.equal(ready.status.containerStatuses[0].image, IMAGES.nettool);
+    assert.equal(ready.status.containerStatuses[0].image, IMPORTED);
   });
 
   it('resolves Service names through CoreDNS from a pod (short name and FQDN)', async () => {
