@@ -18,6 +18,7 @@ import { NODE_NAME, startNodeCluster, type LocalNode } from '../../devkit/node/n
 import { LINK } from '../../devkit/node/namespace';
 import { ensureNodeBinaries } from '../../devkit/node/binaries';
 import { writeScratchImage } from '../../devkit/node/oci-image';
+import { sweepStaleNodes } from '../../devkit/node/teardown';
 
 type Manifest = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -29,7 +30,7 @@ describe('a real node joined to the local control plane', function () {
   let cluster: Awaited<ReturnType<typeof startNodeCluster>>;
   let node: LocalNode;
   let api: KubeApi;
-  const hostBefore = { sysctls: SYSCTLS.map((name) => readFileSync(`/proc/sys/${name}`, 'utf8')) };
+  let sysctlsBefore: string[] = [];
 
   const call = async (method: string, path: string, body?: unknown, expect = [200, 201]) => {
     const res = await api.request(method, path, body);
@@ -40,6 +41,9 @@ describe('a real node joined to the local control plane', function () {
 
   before(async function () {
     assert.equal(process.getuid?.(), 0, 'the node needs root: run npm run test:node as root');
+    // The host as found: once a node left behind by a killed run (if any) is cleaned up.
+    await sweepStaleNodes((line) => console.log(`      ${line}`));
+    sysctlsBefore = SYSCTLS.map((name) => readFileSync(`/proc/sys/${name}`, 'utf8'));
     const started = Date.now();
     cluster = await startNodeCluster((line) => console.log(`      ${line}`));
     node = cluster.node;
@@ -187,7 +191,7 @@ describe('a real node joined to the local control plane', function () {
     const links = execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' });
     assert.ok(!links.includes(LINK.hostDevice), `${LINK.hostDevice} is gone`);
     assert.equal(execFileSync('ip', ['-4', 'route', 'show', 'match', '10.244.0.0/24'], { encoding: 'utf8' }).split('\n').filter((l) => l && !l.startsWith('default')).length, 0);
-    assert.deepEqual(SYSCTLS.map((name) => readFileSync(`/proc/sys/${name}`, 'utf8')), hostBefore.sysctls);
+    assert.deepEqual(SYSCTLS.map((name) => readFileSync(`/proc/sys/${name}`, 'utf8')), sysctlsBefore);
     for (const hierarchy of ['cpu', 'memory', 'pids', 'systemd']) assert.equal(existsSync(`/sys/fs/cgroup/${hierarchy}${cgroupRoot}`), false, `${hierarchy}${cgroupRoot} removed`);
     assert.equal(existsSync(node.dir), false);
     const leftovers = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((line) => line.includes(node.dir) || /containerd-shim.*k8s\.io/.test(line));
