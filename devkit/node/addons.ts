@@ -5,7 +5,8 @@
  *    the kubelet's clusterDNS address, the Corefile of kubeadm/Minikube;
  *  - metrics-server as Minikube's addon runs it (--kubelet-insecure-tls: the
  *    kubelet's serving certificate is self-signed), behind APIService
- *    v1beta1.metrics.k8s.io, which the HPA reads;
+ *    v1beta1.metrics.k8s.io, which the HPA reads (same flags, scraping every 60 s
+ *    unless told otherwise);
  *  - StorageClass `standard`, the default, provisioned by provisioner.ts under the
  *    name Minikube's storage-provisioner uses.
  */
@@ -119,7 +120,8 @@ export function corednsManifests(): Manifest[] {
   ];
 }
 
-export function metricsServerManifests(): Manifest[] {
+/** `resolution`: how often metrics-server scrapes the kubelet; Minikube's addon uses 60s (upstream's default is 15s). */
+export function metricsServerManifests(resolution = '60s'): Manifest[] {
   const labels = { 'k8s-app': 'metrics-server' };
   return [
     system('ServiceAccount', 'v1', 'metrics-server'),
@@ -152,7 +154,7 @@ export function metricsServerManifests(): Manifest[] {
                 name: 'metrics-server',
                 image: IMAGES.metricsServer,
                 imagePullPolicy: 'Never',
-                args: ['--cert-dir=/tmp', '--secure-port=4443', '--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname', '--kubelet-use-node-status-port', '--metric-resolution=15s', '--kubelet-insecure-tls'],
+                args: ['--cert-dir=/tmp', '--secure-port=4443', '--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname', '--kubelet-use-node-status-port', `--metric-resolution=${resolution}`, '--kubelet-insecure-tls'],
                 ports: [{ name: 'https', containerPort: 4443, protocol: 'TCP' }],
                 resources: { requests: { cpu: '100m', memory: '200Mi' } },
                 readinessProbe: { httpGet: { path: '/readyz', port: 'https', scheme: 'HTTPS' }, periodSeconds: 10, failureThreshold: 3 },

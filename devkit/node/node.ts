@@ -43,6 +43,11 @@ export interface NodePlan {
   caCert: string;
 }
 
+export interface NodeOptions {
+  /** metrics-server's --metric-resolution: Minikube's 60s by default; shorter makes the HPA react sooner. */
+  metricResolution?: string;
+}
+
 export interface LocalNode {
   name: string;
   /** The node's InternalIP, reachable from the host (NodePorts answer on it). */
@@ -123,7 +128,7 @@ function relayApiServer(port: number): Promise<net.Server> {
   });
 }
 
-export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line: string) => void = console.log): Promise<LocalNode> {
+export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line: string) => void = console.log, options: NodeOptions = {}): Promise<LocalNode> {
   const started = Date.now();
   const since = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
   ensureNodePackages(log);
@@ -219,7 +224,7 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
     log(`node ${NODE_NAME} Ready at ${LINK.node} (${since()})`);
 
     daemon('kube-proxy', bin.kubeProxy, [`--config=${path.join(dir, 'kube-proxy.yaml')}`, '--v=1']);
-    await createAll(api, [storageClassManifest(), ...corednsManifests(), ...metricsServerManifests()]);
+    await createAll(api, [storageClassManifest(), ...corednsManifests(), ...metricsServerManifests(options.metricResolution)]);
     provisioner = startProvisioner(api, path.join(dir, 'hostpath'), (line) => log(`storage: ${line}`));
     await eventually(
       'CoreDNS to be ready',
@@ -244,12 +249,12 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
 }
 
 /** The local control plane with this real node in place of kwok's fake one. */
-export async function startNodeCluster(log: (line: string) => void = console.log): Promise<{ plane: ControlPlane; node: LocalNode; stop(): Promise<void> }> {
+export async function startNodeCluster(log: (line: string) => void = console.log, options: NodeOptions = {}): Promise<{ plane: ControlPlane; node: LocalNode; stop(): Promise<void> }> {
   const plan = prepareNode();
   let plane: ControlPlane | undefined;
   try {
     plane = await startControlPlane(log, plan.controlPlane);
-    const node = await startNode(plane, plan, log);
+    const node = await startNode(plane, plan, log, options);
     const cluster = plane;
     return {
       plane,

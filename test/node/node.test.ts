@@ -156,7 +156,7 @@ describe('a real node joined to the local control plane', function () {
         const cpu = item?.containers?.[0]?.usage?.cpu as string | undefined;
         return cpu && cpu !== '0' ? cpu : undefined;
       },
-      { timeoutMs: 180_000, everyMs: 2000 },
+      { timeoutMs: 240_000, everyMs: 2000 }, // metrics-server scrapes every 60 s (Minikube's setting) and needs two samples
     );
     console.log(`      echo pod CPU: ${usage}`);
     assert.match(usage, /^\d+[nmu]?$/);
