@@ -9,7 +9,7 @@
  * When the last process of the namespaces is gone (teardown.ts), the kernel removes the veth,
  * the routes through it, the namespace's iptables rules and the tmpfs mounts.
  */
-import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import readline from 'node:readline';
 
@@ -30,8 +30,8 @@ export interface NodeNamespace {
   net: string;
   /** Spawns `file args` inside the node's network and mount namespaces; it gets SIGKILL if we die. */
   spawn(file: string, args: string[], options?: SpawnOptions): ChildProcess;
-  /** Runs a command inside the namespaces to completion; throws on failure. */
-  exec(file: string, args: string[]): string;
+  /** Runs a command inside the namespaces to completion (without blocking us); rejects on failure. */
+  exec(file: string, args: string[]): Promise<string>;
 }
 
 const SETUP = [
@@ -72,14 +72,19 @@ export async function createNodeNamespace(podCidr: string): Promise<NodeNamespac
   });
   const pid = holder.pid!;
   const enter = ['-t', String(pid), '--net', '--mount', '--'];
-  const exec = (file: string, args: string[]) => run('nsenter', [...enter, file, ...args]);
+  const exec = (file: string, args: string[]) =>
+    new Promise<string>((resolve, reject) =>
+      execFile('nsenter', [...enter, file, ...args], { maxBuffer: 16 << 20 }, (error, stdout, stderr) =>
+        error ? reject(new Error(`${file} ${args.join(' ')} failed in the node: ${stderr.trim() || error.message}`)) : resolve(stdout),
+      ),
+    );
   try {
     run('ip', ['link', 'add', LINK.hostDevice, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(pid)]);
     run('ip', ['addr', 'add', `${LINK.host}/${LINK.prefix}`, 'dev', LINK.hostDevice]);
     run('ip', ['link', 'set', LINK.hostDevice, 'up']);
-    exec('ip', ['addr', 'add', `${LINK.node}/${LINK.prefix}`, 'dev', 'eth0']);
-    exec('ip', ['link', 'set', 'eth0', 'up']);
-    exec('ip', ['route', 'add', 'default', 'via', LINK.host]);
+    await exec('ip', ['addr', 'add', `${LINK.node}/${LINK.prefix}`, 'dev', 'eth0']);
+    await exec('ip', ['link', 'set', 'eth0', 'up']);
+    await exec('ip', ['route', 'add', 'default', 'via', LINK.host]);
     // The API server (on the host) reaches aggregated APIs such as metrics-server at their pod IPs.
     run('ip', ['route', 'add', podCidr, 'via', LINK.node, 'dev', LINK.hostDevice]);
   } catch (error) {

@@ -16,7 +16,6 @@
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
@@ -32,6 +31,7 @@ import { createCgroupRoot, readSysctls } from './host-state';
 import { LINK, createNodeNamespace } from './namespace';
 import { writeScratchImage, type ScratchImage } from './oci-image';
 import { startProvisioner } from './provisioner';
+import { startApiRelay } from './relay';
 import { NODE_DIR_PREFIX, sweepStaleNodes, tearDown, writeNodeState, type NodeState } from './teardown';
 
 export const NODE_NAME = 'koa-node';
@@ -110,24 +110,6 @@ function buildImages(bin: NodeBinaries, dir: string): string[] {
   });
 }
 
-/** Relays the host side of the veth to the API server's loopback listener (same port). */
-function relayApiServer(port: number): Promise<net.Server> {
-  const server = net.createServer((client) => {
-    const upstream = net.connect(port, '127.0.0.1');
-    client.pipe(upstream).pipe(client);
-    const close = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', close);
-    upstream.on('error', close);
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, LINK.host, () => resolve(server));
-  });
-}
-
 export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line: string) => void = console.log, options: NodeOptions = {}): Promise<LocalNode> {
   const started = Date.now();
   const since = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
@@ -154,7 +136,6 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
   const cgroupRoot = `/koa-node-${process.pid}`;
   const children: ChildProcess[] = [];
   let state: NodeState | undefined;
-  let relay: net.Server | undefined;
   let provisioner: { stop(): Promise<void> } | undefined;
 
   let stopped = false;
@@ -162,8 +143,7 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
     if (stopped) return;
     stopped = true;
     await provisioner?.stop();
-    relay?.close();
-    // The agents first (SIGTERM, so the kubelet does not restart what goes next), containerd last.
+    // The agents first (SIGTERM, so the kubelet does not restart what goes next), containerd and the relay last.
     for (const child of [...children].reverse()) await end(child);
     if (state) await tearDown(state, log);
     else rmSync(dir, { recursive: true, force: true });
@@ -184,7 +164,7 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
     state = { owner: process.pid, mnt: node.mnt, net: node.net, cgroupRoot, sysctls: readSysctls(), dir };
     writeNodeState(state);
     createCgroupRoot(cgroupRoot);
-    relay = await relayApiServer(apiPort);
+    children.push(await startApiRelay(LINK.host, apiPort));
     const daemon = (name: string, file: string, args: string[]) => {
       const out = openSync(path.join(logs, `${name}.log`), 'a');
       const child = node.spawn(file, args, { stdio: ['ignore', out, out] });
@@ -202,8 +182,8 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
 
     daemon('containerd', 'containerd', ['--config', path.join(dir, 'containerd.toml')]);
     const ctr = (args: string[]) => node.exec('ctr', ['--address', CONTAINERD_SOCKET, '--namespace', 'k8s.io', ...args]);
-    await eventually('containerd', async () => ctr(['version']).includes('Server'), { timeoutMs: 30_000, detail: tail('containerd') });
-    for (const archive of archives) ctr(['images', 'import', archive]);
+    await eventually('containerd', async () => (await ctr(['version'])).includes('Server'), { timeoutMs: 30_000, detail: tail('containerd') });
+    for (const archive of archives) await ctr(['images', 'import', archive]);
     log(`containerd up, images imported (${since()})`);
 
     daemon('kubelet', bin.kubelet, [
@@ -238,7 +218,7 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
       nodeIp: LINK.node,
       dir,
       async importImage(tarPath: string) {
-        ctr(['images', 'import', path.resolve(tarPath)]);
+        await ctr(['images', 'import', path.resolve(tarPath)]);
       },
       stop,
     };

@@ -194,7 +194,7 @@ describe('a real node joined to the local control plane', function () {
     assert.deepEqual(SYSCTLS.map((name) => readFileSync(`/proc/sys/${name}`, 'utf8')), sysctlsBefore);
     for (const hierarchy of ['cpu', 'memory', 'pids', 'systemd']) assert.equal(existsSync(`/sys/fs/cgroup/${hierarchy}${cgroupRoot}`), false, `${hierarchy}${cgroupRoot} removed`);
     assert.equal(existsSync(node.dir), false);
-    const leftovers = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((line) => line.includes(node.dir) || /containerd-shim.*k8s\.io/.test(line));
+    const leftovers = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((line) => line.includes(node.dir) || line.includes(LINK.host) || /containerd-shim.*k8s\.io/.test(line));
     assert.deepEqual(leftovers, []);
   });
 });
