@@ -52,8 +52,13 @@ export interface LocalNode {
   name: string;
   /** The node's InternalIP, reachable from the host (NodePorts answer on it). */
   nodeIp: string;
-  /** Makes an image archive (`docker save` or OCI layout tar) available to the node's containerd. */
-  importImage(tarPath: string): Promise<void>;
+  /**
+   * Makes an image archive (`docker save` or OCI layout tar; on a path the node sees, i.e. not under
+   * /run, /var/lib or /var/log) available to the node's containerd, under its names and also as
+   * repo@sha256:<manifest digest>, so pods may name it by digest as a registry's image would be.
+   * Returns the references it made.
+   */
+  importImage(tarPath: string): Promise<string[]>;
   /** The node's working directory (logs/, configs); removed by stop(). */
   dir: string;
   stop(): Promise<void>;
@@ -218,7 +223,16 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
       nodeIp: LINK.node,
       dir,
       async importImage(tarPath: string) {
-        await ctr(['images', 'import', path.resolve(tarPath)]);
+        const output = await ctr(['images', 'import', path.resolve(tarPath)]);
+        const references: string[] = [];
+        // ctr prints "unpacking <name> (sha256:<digest>)...done" per image.
+        for (const [, name, digest] of output.matchAll(/unpacking (\S+) \((sha256:[0-9a-f]{64})\)/g)) {
+          const byDigest = `${name.replace(/:[^:/]+$/, '')}@${digest}`;
+          await ctr(['images', 'tag', '--force', name, byDigest]);
+          references.push(name, byDigest);
+        }
+        if (references.length === 0) throw new Error(`ctr imported no image from ${tarPath}: ${output.trim()}`);
+        return references;
       },
       stop,
     };

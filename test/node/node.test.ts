@@ -68,11 +68,13 @@ describe('a real node joined to the local control plane', function () {
   let nodePort = 0;
   let clusterIp = '';
   const IMPORTED = 'localhost/node-smoke/echo:imported';
-  it('runs a pod from an image archive imported into the node, behind a NodePort Service', async () => {
+  it('runs a pod from an image archive imported into the node (by digest), behind a NodePort Service', async () => {
     const archive = path.join(node.dir, 'echo-image.tar');
     // Its own config (env), so its image ID differs from the node's own nettool image with the same binary.
     writeScratchImage({ name: IMPORTED, files: { '/nettool': ensureNodeBinaries(() => undefined).nettool }, entrypoint: ['/nettool'], env: ['PATH=/', 'SMOKE=imported'] }, archive);
-    await node.importImage(archive);
+    const references = await node.importImage(archive);
+    assert.equal(references[0], IMPORTED);
+    assert.match(references[1], /^localhost\/node-smoke\/echo@sha256:[0-9a-f]{64}$/);
     const labels = { app: 'echo' };
     await call('POST', `/apis/apps/v1/namespaces/${NS}/deployments`, {
       apiVersion: 'apps/v1',
@@ -87,7 +89,7 @@ describe('a real node joined to the local control plane', function () {
             containers: [
               {
                 name: 'echo',
-                image: IMPORTED,
+                image: references[1], // by digest, as a registry's image would be named
                 imagePullPolicy: 'Never',
                 args: ['serve', ':8080'],
                 ports: [{ containerPort: 8080 }],
@@ -117,7 +119,7 @@ describe('a real node joined to the local control plane', function () {
     );
     assert.equal(ready.spec.nodeName, NODE_NAME);
     assert.match(ready.status.podIP, /^10\.244\.0\./);
-    assert.equal(ready.status.containerStatuses[0].image, IMPORTED);
+    assert.equal(ready.status.containerStatuses[0].imageID, references[1]);
   });
 
   it('resolves Service names through CoreDNS from a pod (short name and FQDN)', async () => {
