@@ -116,6 +116,7 @@ function buildImages(bin: NodeBinaries, dir: string): string[] {
 }
 
 export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line: string) => void = console.log, options: NodeOptions = {}): Promise<LocalNode> {
+  if (process.getuid?.() !== 0) throw new Error('a real node needs root (namespaces, cgroups, iptables, mounts); kwok needs none: drop --node');
   const started = Date.now();
   const since = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
   ensureNodePackages(log);
@@ -254,8 +255,11 @@ export async function startNodeCluster(log: (line: string) => void = console.log
       plane,
       node,
       async stop() {
-        await node.stop();
-        await cluster.stop();
+        try {
+          await node.stop();
+        } finally {
+          await cluster.stop();
+        }
       },
     };
   } catch (error) {
