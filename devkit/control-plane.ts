@@ -23,7 +23,7 @@ export const NODE_NAME = 'kwok-node-0';
 const FAKE_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
 
 /** Builds (if needed) and returns the paths of etcd and the Kubernetes binaries. */
-export function ensureControlPlaneBinaries(log: (line: string) => void = console.log): Record<'etcd' | 'apiserver' | 'controllerManager' | 'scheduler' | 'kwok', string> {
+export function ensureControlPlaneBinaries(log: (line: string) => void = console.log, withKwok = true): Record<'etcd' | 'apiserver' | 'controllerManager' | 'scheduler' | 'kwok', string> {
   const module = (name: string) => path.join(GO_MODULES, name);
   const [etcd] = ensureGoTool(
     { what: 'etcd', firstBuild: 'several minutes', into: { dir: cacheEntry('etcd', ['etcd']), names: ['etcd'] }, build: { cwd: module('etcd'), packages: ['.'] } },
@@ -39,10 +39,10 @@ export function ensureControlPlaneBinaries(log: (line: string) => void = console
     },
     log,
   );
-  const [kwok] = ensureGoTool(
-    { what: 'kwok', firstBuild: 'several minutes', into: { dir: cacheEntry('kwok', ['kwok']), names: ['kwok'] }, build: { cwd: module('kwok'), packages: ['sigs.k8s.io/kwok/cmd/kwok'] } },
-    log,
-  );
+  const kwokEntry = { dir: cacheEntry('kwok', ['kwok']), names: ['kwok'] };
+  const [kwok] = withKwok
+    ? ensureGoTool({ what: 'kwok', firstBuild: 'several minutes', into: kwokEntry, build: { cwd: module('kwok'), packages: ['sigs.k8s.io/kwok/cmd/kwok'] } }, log)
+    : [path.join(kwokEntry.dir, 'kwok')];
   return { kwok, etcd, apiserver, controllerManager, scheduler };
 }
 
@@ -54,9 +54,16 @@ export interface ControlPlane {
   stop(): Promise<void>;
 }
 
+export interface ControlPlaneOptions {
+  /** Start kwok and its fake node (default true); false when a real node (devkit/node) joins instead. */
+  kwok?: boolean;
+  /** Extra kube-apiserver flags, after (so overriding) the defaults: a real node's certificates and address. */
+  apiServerArgs?: string[];
+}
+
 /** Starts etcd, the API server, the controller manager and the scheduler on free loopback ports. */
-export async function startControlPlane(log: (line: string) => void = console.log): Promise<ControlPlane> {
-  const bin = ensureControlPlaneBinaries(log);
+export async function startControlPlane(log: (line: string) => void = console.log, options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const bin = ensureControlPlaneBinaries(log, options.kwok !== false);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'koa-control-plane-'));
   const daemons: Supervised[] = [];
   const run = (name: string, file: string, args: string[]) => {
@@ -113,6 +120,7 @@ export async function startControlPlane(log: (line: string) => void = console.lo
       '--service-cluster-ip-range=10.96.0.0/16',
       '--service-node-port-range=30000-32767',
       '--allow-privileged=true',
+      ...(options.apiServerArgs ?? []),
     ]);
 
     const kubeconfig = path.join(dir, 'kubeconfig');
@@ -150,38 +158,42 @@ export async function startControlPlane(log: (line: string) => void = console.lo
       '--leader-elect=false',
       `--service-account-private-key-file=${path.join(dir, 'sa.key')}`,
       '--use-service-account-credentials=false',
+      // Pods' kube-root-ca.crt: the self-signed serving certificate (with its CA) the API server wrote.
+      `--root-ca-file=${path.join(dir, 'certs', 'apiserver.crt')}`,
       '--bind-address=127.0.0.1',
       '--secure-port=0',
     ]);
     run('kube-scheduler', bin.scheduler, [`--kubeconfig=${kubeconfig}`, '--leader-elect=false', '--secure-port=0']);
 
-    // kwok fakes a node and the lifecycle of the pods placed on it (scheduled → Running → Ready),
-    // so Deployments and StatefulSets really roll out. Nothing runs: containers are never started.
-    const kwok = run('kwok', bin.kwok, [
-      `--kubeconfig=${kubeconfig}`,
-      `--manage-nodes-with-annotation-selector=${FAKE_NODE_ANNOTATION}=fake`,
-      '--cidr=10.244.0.1/24',
-      '--node-ip=10.244.0.1',
-      `--server-address=127.0.0.1:${await freePort()}`,
-    ]);
-    const created = await api.request('POST', '/api/v1/nodes', {
-      apiVersion: 'v1',
-      kind: 'Node',
-      metadata: {
-        name: NODE_NAME,
-        annotations: { [FAKE_NODE_ANNOTATION]: 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
-        labels: { 'kubernetes.io/hostname': NODE_NAME, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', type: 'kwok' },
-      },
-    });
-    if (created.status !== 201) throw new Error(`creating the kwok node failed (${created.status}): ${created.body.message}`);
-    await waitReady(
-      kwok,
-      async () => {
-        const node = await api.get('v1', 'Node', undefined, NODE_NAME);
-        return node?.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True') ?? false;
-      },
-      { what: 'the kwok node to be Ready', timeoutMs: 60_000 },
-    );
+    if (options.kwok !== false) {
+      // kwok fakes a node and the lifecycle of the pods placed on it (scheduled → Running → Ready),
+      // so Deployments and StatefulSets really roll out. Nothing runs: containers are never started.
+      const kwok = run('kwok', bin.kwok, [
+        `--kubeconfig=${kubeconfig}`,
+        `--manage-nodes-with-annotation-selector=${FAKE_NODE_ANNOTATION}=fake`,
+        '--cidr=10.244.0.1/24',
+        '--node-ip=10.244.0.1',
+        `--server-address=127.0.0.1:${await freePort()}`,
+      ]);
+      const created = await api.request('POST', '/api/v1/nodes', {
+        apiVersion: 'v1',
+        kind: 'Node',
+        metadata: {
+          name: NODE_NAME,
+          annotations: { [FAKE_NODE_ANNOTATION]: 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+          labels: { 'kubernetes.io/hostname': NODE_NAME, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', type: 'kwok' },
+        },
+      });
+      if (created.status !== 201) throw new Error(`creating the kwok node failed (${created.status}): ${created.body.message}`);
+      await waitReady(
+        kwok,
+        async () => {
+          const node = await api.get('v1', 'Node', undefined, NODE_NAME);
+          return node?.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True') ?? false;
+        },
+        { what: 'the kwok node to be Ready', timeoutMs: 60_000 },
+      );
+    }
 
     return { server, kubeconfig, dir, stop };
   }
