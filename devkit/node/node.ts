@@ -59,6 +59,8 @@ export interface LocalNode {
    * Returns the references it made.
    */
   importImage(tarPath: string): Promise<string[]>;
+  /** Runs a command inside the node's namespaces (its network: iptables, ip; its containerd via ctr). */
+  exec(file: string, args: string[]): Promise<string>;
   /** The node's working directory (logs/, configs); removed by stop(). */
   dir: string;
   stop(): Promise<void>;
@@ -223,6 +225,7 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
       name: NODE_NAME,
       nodeIp: LINK.node,
       dir,
+      exec: (file: string, args: string[]) => node.exec(file, args),
       async importImage(tarPath: string) {
         const output = await ctr(['images', 'import', path.resolve(tarPath)]);
         const references: string[] = [];
