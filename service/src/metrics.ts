@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
  * Prometheus metrics of one app instance. A registry of its own (not prom-client's
@@ -9,6 +9,8 @@ export interface Metrics {
   httpRequests: Counter<'method' | 'route' | 'status'>;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   dbDuration: Histogram<'operation' | 'outcome'>;
+  /** Set by the store when scraped. */
+  openCursors: Gauge;
 }
 
 export function createMetrics(): Metrics {
@@ -34,6 +36,11 @@ export function createMetrics(): Metrics {
       help: 'MongoDB operation latency as seen by the service (for streams: until the first batch), by operation and outcome',
       labelNames: ['operation', 'outcome'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    openCursors: new Gauge({
+      name: 'db_open_cursors',
+      help: 'Database cursors this process holds open (streamed reads in progress)',
       registers: [registry],
     }),
   };
