@@ -24,9 +24,9 @@ export interface ServiceProcess {
   stop(): Promise<number | string>;
 }
 
-export async function startServiceProcess(env: Record<string, string>, options: { keepLogs?: boolean } = {}): Promise<ServiceProcess> {
+export async function startServiceProcess(env: Record<string, string>, options: { keepLogs?: boolean; nodeArgs?: string[] } = {}): Promise<ServiceProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
-  const child = spawn(process.execPath, [SERVICE_MAIN], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), SERVICE_MAIN], {
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

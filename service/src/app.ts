@@ -38,7 +38,7 @@ export function createApp({ db, logger, config, metrics = createMetrics(), lifec
     logger.warn({ err: error }, 'response aborted after it started');
   });
 
-  const store = createDataStore(db, metrics, config.limits);
+  const store = createDataStore(db, metrics, { ...config.limits, maxDocumentBytes: config.bodyLimitBytes });
   const allowAny = config.corsOrigins.includes('*');
   koa.use(requestContext(logger, metrics, lifecycle));
   koa.use(errorHandler(logger));

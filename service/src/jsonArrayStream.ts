@@ -1,5 +1,4 @@
 import { Readable } from 'node:stream';
-import type { Document } from 'mongodb';
 import type { DocumentSource } from './store/dataStore';
 
 /** Output leaves in pieces of about this size: fewer writes, flat memory. */
@@ -13,7 +12,7 @@ export class StalledReaderError extends Error {
 }
 
 /**
- * A JSON array streamed from a document source, pulled only as fast as the
+ * A JSON array streamed from a source of serialised documents, pulled only as fast as the
  * client reads. The source is closed on every way out: the end, an error, the
  * stream destroyed (Koa destroys the body when the response closes or is
  * aborted), and a reader that takes nothing for `stallTimeoutMs` while we wait
@@ -26,7 +25,6 @@ export class JsonArrayStream extends Readable {
 
   constructor(
     private readonly source: DocumentSource,
-    private readonly serialize: (doc: Document) => string,
     private readonly stallTimeoutMs: number,
   ) {
     super({ highWaterMark: CHUNK_CHARS });
@@ -47,15 +45,15 @@ export class JsonArrayStream extends Readable {
     let chunk = this.started ? '' : '[';
     let wantsMore = true;
     while (wantsMore) {
-      const doc = await this.source.next();
+      const json = await this.source.next();
       if (this.destroyed) return;
-      if (doc === null) {
+      if (json === null) {
         this.push(chunk + ']');
         this.push(null);
         await this.source.close();
         return;
       }
-      chunk += (this.started ? ',' : '') + this.serialize(doc);
+      chunk += (this.started ? ',' : '') + json;
       this.started = true;
       if (chunk.length >= CHUNK_CHARS) {
         wantsMore = this.push(chunk);

@@ -144,3 +144,38 @@ describe('a write whose outcome is unknown', function () {
     assert.equal(await raw.db(dbName).collection('data').countDocuments({ transfer: 7 }), 1, 'stored exactly once');
   });
 });
+
+describe('pages bounded by size as well as count (PAGE_MAX_BYTES)', function () {
+  this.timeout(30_000);
+  let svc: InProcessService;
+  let dbName: string;
+  before(async () => {
+    dbName = uniqueDbName('pagebytes');
+    svc = await startInProcess({ MONGODB_DB: dbName, PAGE_MAX_BYTES: '1024' });
+  });
+  after(async () => {
+    await svc.raw.db(dbName).dropDatabase();
+    await svc.close();
+  });
+
+  it('a page ends before it passes the size, with a next cursor; a document larger than a page still comes, alone', async () => {
+    const docs = [...Array.from({ length: 10 }, (_, i) => ({ i, pad: 'p'.repeat(300) })), { i: 10, pad: 'q'.repeat(3000) }, { i: 11 }];
+    await svc.raw.db(dbName).collection('data').insertMany(docs.map((doc) => ({ ...doc })));
+    const sizes: number[] = [];
+    const seen: number[] = [];
+    let next: string | null = `${svc.url}/data?limit=100`;
+    while (next) {
+      const res: Response = await fetch(next);
+      assert.equal(res.status, 200);
+      const text = await res.text();
+      const page = JSON.parse(text) as Array<{ i: number }>;
+      sizes.push(page.length);
+      seen.push(...page.map((doc) => doc.i));
+      if (page.length > 1) assert.ok(text.length <= 1024 + 2, `page of ${text.length} characters`);
+      const cursor = res.headers.get('x-next-cursor');
+      next = cursor ? `${svc.url}/data?limit=100&after=${cursor}` : null;
+    }
+    assert.deepEqual(seen, Array.from({ length: 12 }, (_, i) => i), 'every document once, in order');
+    assert.deepEqual(sizes, [3, 3, 3, 1, 1, 1]);
+  });
+});

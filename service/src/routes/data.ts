@@ -60,8 +60,8 @@ export function dataRouter({ store, bodyLimitBytes, documentLimits, pageMaxChars
     if (query.limit === undefined) {
       // Everything, streamed as the client reads: memory stays flat whatever the
       // collection's size. Natural order, as the guide's app returned it.
-      const source = await store.openStream(query.after);
-      ctx.body = new JsonArrayStream(source, JSON.stringify, streamStallTimeoutMs);
+      const source = await store.openStream(query.after, JSON.stringify);
+      ctx.body = new JsonArrayStream(source, streamStallTimeoutMs);
       return;
     }
 

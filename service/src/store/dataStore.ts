@@ -9,6 +9,8 @@ import { classifyWriteError, isDuplicateKey } from './writeErrors';
 export interface StoreLimits {
   maxOpenCursors: number;
   idempotencyTtlSeconds: number;
+  /** The largest document a client can store (the body limit): the size assumed until reads show smaller ones. */
+  maxDocumentBytes: number;
 }
 
 /** A document as the client sent it (already validated), without `_id`. */
@@ -20,9 +22,9 @@ export interface InsertOutcome {
   replayed: boolean;
 }
 
-/** Documents read one at a time from an open cursor; close() must be called on every exit path. */
+/** Documents read one at a time from an open cursor, each already serialised; close() must be called on every exit path. */
 export interface DocumentSource {
-  next(): Promise<Document | null>;
+  next(): Promise<string | null>;
   close(): Promise<void>;
 }
 
@@ -44,7 +46,7 @@ export interface DataStore {
   /** Stores all documents or none (one document is an array of one). */
   insert(documents: NewDocument[], idempotency?: { key: string; fingerprint: string }): Promise<InsertOutcome>;
   /** Everything, natural order (or `_id` order after `after`), without `_id`; the first batch is fetched before it resolves. */
-  openStream(after?: ObjectId): Promise<DocumentSource>;
+  openStream(after: ObjectId | undefined, serialize: (doc: Document) => string): Promise<DocumentSource>;
   /** One page in `_id` order, bounded by count and by serialised size; its cursor is closed before it resolves. */
   readPage(query: PageQuery, serialize: (doc: Document) => string): Promise<Page>;
   /** Resolves when this process can really read the collection within `timeoutMs` (not only ping the server). */
@@ -53,8 +55,19 @@ export interface DataStore {
   readonly openCursors: number;
 }
 
-/** Batches small enough that one batch of documents near the size limit stays a few MiB. */
+/** Documents asked for per round trip when they are small. */
 const STREAM_BATCH = 100;
+/**
+ * What one batch may weigh. The server caps a batch by count (and MongoDB at 16 MiB, FerretDB not at
+ * all), so with documents near the size limit a batch of 100 is 100 MB in this process: batch sizes
+ * follow the largest document seen lately instead.
+ */
+const BATCH_CHARS = 8 * 1024 * 1024;
+
+/** Sets how many documents the cursor's next getMore asks for (mongodb 7.9 reads this option on every getMore). */
+const setNextBatchSize = (cursor: FindCursor<Document>, size: number): void => {
+  (cursor as unknown as { cursorOptions: { batchSize?: number } }).cursorOptions.batchSize = size;
+};
 
 /**
  * Owns the collection: the queries, the lifetime of every cursor, and the
@@ -64,6 +77,26 @@ const STREAM_BATCH = 100;
 export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metrics, limits: StoreLimits): DataStore {
   const budget = new CursorBudget(limits.maxOpenCursors, (open) => metrics.openCursors.set(open));
   const idempotency: IdempotencyRecords = createIdempotencyRecords(db, limits.idempotencyTtlSeconds);
+
+  // A cursor's first batch is sized for documents as large as a client can store (a few of them); the
+  // following ones for the largest document that cursor has shown so far.
+  const batchFor = (wanted: number, largest: number): number => Math.max(2, Math.min(wanted, Math.floor(BATCH_CHARS / Math.max(largest, 256))));
+  const firstBatch = (wanted: number): number => batchFor(wanted, limits.maxDocumentBytes);
+  /** Serialises each document and keeps the cursor's next batch within BATCH_CHARS. */
+  const measured = (cursor: FindCursor<Document>, serialize: (doc: Document) => string, wanted: number) => {
+    let largest = 0;
+    let next = firstBatch(wanted);
+    return (doc: Document): string => {
+      const json = serialize(doc);
+      if (json.length > largest) largest = json.length;
+      const size = batchFor(wanted, largest);
+      if (size !== next) {
+        next = size;
+        setNextBatchSize(cursor, size);
+      }
+      return json;
+    };
+  };
 
   /** Runs `work` with a cursor slot, giving it back whatever happens unless the cursor is handed on. */
   const withCursor = <T>(open: (collection: Collection<Document>) => FindCursor<Document>, use: (cursor: FindCursor<Document>, release: () => void) => Promise<T>): Promise<T> => {
@@ -82,16 +115,20 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
     });
   };
 
-  async function insertAll(collection: Collection<Document>, documents: Array<Document & { _id: ObjectId }>, replay: boolean): Promise<void> {
+  /**
+   * `keyed`: the ids come from an Idempotency-Key record, so another attempt with the same key (earlier,
+   * or running right now) may have stored some of them: a duplicate _id is that same document, already
+   * stored, and the insert is unordered so that the others still go in.
+   */
+  async function insertAll(collection: Collection<Document>, documents: Array<Document & { _id: ObjectId }>, keyed: boolean, replay: boolean): Promise<void> {
     try {
       if (documents.length === 1) {
         await timed(metrics, 'insertOne', () => collection.insertOne(documents[0]));
       } else {
-        // Unordered on a replay: documents the first attempt stored are duplicates by _id, and skipped.
-        await timed(metrics, 'insertMany', () => collection.insertMany(documents, { ordered: !replay }));
+        await timed(metrics, 'insertMany', () => collection.insertMany(documents, { ordered: !keyed }));
       }
     } catch (error) {
-      if (replay && isDuplicateKey(error)) return;
+      if (keyed && isDuplicateKey(error)) return;
       const classified = classifyWriteError(error);
       if (classified instanceof StoreError && classified.kind === 'rejected' && documents.length > 1 && !replay) {
         // Ordered inserts stop at the refused document but keep the ones before it: take them back,
@@ -121,7 +158,7 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
       // Ids are assigned here rather than by the driver, so a compensation or a replay knows them.
       const withIds = documents.map((doc, index) => Object.assign({ _id: ids[index] }, doc));
       try {
-        await insertAll(collection, withIds, replayed);
+        await insertAll(collection, withIds, key !== undefined, replayed);
       } catch (error) {
         // A refused body frees its key: it was never stored, and a corrected body may use it.
         if (key && error instanceof StoreError && error.kind === 'rejected') await idempotency.forget(key.key).catch(() => undefined);
@@ -130,18 +167,22 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
       return { ids, replayed };
     },
 
-    openStream(after) {
+    openStream(after, serialize) {
       return withCursor(
         (collection) => {
-          const cursor = collection.find(after ? { _id: { $gt: after } } : {}, { projection: { _id: 0 }, batchSize: STREAM_BATCH });
+          const cursor = collection.find(after ? { _id: { $gt: after } } : {}, { projection: { _id: 0 }, batchSize: firstBatch(STREAM_BATCH) });
           return after ? cursor.sort({ _id: 1 }) : cursor;
         },
         async (cursor, release) => {
           // The first batch before the caller commits to a status: an unreachable database is still a clean 503.
           await timed(metrics, 'find', () => cursor.hasNext());
+          const toJson = measured(cursor, serialize, STREAM_BATCH);
           let closed = false;
           return {
-            next: () => cursor.next(),
+            next: async () => {
+              const doc = await cursor.next();
+              return doc === null ? null : toJson(doc);
+            },
             async close() {
               if (closed) return;
               closed = true;
@@ -161,13 +202,14 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
       // so concurrent pages are bounded by the connection pool, not by the stream budget.
       const cursor = db
         .collection()
-        .find(after ? { _id: { $gt: after } } : {}, { batchSize: Math.min(limit + 1, STREAM_BATCH + 1) })
+        .find(after ? { _id: { $gt: after } } : {}, { batchSize: firstBatch(Math.min(limit + 1, STREAM_BATCH + 1)) })
         .sort({ _id: 1 })
         .limit(limit + 1);
       const items: string[] = [];
       let chars = 0;
       let last: ObjectId | undefined;
       let full = false;
+      const toJson = measured(cursor, serialize, Math.min(limit + 1, STREAM_BATCH + 1));
       try {
         await timed(metrics, 'findPage', async () => {
           for (;;) {
@@ -177,7 +219,7 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
               full = true; // the extra document: only says that a next page exists
               return;
             }
-            const json = serialize(doc);
+            const json = toJson(doc);
             if (items.length > 0 && chars + json.length > maxChars) {
               full = true; // bounded by size: this document starts the next page
               return;
