@@ -33,6 +33,15 @@ interface Figures {
   errors: number;
   /** CPU time (user + system) per request or operation, in µs. */
   cpuUs: number;
+  /** The same, less what the process burns when idle over the same time (timers, pool upkeep, GC). */
+  netCpuUs: number;
+}
+
+/** CPU a process uses per second while idle, in µs (measured over `seconds`). */
+async function idleRate(measure: () => number, seconds = 3): Promise<number> {
+  const before = measure();
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  return (measure() - before) / seconds;
 }
 
 /** CPU time (user + system) a process has used so far, in µs, from /proc (clock ticks, usually 10 ms). */
@@ -50,7 +59,7 @@ const ownCpu = () => {
 };
 
 /** CONNECTIONS workers doing `operation` back to back for SECONDS; CPU is this process's (the driver's client side). */
-async function driverRun(operation: () => Promise<unknown>, seconds = SECONDS): Promise<Figures> {
+async function driverRun(operation: () => Promise<unknown>, seconds = SECONDS, idlePerSecond = 0): Promise<Figures> {
   const latencies: number[] = [];
   let errors = 0;
   const end = Date.now() + seconds * 1000;
@@ -70,11 +79,11 @@ async function driverRun(operation: () => Promise<unknown>, seconds = SECONDS): 
   );
   const cpu = ownCpu() - cpuBefore;
   const { p50, p99 } = summarize(latencies);
-  return { rps: latencies.length / seconds, p50, p99, errors, cpuUs: cpu / latencies.length };
+  return { rps: latencies.length / seconds, p50, p99, errors, cpuUs: cpu / latencies.length, netCpuUs: (cpu - idlePerSecond * seconds) / latencies.length };
 }
 
 /** autocannon against `url`; CPU is the server process's (`pid`), per request answered. */
-async function httpRun(url: string, pid: number, options: Partial<autocannon.Options>, seconds = SECONDS): Promise<Figures> {
+async function httpRun(url: string, pid: number, options: Partial<autocannon.Options>, seconds = SECONDS, idlePerSecond = 0): Promise<Figures> {
   const cpuBefore = cpuOfPid(pid);
   const result = await autocannon({ url, connections: CONNECTIONS, duration: seconds, ...options });
   const cpu = cpuOfPid(pid) - cpuBefore;
@@ -84,6 +93,7 @@ async function httpRun(url: string, pid: number, options: Partial<autocannon.Opt
     p99: result.latency.p99,
     errors: result.errors + result.non2xx + result.timeouts,
     cpuUs: cpu / Math.max(1, result.requests.total),
+    netCpuUs: (cpu - idlePerSecond * seconds) / Math.max(1, result.requests.total),
   };
 }
 
@@ -164,16 +174,21 @@ async function main(): Promise<void> {
     await httpRun(`${bare.url}/`, bare.pid, {}, 1);
     await driverRun(async () => JSON.stringify(await raw.find({}).sort({ _id: 1 }).limit(100).toArray()), 2);
 
+    const serviceIdle = await idleRate(() => cpuOfPid(service.pid));
+    const driverIdle = await idleRate(ownCpu);
+    const bareIdle = await idleRate(() => cpuOfPid(bare.pid));
+    console.log(`idle CPU: service ${(serviceIdle / 1000).toFixed(1)} ms/s, bench process (driver) ${(driverIdle / 1000).toFixed(1)} ms/s, bare server ${(bareIdle / 1000).toFixed(1)} ms/s\n`);
+
     // GET first, while both collections hold exactly 1000 documents (FerretDB sorts in memory,
     // so a page costs more as the collection grows); POST afterwards.
     const results: Array<[string, Figures, Figures, Figures]> = [];
-    const getService = await httpRun(`${service.url}/data?limit=100`, service.pid, {});
-    const getDriver = await driverRun(async () => JSON.stringify(await raw.find({}).sort({ _id: 1 }).limit(100).toArray()));
-    const getBare = await httpRun(`${bare.url}/`, bare.pid, {});
+    const getService = await httpRun(`${service.url}/data?limit=100`, service.pid, {}, SECONDS, serviceIdle);
+    const getDriver = await driverRun(async () => JSON.stringify(await raw.find({}).sort({ _id: 1 }).limit(100).toArray()), SECONDS, driverIdle);
+    const getBare = await httpRun(`${bare.url}/`, bare.pid, {}, SECONDS, bareIdle);
     results.push(['GET /data?limit=100 ↔ find().toArray()+JSON.stringify', getService, getDriver, getBare]);
-    const postService = await httpRun(`${service.url}/data`, service.pid, post);
-    const postDriver = await driverRun(() => raw.insertOne(JSON.parse(body)));
-    const postBare = await httpRun(`${bare.url}/`, bare.pid, post);
+    const postService = await httpRun(`${service.url}/data`, service.pid, post, SECONDS, serviceIdle);
+    const postDriver = await driverRun(() => raw.insertOne(JSON.parse(body)), SECONDS, driverIdle);
+    const postBare = await httpRun(`${bare.url}/`, bare.pid, post, SECONDS, bareIdle);
     results.push(['POST /data ↔ insertOne', postService, postDriver, postBare]);
 
     console.log('throughput (all processes share the same cores)');
@@ -186,8 +201,19 @@ async function main(): Promise<void> {
     console.log('\nCPU per request (service process, from /proc) against the driver\'s own client CPU per operation');
     console.log(
       table([
-        ['operation', 'service µs', 'driver µs', 'bare node:http µs', 'service − driver', 'service ÷ driver'],
-        ...results.map(([name, svc, drv, bareRun]) => [name, svc.cpuUs.toFixed(0), drv.cpuUs.toFixed(0), bareRun.cpuUs.toFixed(0), `+${(svc.cpuUs - drv.cpuUs).toFixed(0)}`, `${(svc.cpuUs / drv.cpuUs).toFixed(2)}×`]),
+        ['operation', 'service µs', 'driver µs', 'bare node:http µs', 'service − driver', 'service ÷ driver', 'net of idle: service', 'driver', '−', '÷'],
+        ...results.map(([name, svc, drv, bareRun]) => [
+          name,
+          svc.cpuUs.toFixed(0),
+          drv.cpuUs.toFixed(0),
+          bareRun.cpuUs.toFixed(0),
+          `+${(svc.cpuUs - drv.cpuUs).toFixed(0)}`,
+          `${(svc.cpuUs / drv.cpuUs).toFixed(2)}×`,
+          svc.netCpuUs.toFixed(0),
+          drv.netCpuUs.toFixed(0),
+          `+${(svc.netCpuUs - drv.netCpuUs).toFixed(0)}`,
+          `${(svc.netCpuUs / drv.netCpuUs).toFixed(2)}×`,
+        ]),
       ]),
     );
     for (const [name, svc, drv, bareRun] of results) {

@@ -45,19 +45,21 @@ export class JsonArrayStream extends Readable {
     let chunk = this.started ? '' : '[';
     let wantsMore = true;
     while (wantsMore) {
-      const json = await this.source.next();
+      const batch = await this.source.nextBatch();
       if (this.destroyed) return;
-      if (json === null) {
+      if (batch.length === 0) {
         this.push(chunk + ']');
         this.push(null);
         await this.source.close();
         return;
       }
-      chunk += (this.started ? ',' : '') + json;
-      this.started = true;
-      if (chunk.length >= CHUNK_CHARS) {
-        wantsMore = this.push(chunk);
-        chunk = '';
+      for (const json of batch) {
+        chunk += (this.started ? ',' : '') + json;
+        this.started = true;
+        if (chunk.length >= CHUNK_CHARS) {
+          wantsMore = this.push(chunk) && wantsMore;
+          chunk = '';
+        }
       }
     }
     if (chunk !== '') this.push(chunk);

@@ -17,7 +17,8 @@ export function errorHandler(logger: Logger): Middleware {
       }
     } catch (error) {
       const http = toHttpError(error);
-      const log = (ctx.state.log as Logger | undefined) ?? logger;
+      const requestId = ctx.state.requestId as string | undefined;
+      const log = requestId === undefined ? logger : logger.child({ requestId });
       // Our failures are logged with their cause; a method we do not implement (501) is the client's
       // doing and already has its request line.
       if (http.status >= 500 && http.status !== 501) {

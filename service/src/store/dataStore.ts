@@ -22,9 +22,10 @@ export interface InsertOutcome {
   replayed: boolean;
 }
 
-/** Documents read one at a time from an open cursor, each already serialised; close() must be called on every exit path. */
+/** Documents read from an open cursor, each already serialised; close() must be called on every exit path. */
 export interface DocumentSource {
-  next(): Promise<string | null>;
+  /** The documents the cursor holds now (fetching a batch first when it holds none); empty at the end. */
+  nextBatch(): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -63,6 +64,9 @@ const STREAM_BATCH = 100;
  * follow the largest document seen lately instead.
  */
 const BATCH_CHARS = 8 * 1024 * 1024;
+
+/** How much serialised output a stream takes from its cursor at a time. */
+const SLICE_CHARS = 64 * 1024;
 
 /** Sets how many documents the cursor's next getMore asks for (mongodb 7.9 reads this option on every getMore). */
 const setNextBatchSize = (cursor: FindCursor<Document>, size: number): void => {
@@ -179,9 +183,19 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
           const toJson = measured(cursor, serialize, STREAM_BATCH);
           let closed = false;
           return {
-            next: async () => {
+            nextBatch: async () => {
               const doc = await cursor.next();
-              return doc === null ? null : toJson(doc);
+              if (doc === null) return [];
+              // More of what the cursor already holds, without one await per document, up to a slice of
+              // the output: documents are decoded only when taken, so the rest stay compact until asked for.
+              const batch = [toJson(doc)];
+              let chars = batch[0].length;
+              while (chars < SLICE_CHARS && cursor.bufferedCount() > 0) {
+                const json = toJson(cursor.readBufferedDocuments(1)[0]);
+                batch.push(json);
+                chars += json.length;
+              }
+              return batch;
             },
             async close() {
               if (closed) return;
@@ -211,22 +225,29 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
       let full = false;
       const toJson = measured(cursor, serialize, Math.min(limit + 1, STREAM_BATCH + 1));
       try {
+        /** Adds one document; false once the page is complete. */
+        const take = (doc: Document): boolean => {
+          if (items.length === limit) {
+            full = true; // the extra document: only says that a next page exists
+            return false;
+          }
+          const json = toJson(doc);
+          if (items.length > 0 && chars + json.length > maxChars) {
+            full = true; // bounded by size: this document starts the next page
+            return false;
+          }
+          items.push(json);
+          chars += json.length;
+          last = doc._id as ObjectId;
+          return true;
+        };
         await timed(metrics, 'findPage', async () => {
           for (;;) {
             const doc = await cursor.next();
-            if (doc === null) return;
-            if (items.length === limit) {
-              full = true; // the extra document: only says that a next page exists
-              return;
-            }
-            const json = toJson(doc);
-            if (items.length > 0 && chars + json.length > maxChars) {
-              full = true; // bounded by size: this document starts the next page
-              return;
-            }
-            items.push(json);
-            chars += json.length;
-            last = doc._id as ObjectId;
+            if (doc === null || !take(doc)) return;
+            // The rest of the batch the cursor already holds, without one await per document (and
+            // decoded one at a time, so that nothing past the page's end is decoded).
+            while (cursor.bufferedCount() > 0) if (!take(cursor.readBufferedDocuments(1)[0])) return;
           }
         });
       } finally {
