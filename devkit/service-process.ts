@@ -24,10 +24,10 @@ export interface ServiceProcess {
   stop(): Promise<number | string>;
 }
 
-export async function startServiceProcess(env: Record<string, string>, options: { keepLogs?: boolean } = {}): Promise<ServiceProcess> {
+export async function startServiceProcess(env: Record<string, string>, options: { keepLogs?: boolean; nodeArgs?: string[] } = {}): Promise<ServiceProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const service = supervise('service', process.execPath, {
-    args: [SERVICE_MAIN],
+    args: [...(options.nodeArgs ?? []), SERVICE_MAIN],
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', ...env, PORT: String(port) },
     // Kept only when asked, or the last few.
     keepLines: options.keepLogs ? 'all' : 50,

@@ -11,11 +11,12 @@ import { dataRouter } from './routes/data';
 import { healthRouter, type Lifecycle } from './routes/health';
 import { metricsRouter } from './routes/metrics';
 import { rootRouter } from './routes/root';
+import { createDataStore, type DataStore } from './store/dataStore';
 
 export interface AppDeps {
-  db: Pick<Database, 'collection' | 'ping'>;
+  db: Pick<Database, 'collection'>;
   logger: Logger;
-  config: Pick<ServiceConfig, 'bodyLimitBytes' | 'corsOrigins' | 'readyTimeoutMs'>;
+  config: Pick<ServiceConfig, 'bodyLimitBytes' | 'corsOrigins' | 'readyTimeoutMs' | 'limits' | 'metrics'>;
   metrics?: Metrics;
   lifecycle?: Lifecycle;
 }
@@ -24,6 +25,7 @@ export interface App {
   koa: Koa;
   metrics: Metrics;
   lifecycle: Lifecycle;
+  store: DataStore;
 }
 
 /** Builds the HTTP application from its parts; listening and signals belong to main.ts. */
@@ -36,6 +38,7 @@ export function createApp({ db, logger, config, metrics = createMetrics(), lifec
     logger.warn({ err: error }, 'response aborted after it started');
   });
 
+  const store = createDataStore(db, metrics, { ...config.limits, maxDocumentBytes: config.bodyLimitBytes });
   const allowAny = config.corsOrigins.includes('*');
   koa.use(requestContext(logger, metrics, lifecycle));
   koa.use(errorHandler(logger));
@@ -55,15 +58,23 @@ export function createApp({ db, logger, config, metrics = createMetrics(), lifec
   // One router per resource, mounted on one root so that 405/501 answers
   // (allowedMethods) know every route.
   const api = new Router();
-  for (const router of [
+  const routers = [
     rootRouter(),
-    dataRouter({ db, bodyLimitBytes: config.bodyLimitBytes, metrics }),
-    healthRouter(db, lifecycle, config.readyTimeoutMs, logger),
-    metricsRouter(metrics),
-  ]) {
+    dataRouter({
+      store,
+      bodyLimitBytes: config.bodyLimitBytes,
+      documentLimits: config.limits,
+      pageMaxChars: config.limits.pageMaxBytes,
+      streamStallTimeoutMs: config.limits.streamStallTimeoutMs,
+    }),
+    healthRouter((timeoutMs) => store.probe(timeoutMs), lifecycle, config.readyTimeoutMs, logger),
+  ];
+  // /metrics on the public port only when it has no port of its own (see server.ts) and is not turned off.
+  if (config.metrics.port === undefined && config.metrics.path !== '') routers.push(metricsRouter(metrics, config.metrics.path));
+  for (const router of routers) {
     api.use(router.routes());
   }
   koa.use(api.routes());
   koa.use(api.allowedMethods());
-  return { koa, metrics, lifecycle };
+  return { koa, metrics, lifecycle, store };
 }

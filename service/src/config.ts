@@ -37,6 +37,39 @@ export interface ServiceConfig {
   shutdownDelayMs: number;
   /** After SIGTERM: the most we wait for in-flight requests before forcing exit. */
   shutdownTimeoutMs: number;
+  /** Bounds on what one request or connection may hold (see README, Environment). */
+  limits: Limits;
+  http: HttpTimeouts;
+  /** Where /metrics is served: the public listener (port undefined) or a port of its own; path '' turns it off. */
+  metrics: { port?: number; path: string };
+}
+
+export interface Limits {
+  /** Database cursors this process keeps open at once (streamed GET /data); more get 503. */
+  maxOpenCursors: number;
+  /** A streamed response whose reader takes nothing for this long is cut off (its cursor closed). */
+  streamStallTimeoutMs: number;
+  /** Documents in one bulk POST. */
+  maxBulkDocuments: number;
+  /** Keys and values (array elements and object members, counted at every depth) in one document. */
+  maxValuesPerDocument: number;
+  /** JSON bytes in one page of GET /data?limit=N (a page holds at least one document). */
+  pageMaxBytes: number;
+  /** How long an Idempotency-Key is remembered. */
+  idempotencyTtlSeconds: number;
+}
+
+export interface HttpTimeouts {
+  /** The whole request (headers and body) must arrive within this time. */
+  requestTimeoutMs: number;
+  /** The request headers must arrive within this time. */
+  headersTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this time. */
+  keepAliveTimeoutMs: number;
+  /** Connections open at once; more are refused (closed at accept). */
+  maxConnections: number;
+  /** While draining, an idle keep-alive connection is closed once idle this long (a request on the wire wins). */
+  drainIdleMs: number;
 }
 
 export class ConfigError extends Error {
@@ -107,6 +140,13 @@ export function parseConfig(env: Env): ServiceConfig {
     }
   }
 
+  const optionalInt = (name: string): number | undefined => (read(name) === undefined ? undefined : int(name, 0, 0, 65535));
+  const rawMetricsPath = env.METRICS_PATH === undefined ? '/metrics' : env.METRICS_PATH.trim();
+  const metricsPath = rawMetricsPath === 'off' ? '' : rawMetricsPath;
+  if (metricsPath !== '' && !/^\/[\w./-]*$/.test(metricsPath)) {
+    problems.push(`METRICS_PATH must be a path like /metrics, or "off", got "${rawMetricsPath}"`);
+  }
+
   const config: ServiceConfig = {
     port: int('PORT', 5000, 0, 65535),
     host: read('HOST') ?? '0.0.0.0',
@@ -127,7 +167,29 @@ export function parseConfig(env: Env): ServiceConfig {
     readyTimeoutMs: int('READY_TIMEOUT_MS', 1000, 50, 60_000),
     shutdownDelayMs: int('SHUTDOWN_DELAY_MS', 0, 0, 600_000),
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 20_000, 0, 600_000),
+    limits: {
+      maxOpenCursors: int('MAX_OPEN_CURSORS', 16, 1, 10_000),
+      streamStallTimeoutMs: int('STREAM_STALL_TIMEOUT_MS', 30_000, 100, 3_600_000),
+      maxBulkDocuments: int('MAX_BULK_DOCUMENTS', 1000, 1, 100_000),
+      maxValuesPerDocument: int('MAX_VALUES_PER_DOCUMENT', 10_000, 1, 10_000_000),
+      pageMaxBytes: int('PAGE_MAX_BYTES', 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+      idempotencyTtlSeconds: int('IDEMPOTENCY_TTL_SECONDS', 86_400, 1, 30 * 86_400),
+    },
+    http: {
+      requestTimeoutMs: int('REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000),
+      headersTimeoutMs: int('HEADERS_TIMEOUT_MS', 10_000, 1000, 3_600_000),
+      keepAliveTimeoutMs: int('KEEP_ALIVE_TIMEOUT_MS', 65_000, 1000, 3_600_000),
+      maxConnections: int('MAX_CONNECTIONS', 1024, 1, 1_000_000),
+      drainIdleMs: int('DRAIN_IDLE_MS', 1000, 0, 600_000),
+    },
+    metrics: { port: optionalInt('METRICS_PORT'), path: metricsPath },
   };
+  if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
+    problems.push('HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS');
+  }
+  if (config.metrics.port !== undefined && config.metrics.port === config.port && config.port !== 0) {
+    problems.push('METRICS_PORT must differ from PORT (leave it unset to serve /metrics on PORT)');
+  }
 
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

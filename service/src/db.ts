@@ -6,8 +6,6 @@ import type { Logger } from './logger';
 export interface Database {
   /** The app's collection on the current client (see createDatabase for why it can change). */
   collection(): Collection<Document>;
-  /** Resolves when the server answers a ping within `timeoutMs`, else rejects. */
-  ping(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -73,9 +71,6 @@ export function createDatabase(settings: MongoSettings, logger: Logger): Databas
 
   return {
     collection: () => current.collection,
-    async ping(timeoutMs) {
-      await current.client.db(settings.database).command({ ping: 1 }, { signal: AbortSignal.timeout(timeoutMs) });
-    },
     async close() {
       closing = true;
       await current.client.close();

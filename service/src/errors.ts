@@ -6,6 +6,7 @@ import {
   MongoTopologyClosedError,
   MongoServerError,
 } from 'mongodb';
+import { StoreError, type StoreErrorKind } from './store/storeError';
 
 /** An error whose message is meant for the client, with its HTTP status. */
 export class HttpError extends Error {
@@ -54,9 +55,25 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return false;
 }
 
-/** Maps any thrown value to the status and message a client may see. */
+const STORE_STATUS: Record<StoreErrorKind, { status: number; headers?: Record<string, string> }> = {
+  busy: { status: 503, headers: { 'Retry-After': '1' } },
+  // Not 503 "try again": a blind retry could store the data twice.
+  'outcome-unknown': { status: 504 },
+  rejected: { status: 400 },
+  'idempotency-conflict': { status: 422 },
+};
+
+/**
+ * Maps any thrown value to the status and message a client may see. The
+ * service raises HttpError (never ctx.throw); the store's and the driver's
+ * errors are translated here, in one place.
+ */
 export function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
+  if (error instanceof StoreError) {
+    const { status, headers } = STORE_STATUS[error.kind];
+    return new HttpError(status, error.message, headers);
+  }
   if (isDatabaseUnavailable(error)) {
     return new HttpError(503, 'database unavailable, try again shortly', { 'Retry-After': '2' });
   }

@@ -3,7 +3,7 @@
  * SIGTERM/SIGINT. Everything testable lives in createApp and startServer.
  */
 import { ConfigError, parseConfig, redactUri } from './config';
-import { createLogger } from './logger';
+import { createLogger, flushLogsSync } from './logger';
 import { startServer } from './server';
 import { createService } from './service';
 
@@ -22,6 +22,7 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel);
   process.on('unhandledRejection', (reason) => {
     logger.fatal({ err: reason }, 'unhandled rejection');
+    flushLogsSync();
     process.exit(1);
   });
 
@@ -38,12 +39,16 @@ async function main(): Promise<void> {
   );
   const running = await startServer(app, db, logger, config).catch((error: Error) => {
     logger.fatal({ err: error }, 'could not listen');
+    flushLogsSync();
     process.exit(1);
   });
 
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
-      void running.shutdown(signal).then((code) => process.exit(code));
+      void running.shutdown(signal).then((code) => {
+        flushLogsSync();
+        process.exit(code);
+      });
     });
   }
 }

@@ -1,19 +1,21 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { App } from './app';
+import type { HttpTimeouts, ServiceConfig } from './config';
 import type { Database } from './db';
 import type { Logger } from './logger';
+import { answerClientError, refuseOversizeUpload } from './nodeErrors';
+import { trackConnections } from './connections';
 
-export interface ServerOptions {
-  port: number;
-  host: string;
-  shutdownDelayMs: number;
-  shutdownTimeoutMs: number;
+export interface ServerOptions extends Pick<ServiceConfig, 'port' | 'host' | 'shutdownDelayMs' | 'shutdownTimeoutMs' | 'bodyLimitBytes' | 'metrics'> {
+  http: HttpTimeouts;
 }
 
 export interface RunningServer {
   server: http.Server;
   address: AddressInfo;
+  /** The separate /metrics listener, when METRICS_PORT is set. */
+  metricsAddress?: AddressInfo;
   /** Drains and stops; resolves with the exit code the process should use. */
   shutdown(reason: string): Promise<number>;
 }
@@ -22,22 +24,40 @@ export interface RunningServer {
  * Listens, and knows how to stop without dropping work: readiness fails first,
  * then (after an optional delay for endpoint removal to propagate) no new
  * connections are accepted, in-flight requests finish, idle keep-alive
- * connections are closed, and the database client is closed last.
+ * connections are closed once they have been idle a moment, and the database
+ * client is closed last.
  */
 export async function startServer(app: App, db: Pick<Database, 'close'>, logger: Logger, options: ServerOptions): Promise<RunningServer> {
-  const server = http.createServer(app.koa.callback());
-  // Slightly above common load-balancer idle timeouts, so the LB closes first.
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
+  const limits = options.http;
+  const server = http.createServer(
+    {
+      requestTimeout: limits.requestTimeoutMs,
+      headersTimeout: limits.headersTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      // How often Node checks the two timeouts above (its default, 30 s, would let them run late by that much).
+      connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+    },
+    app.koa.callback(),
+  );
+  server.maxConnections = limits.maxConnections;
+  const connections = trackConnections(server);
+  // Malformed requests, oversized headers and timeouts, answered by Node's parser: JSON like every other answer.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: net.Socket) => answerClientError(error, socket, logger));
+  // `Expect: 100-continue` with a body over the limit is refused before the client sends it.
+  server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (refuseOversizeUpload(req, res, options.bodyLimitBytes)) return;
+    res.writeContinue();
+    server.emit('request', req, res);
   });
+
+  await listen(server, options.port, options.host);
   const address = server.address() as AddressInfo;
+
+  let metricsServer: http.Server | undefined;
+  if (options.metrics.port !== undefined && options.metrics.path !== '') {
+    metricsServer = metricsListener(app, options.metrics.path);
+    await listen(metricsServer, options.metrics.port, options.host);
+  }
 
   let stopping: Promise<number> | undefined;
   const shutdown = (reason: string): Promise<number> => {
@@ -46,9 +66,12 @@ export async function startServer(app: App, db: Pick<Database, 'close'>, logger:
       logger.info({ reason, delayMs: options.shutdownDelayMs }, 'shutting down: readiness now fails');
       if (options.shutdownDelayMs > 0) await sleep(options.shutdownDelayMs);
 
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Connections that go idle after their last in-flight response are closed too.
-      const reaper = setInterval(() => server.closeIdleConnections(), 100);
+      // net.Server's close, not http.Server's: the latter also closes every idle keep-alive connection at
+      // once, racing a request the client has already put on the wire (it would see a reset). Instead,
+      // requests that come in on a kept-alive connection are answered with `Connection: close`, and a
+      // connection is closed only once it has been idle for DRAIN_IDLE_MS.
+      const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve()));
+      const reaper = setInterval(() => connections.closeIdle(limits.drainIdleMs), 50);
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<boolean>((resolve) => {
         timer = setTimeout(() => resolve(true), options.shutdownTimeoutMs);
@@ -60,6 +83,8 @@ export async function startServer(app: App, db: Pick<Database, 'close'>, logger:
         logger.error({ timeoutMs: options.shutdownTimeoutMs }, 'in-flight requests did not finish in time; closing them');
         server.closeAllConnections();
       }
+      metricsServer?.closeAllConnections();
+      metricsServer?.close();
       await db.close().catch((error: Error) => logger.warn({ reason: error.name }, 'closing the database client failed'));
       logger.info('stopped');
       return expired ? 1 : 0;
@@ -67,8 +92,40 @@ export async function startServer(app: App, db: Pick<Database, 'close'>, logger:
     return stopping;
   };
 
-  logger.info({ port: address.port, host: address.address }, 'listening');
-  return { server, address, shutdown };
+  logger.info({ port: address.port, host: address.address, metricsPort: (metricsServer?.address() as AddressInfo | undefined)?.port }, 'listening');
+  return { server, address, metricsAddress: metricsServer?.address() as AddressInfo | undefined, shutdown };
+}
+
+/** /metrics alone, on a port of its own (kept off the public Service). */
+function metricsListener(app: App, path: string): http.Server {
+  return http.createServer((req, res) => {
+    const url = (req.url ?? '').split('?')[0];
+    if (url !== path || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      res.writeHead(404, { 'Content-Type': 'application/json; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+      res.end(JSON.stringify({ error: `no route for ${req.method} ${url}` }));
+      return;
+    }
+    app.metrics.registry.metrics().then(
+      (text) => {
+        res.writeHead(200, { 'Content-Type': app.metrics.registry.contentType, 'X-Content-Type-Options': 'nosniff' });
+        res.end(req.method === 'HEAD' ? undefined : text);
+      },
+      () => {
+        res.writeHead(500, { 'Content-Type': 'application/json; charset=utf-8' });
+        res.end(JSON.stringify({ error: 'internal server error' }));
+      },
+    );
+  });
+}
+
+function listen(server: net.Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,51 +1,107 @@
-import { badRequest } from './errors';
+import { HttpError, badRequest } from './errors';
 
 /** BSON allows 100 levels; stay well inside it so the driver never throws on depth. */
 export const MAX_DEPTH = 64;
 
 export type JsonObject = Record<string, unknown>;
 
-const isObject = (value: unknown): value is JsonObject =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
+export interface DocumentLimits {
+  /** Documents in one bulk request. */
+  maxBulkDocuments: number;
+  /** Keys and values (object members and array elements at every depth) in one document. */
+  maxValuesPerDocument: number;
+}
+
+const isObject = (value: unknown): value is JsonObject => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+// String.prototype.isWellFormed is in Node 20, not yet in the ES2023 lib.
+const wellFormed = (text: string): boolean => (text as unknown as { isWellFormed(): boolean }).isWellFormed();
+
+/** Why a value is refused, and the path to it (collected innermost first as the walk unwinds). */
+class Refusal {
+  readonly path: string[] = [];
+  constructor(
+    readonly status: number,
+    readonly reason: (where: string) => string,
+  ) {}
+}
+
+/**
+ * Walks one value; returns a Refusal, or undefined when it may be stored. No
+ * path strings are built unless something is refused (this runs on every
+ * value of every document). Recursion is bounded by MAX_DEPTH.
+ */
+function walk(node: unknown, depth: number, budget: { left: number; readonly limit: number }): Refusal | undefined {
+  if (typeof node !== 'object' || node === null) {
+    if (typeof node === 'number') {
+      // JSON has no Infinity; 1e400 parses to it. MongoDB would store it and GET would answer null.
+      if (!Number.isFinite(node)) return new Refusal(400, (where) => `${where} is a number too large to store (${node})`);
+    } else if (typeof node === 'string' && !wellFormed(node)) {
+      return new Refusal(400, (where) => `${where} holds an unpaired UTF-16 surrogate, which cannot be stored as text`);
+    }
+    return undefined;
+  }
+  if (depth > MAX_DEPTH) return new Refusal(400, (where) => `${where} is nested deeper than ${MAX_DEPTH} levels`);
+  if (Array.isArray(node)) {
+    budget.left -= node.length;
+    if (budget.left < 0) return tooManyValues(budget.limit);
+    for (let index = 0; index < node.length; index++) {
+      const refusal = walk(node[index], depth + 1, budget);
+      if (refusal) {
+        refusal.path.push(`[${index}]`);
+        return refusal;
+      }
+    }
+    return undefined;
+  }
+  for (const key in node) {
+    if (--budget.left < 0) return tooManyValues(budget.limit);
+    if (key.charCodeAt(0) === 36 /* $ */) return new Refusal(400, (where) => `key "${key}" at ${where} must not start with "$"`);
+    if (key.includes('.')) return new Refusal(400, (where) => `key "${key}" at ${where} must not contain "."`);
+    if (key.includes('\0')) return new Refusal(400, (where) => `key at ${where} must not contain a NUL character`);
+    // Two such keys would become the same key once encoded as UTF-8 (both U+FFFD).
+    if (!wellFormed(key)) return new Refusal(400, (where) => `a key at ${where} holds an unpaired UTF-16 surrogate`);
+    const refusal = walk((node as JsonObject)[key], depth + 1, budget);
+    if (refusal) {
+      refusal.path.push(`.${key}`);
+      return refusal;
+    }
+  }
+  return undefined;
+}
+
+const tooManyValues = (limit: number) =>
+  new Refusal(413, (where) => `${where} has more than ${limit} keys and values (limit MAX_VALUES_PER_DOCUMENT)`);
 
 /**
  * Checks one document a client wants stored. Refuses what MongoDB would treat
  * as an operator or a path (`$x`, `a.b`), what would clash with server-assigned
- * ids, and absurd nesting, naming the offending path in the message.
+ * ids, what it would store wrongly or reject (non-finite numbers, unpaired
+ * surrogates), absurd nesting, and documents with too many values, naming the
+ * offending path in the message.
  */
-export function validateDocument(value: unknown, where = 'body'): JsonObject {
+export function validateDocument(value: unknown, limits: DocumentLimits, where = 'body'): JsonObject {
   if (!isObject(value)) {
     throw badRequest(`${where} must be a JSON object, got ${describe(value)}`);
   }
   if (Object.prototype.hasOwnProperty.call(value, '_id')) {
     throw badRequest(`${where}._id is not allowed: ids are assigned by the server`);
   }
-  // Iterative walk: a hostile, deeply nested body cannot blow the stack.
-  const stack: Array<{ node: unknown; path: string; depth: number }> = [{ node: value, path: where, depth: 1 }];
-  while (stack.length > 0) {
-    const { node, path, depth } = stack.pop()!;
-    if (depth > MAX_DEPTH) throw badRequest(`${path} is nested deeper than ${MAX_DEPTH} levels`);
-    if (Array.isArray(node)) {
-      node.forEach((item, index) => stack.push({ node: item, path: `${path}[${index}]`, depth: depth + 1 }));
-    } else if (isObject(node)) {
-      for (const [key, child] of Object.entries(node)) {
-        if (key.startsWith('$')) throw badRequest(`key "${key}" at ${path} must not start with "$"`);
-        if (key.includes('.')) throw badRequest(`key "${key}" at ${path} must not contain "."`);
-        if (key.includes('\0')) throw badRequest(`key at ${path} must not contain a NUL character`);
-        stack.push({ node: child, path: `${path}.${key}`, depth: depth + 1 });
-      }
-    }
-  }
+  const refusal = walk(value, 1, { left: limits.maxValuesPerDocument, limit: limits.maxValuesPerDocument });
+  if (refusal) throw new HttpError(refusal.status, refusal.reason(where + refusal.path.reverse().join('')));
   return value;
 }
 
 /** A POST body: one object, or a non-empty array of objects (all valid, or none stored). */
-export function validateInsertBody(body: unknown): JsonObject | JsonObject[] {
+export function validateInsertBody(body: unknown, limits: DocumentLimits): JsonObject | JsonObject[] {
   if (Array.isArray(body)) {
     if (body.length === 0) throw badRequest('body is an empty array: send at least one object');
-    return body.map((item, index) => validateDocument(item, `body[${index}]`));
+    if (body.length > limits.maxBulkDocuments) {
+      throw new HttpError(413, `body has ${body.length} documents, more than ${limits.maxBulkDocuments} in one request (limit MAX_BULK_DOCUMENTS)`);
+    }
+    return body.map((item, index) => validateDocument(item, limits, `body[${index}]`));
   }
-  return validateDocument(body);
+  return validateDocument(body, limits);
 }
 
 function describe(value: unknown): string {

@@ -16,6 +16,34 @@ describe('configuration (env parsed once, at start)', () => {
     assert.equal(config.mongo.user, undefined);
   });
 
+  it('has the documented limits and timeouts by default, and reports bad ones', () => {
+    const config = parseConfig({});
+    assert.deepEqual(config.limits, {
+      maxOpenCursors: 16,
+      streamStallTimeoutMs: 30_000,
+      maxBulkDocuments: 1000,
+      maxValuesPerDocument: 10_000,
+      pageMaxBytes: 4 * 1024 * 1024,
+      idempotencyTtlSeconds: 86_400,
+    });
+    assert.deepEqual(config.http, { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 65_000, maxConnections: 1024, drainIdleMs: 1000 });
+    assert.deepEqual(config.metrics, { port: undefined, path: '/metrics' });
+    assert.equal(parseConfig({ METRICS_PATH: 'off' }).metrics.path, '');
+    assert.throws(
+      () => parseConfig({ HEADERS_TIMEOUT_MS: '20000', REQUEST_TIMEOUT_MS: '5000', METRICS_PATH: 'metrics', MAX_OPEN_CURSORS: '0', PORT: '8080', METRICS_PORT: '8080' }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.deepEqual(error.problems, [
+          'METRICS_PATH must be a path like /metrics, or "off", got "metrics"',
+          'MAX_OPEN_CURSORS must be a whole number from 1 to 10000, got "0"',
+          'HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS',
+          'METRICS_PORT must differ from PORT (leave it unset to serve /metrics on PORT)',
+        ]);
+        return true;
+      },
+    );
+  });
+
   it('accepts the guide\'s MONGODB_PASS as well as MONGODB_PASSWORD', () => {
     assert.equal(parseConfig({ MONGODB_USER: 'u', MONGODB_PASS: 'p1' }).mongo.password, 'p1');
     assert.equal(parseConfig({ MONGODB_USER: 'u', MONGODB_PASSWORD: 'p2', MONGODB_PASS: 'p1' }).mongo.password, 'p2');

@@ -104,3 +104,88 @@ describe('graceful shutdown on SIGTERM', function () {
     assert.ok(svc.logs.some((line) => line.includes('"msg":"stopped"')), 'logged a clean stop');
   });
 });
+
+/**
+ * The race between draining and keep-alive: clients posting back to back over
+ * kept-alive connections when SIGTERM comes must each get an answer (the last
+ * ones with `Connection: close`) or a refused new connection, never a reset of
+ * a request they already sent. Repeated, since a race shows only sometimes.
+ */
+describe('shutdown while keep-alive clients are posting', function () {
+  this.timeout(120_000);
+  const RUNS = 5;
+  const CLIENTS = 24;
+  let client: MongoClient;
+  let dbName: string;
+  before(() => {
+    dbName = uniqueDbName('drainrace');
+    client = new MongoClient(dbUri());
+  });
+  after(async () => {
+    await client.db(dbName).dropDatabase();
+    await client.close();
+  });
+
+  interface ClientTally {
+    answered: number;
+    closeAnswers: number;
+    refused: number;
+    resets: string[];
+  }
+
+  /** Posts back to back on one kept-alive connection until the server stops taking new ones. */
+  async function postLoop(url: string, stop: { now: boolean }, progress: ClientTally[]): Promise<ClientTally> {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const tally: ClientTally = { answered: 0, closeAnswers: 0, refused: 0, resets: [] };
+    progress.push(tally);
+    try {
+      while (!stop.now) {
+        const outcome = await new Promise<'ok' | 'refused' | 'reset'>((resolve) => {
+          const body = JSON.stringify({ n: tally.answered });
+          const req = http.request(`${url}/data`, { method: 'POST', agent, headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } }, (res) => {
+            res.resume();
+            res.on('end', () => {
+              tally.answered++;
+              if (res.headers.connection === 'close') tally.closeAnswers++;
+              resolve('ok');
+            });
+          });
+          req.on('error', (error: NodeJS.ErrnoException) => {
+            if (error.code === 'ECONNREFUSED') {
+              tally.refused++;
+              resolve('refused');
+            } else {
+              tally.resets.push(`${error.code ?? ''} ${error.message}`);
+              resolve('reset');
+            }
+          });
+          req.end(body);
+        });
+        if (outcome !== 'ok') break;
+      }
+    } finally {
+      agent.destroy();
+    }
+    return tally;
+  }
+
+  for (let run = 1; run <= RUNS; run++) {
+    it(`run ${run}/${RUNS}: ${CLIENTS} clients, every request answered or refused at connect, none reset`, async () => {
+      const svc = await spawnService({ MONGODB_URI: dbUri(), MONGODB_DB: dbName, SHUTDOWN_DELAY_MS: '0', LOG_LEVEL: 'warn' });
+      const stop = { now: false };
+      const progress: ClientTally[] = [];
+      const answeredSoFar = () => progress.filter((t) => t.answered > 0).length;
+      const loops = Array.from({ length: CLIENTS }, () => postLoop(svc.url, stop, progress));
+      await waitFor('every client answered at least once', async () => answeredSoFar() === CLIENTS, 20_000, 20);
+      svc.kill('SIGTERM');
+      const code = await svc.exited;
+      stop.now = true;
+      const tallies = await Promise.all(loops);
+      const resets = tallies.flatMap((t) => t.resets);
+      assert.deepEqual(resets, [], `requests reset during draining: ${resets.length}: ${resets.slice(0, 3).join('; ')}`);
+      assert.equal(code, 0, 'exit code');
+      assert.ok(tallies.every((t) => t.answered > 0), 'every client got answers before the drain');
+      assert.ok(tallies.some((t) => t.closeAnswers > 0), 'draining answers carry Connection: close');
+    });
+  }
+});

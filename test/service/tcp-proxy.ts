@@ -8,6 +8,8 @@ import net from 'node:net';
 export class TcpProxy {
   private server?: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  /** While set, the database's replies are swallowed: requests arrive, answers never come back. */
+  private silent = false;
 
   constructor(
     readonly port: number,
@@ -28,7 +30,10 @@ export class TcpProxy {
         socket.on('close', () => this.sockets.delete(socket));
         socket.on('error', () => undefined);
       }
-      client.pipe(upstream).pipe(client);
+      client.pipe(upstream);
+      upstream.on('data', (chunk: Buffer) => {
+        if (!this.silent) client.write(chunk);
+      });
       client.on('close', () => upstream.destroy());
       upstream.on('close', () => client.destroy());
     });
@@ -37,6 +42,17 @@ export class TcpProxy {
       server.listen(this.port, '127.0.0.1', () => resolve());
     });
     this.server = server;
+  }
+
+  /** The database keeps receiving (and applying) commands, but no reply reaches the client. */
+  silence(): void {
+    this.silent = true;
+  }
+
+  /** Replies flow again; links that lost replies are cut (their streams are out of step). */
+  unsilence(): void {
+    this.silent = false;
+    for (const socket of this.sockets) socket.destroy();
   }
 
   async down(): Promise<void> {

@@ -17,8 +17,11 @@ export function errorHandler(logger: Logger): Middleware {
       }
     } catch (error) {
       const http = toHttpError(error);
-      const log = (ctx.state.log as Logger | undefined) ?? logger;
-      if (http.status >= 500) {
+      const requestId = ctx.state.requestId as string | undefined;
+      const log = requestId === undefined ? logger : logger.child({ requestId });
+      // Our failures are logged with their cause; a method we do not implement (501) is the client's
+      // doing and already has its request line.
+      if (http.status >= 500 && http.status !== 501) {
         log.error({ err: error }, 'request failed');
       }
       // Headers set by inner middleware (e.g. CORS) ride on the error; keep them.

@@ -16,10 +16,11 @@ export function requestContext(logger: Logger, metrics: Metrics, lifecycle: Life
     const started = process.hrtime.bigint();
     const incoming = ctx.get('X-Request-Id');
     const id = SAFE_ID.test(incoming) ? incoming : randomUUID();
+    // Read by the error handler, which makes a child logger only when it has something to log.
     ctx.state.requestId = id;
-    // A child logger only when something needs it (errors); the request line below is plain.
-    Object.defineProperty(ctx.state, 'log', { configurable: true, get: () => logger.child({ requestId: id }) });
     ctx.set('X-Request-Id', id);
+    // No response here is meant to be content-sniffed (JSON errors rendered as HTML would be an XSS vector).
+    ctx.set('X-Content-Type-Options', 'nosniff');
     // While draining, ask keep-alive clients to reconnect elsewhere.
     if (lifecycle.draining) ctx.set('Connection', 'close');
 

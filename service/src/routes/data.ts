@@ -1,127 +1,122 @@
 import Router from '@koa/router';
-import { Readable } from 'node:stream';
+import type { Context } from 'koa';
 import { ObjectId, type Document } from 'mongodb';
-import type { Database } from '../db';
-import { timed, type Metrics } from '../metrics';
+import { createHash } from 'node:crypto';
 import { readJsonBody } from '../body';
 import { badRequest } from '../errors';
-import { validateInsertBody } from '../validate';
+import { JsonArrayStream } from '../jsonArrayStream';
+import type { DataStore } from '../store/dataStore';
+import { validateInsertBody, type DocumentLimits } from '../validate';
 
 export const MAX_PAGE_SIZE = 1000;
-/** Streamed output is sent in pieces of about this size: fewer writes, flat memory. */
-const CHUNK_BYTES = 16 * 1024;
-const CURSOR_BATCH = 500;
 
 export interface DataRouterOptions {
-  db: Pick<Database, 'collection'>;
+  store: DataStore;
   bodyLimitBytes: number;
-  metrics: Metrics;
+  documentLimits: DocumentLimits;
+  pageMaxChars: number;
+  streamStallTimeoutMs: number;
 }
 
-interface PageQuery {
+interface ListQuery {
   limit?: number;
   after?: ObjectId;
 }
 
-/** POST /data stores one object or a batch; GET /data streams them back, optionally a page at a time. */
-export function dataRouter({ db, bodyLimitBytes, metrics }: DataRouterOptions): Router {
+/** Printable ASCII, as the Idempotency-Key draft (and every client library) uses. */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+/**
+ * POST /data stores one object or a batch; GET /data streams them back,
+ * optionally a page at a time. Parses and answers; the store does the rest.
+ */
+export function dataRouter({ store, bodyLimitBytes, documentLimits, pageMaxChars, streamStallTimeoutMs }: DataRouterOptions): Router {
   const router = new Router();
 
   router.post('/data', async (ctx) => {
-    const documents = validateInsertBody(await readJsonBody(ctx, bodyLimitBytes));
-    const collection = db.collection();
-    if (Array.isArray(documents)) {
-      // One ordered bulk insert: validation above already refused the batch if any element was bad.
-      const result = await timed(metrics, 'insertMany', () => collection.insertMany(documents));
-      ctx.status = 201;
-      ctx.body = {
-        status: 'Data inserted',
-        count: result.insertedCount,
-        ids: Object.values(result.insertedIds).map(String),
-      };
-    } else {
-      const result = await timed(metrics, 'insertOne', () => collection.insertOne(documents));
-      ctx.status = 201;
-      ctx.body = { status: 'Data inserted', id: String(result.insertedId) };
-    }
+    const key = idempotencyKey(ctx);
+    const text = await readJsonBody(ctx, bodyLimitBytes);
+    const body = validateInsertBody(parseJson(text), documentLimits);
+    const documents = Array.isArray(body) ? body : [body];
+    const fingerprint = key === undefined ? undefined : createHash('sha256').update(text).digest('base64url');
+    const outcome = await store.insert(documents, key === undefined ? undefined : { key, fingerprint: fingerprint! });
+    if (outcome.replayed) ctx.set('Idempotent-Replayed', 'true');
+    ctx.status = 201;
+    ctx.body = Array.isArray(body)
+      ? { status: 'Data inserted', count: outcome.ids.length, ids: outcome.ids.map(String) }
+      : { status: 'Data inserted', id: String(outcome.ids[0]) };
   });
 
   router.get('/data', async (ctx) => {
-    const query = parsePageQuery(ctx.query);
-    const collection = db.collection();
-    const filter: Document = query.after ? { _id: { $gt: query.after } } : {};
+    const query = parseListQuery(ctx.query);
     ctx.set('Cache-Control', 'no-store');
-
-    if (query.limit === undefined) {
-      // Everything: streamed from the cursor a batch at a time, so memory stays
-      // flat whatever the collection's size. Natural order, as the guide's app
-      // returned it: no sort, so the first bytes leave at once on any backend
-      // (pages below are in _id order, which their cursors need).
-      const cursor = collection.find(filter, { projection: { _id: 0 }, batchSize: CURSOR_BATCH });
-      if (query.after) cursor.sort({ _id: 1 });
-      // Fetch the first batch before committing to 200, so an unreachable
-      // database is still a clean 503 rather than a broken stream.
-      await timed(metrics, 'find', () => cursor.hasNext());
-      ctx.type = 'application/json; charset=utf-8';
-      ctx.body = Readable.from(jsonArray(cursor, (doc) => doc, () => cursor.close()), { objectMode: false });
+    ctx.type = 'application/json; charset=utf-8';
+    if (ctx.method === 'HEAD') {
+      // The headers a GET would have, without running its query (or opening a cursor).
+      ctx.status = 200;
       return;
     }
 
-    // One page: one query for limit+1 documents in a single batch. The extra one
-    // only tells whether there is a next page; the page is bounded by limit (≤ 1000).
-    const limit = query.limit;
-    const page = await timed(metrics, 'findPage', () =>
-      collection
-        .find(filter, { batchSize: limit + 1 })
-        .sort({ _id: 1 })
-        .limit(limit + 1)
-        .toArray(),
-    );
-    if (page.length > query.limit) {
-      page.length = query.limit;
-      const next = (page[page.length - 1]._id as ObjectId).toHexString();
+    if (query.limit === undefined) {
+      // Everything, streamed as the client reads: memory stays flat whatever the
+      // collection's size. Natural order, as the guide's app returned it.
+      const source = await store.openStream(query.after, JSON.stringify);
+      ctx.body = new JsonArrayStream(source, streamStallTimeoutMs);
+      return;
+    }
+
+    // One page in _id order, bounded by count and by size.
+    const page = await store.readPage({ limit: query.limit, after: query.after, maxChars: pageMaxChars }, withoutId);
+    if (page.next) {
+      const next = page.next.toHexString();
       ctx.set('X-Next-Cursor', next);
       ctx.set('Link', `<${ctx.path}?limit=${query.limit}&after=${next}>; rel="next"`);
     }
+    ctx.body = `[${page.items.join(',')}]`;
     ctx.type = 'application/json; charset=utf-8';
-    ctx.body = Readable.from(jsonArray(page, withoutId), { objectMode: false });
   });
 
   return router;
 }
 
-const withoutId = ({ _id, ...rest }: Document): Document => rest;
+/** `{"_id":"<24 hex>",` — how a stored document's JSON starts (the server puts _id first). */
+const ID_PREFIX = '{"_id":"';
+const ID_END = ID_PREFIX.length + 24;
 
 /**
- * Serialises documents as one JSON array, a chunk at a time; `done` runs when
- * the stream ends or the client goes away (closing the cursor).
+ * A page's document as JSON without its `_id`. Cutting the id off the serialised text saves copying
+ * every document into a new object first; any other shape (an id that is not an ObjectId) takes the copy.
  */
-async function* jsonArray(
-  docs: AsyncIterable<Document> | Iterable<Document>,
-  shape: (doc: Document) => Document,
-  done: () => Promise<void> = async () => undefined,
-): AsyncGenerator<string> {
-  let chunk = '[';
-  let first = true;
-  try {
-    for await (const doc of docs) {
-      chunk += (first ? '' : ',') + JSON.stringify(shape(doc));
-      first = false;
-      if (chunk.length >= CHUNK_BYTES) {
-        yield chunk;
-        chunk = '';
-      }
-    }
-    yield chunk + ']';
-  } finally {
-    await done();
+const withoutId = (doc: Document): string => {
+  if (!(doc._id instanceof ObjectId)) return JSON.stringify({ ...doc, _id: undefined });
+  const json = JSON.stringify(doc);
+  if (json.startsWith(ID_PREFIX) && json.charCodeAt(ID_END) === 34 /* " */) {
+    const next = json.charCodeAt(ID_END + 1);
+    if (next === 44 /* , */) return `{${json.slice(ID_END + 2)}`;
+    if (next === 125 /* } */) return '{}';
   }
+  return JSON.stringify({ ...doc, _id: undefined });
+};
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw badRequest(`malformed JSON: ${(error as Error).message}`);
+  }
+}
+
+function idempotencyKey(ctx: Context): string | undefined {
+  const raw = ctx.get('Idempotency-Key');
+  if (raw === '') return undefined;
+  if (!IDEMPOTENCY_KEY.test(raw)) throw badRequest('Idempotency-Key must be 1 to 255 printable ASCII characters');
+  return raw;
 }
 
 const OBJECT_ID = /^[0-9a-f]{24}$/i;
 
-function parsePageQuery(raw: Record<string, string | string[] | undefined>): PageQuery {
-  const query: PageQuery = {};
+function parseListQuery(raw: Record<string, string | string[] | undefined>): ListQuery {
+  const query: ListQuery = {};
   for (const [name, value] of Object.entries(raw)) {
     if (Array.isArray(value)) throw badRequest(`query parameter "${name}" is given more than once`);
     switch (name) {

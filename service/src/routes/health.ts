@@ -1,5 +1,4 @@
 import Router from '@koa/router';
-import type { Database } from '../db';
 import type { Logger } from '../logger';
 
 export interface Lifecycle {
@@ -10,9 +9,9 @@ export interface Lifecycle {
 /**
  * /healthz: the process is alive (never touches the database, so a database
  * outage does not make Kubernetes restart healthy pods).
- * /readyz: send traffic here (the database answers a ping in time, and we are not shutting down).
+ * /readyz: send traffic here (this process can read its collection in time, and we are not shutting down).
  */
-export function healthRouter(db: Pick<Database, 'ping'>, lifecycle: Lifecycle, readyTimeoutMs: number, logger: Logger): Router {
+export function healthRouter(probe: (timeoutMs: number) => Promise<void>, lifecycle: Lifecycle, readyTimeoutMs: number, logger: Logger): Router {
   const router = new Router();
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
@@ -25,10 +24,10 @@ export function healthRouter(db: Pick<Database, 'ping'>, lifecycle: Lifecycle, r
       return;
     }
     try {
-      await db.ping(readyTimeoutMs);
+      await probe(readyTimeoutMs);
       ctx.body = { status: 'ready' };
     } catch (error) {
-      logger.debug({ reason: (error as Error).name }, 'readiness ping failed');
+      logger.debug({ reason: (error as Error).name }, 'readiness probe failed');
       ctx.status = 503;
       ctx.body = { error: 'database unavailable' };
     }

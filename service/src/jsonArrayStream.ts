@@ -1,0 +1,78 @@
+import { Readable } from 'node:stream';
+import type { DocumentSource } from './store/dataStore';
+
+/** Output leaves in pieces of about this size: fewer writes, flat memory. */
+const CHUNK_CHARS = 16 * 1024;
+
+export class StalledReaderError extends Error {
+  constructor(ms: number) {
+    super(`the client read nothing for ${ms} ms; response cut off`);
+    this.name = 'StalledReaderError';
+  }
+}
+
+/**
+ * A JSON array streamed from a source of serialised documents, pulled only as fast as the
+ * client reads. The source is closed on every way out: the end, an error, the
+ * stream destroyed (Koa destroys the body when the response closes or is
+ * aborted), and a reader that takes nothing for `stallTimeoutMs` while we wait
+ * on it (a client that stops reading would otherwise hold the cursor forever).
+ */
+export class JsonArrayStream extends Readable {
+  private started = false;
+  private pulling = false;
+  private stallTimer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly source: DocumentSource,
+    private readonly stallTimeoutMs: number,
+  ) {
+    super({ highWaterMark: CHUNK_CHARS });
+  }
+
+  override _read(): void {
+    clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
+    if (this.pulling) return;
+    this.pulling = true;
+    this.pull().then(
+      () => (this.pulling = false),
+      (error: Error) => this.destroy(error),
+    );
+  }
+
+  private async pull(): Promise<void> {
+    let chunk = this.started ? '' : '[';
+    let wantsMore = true;
+    while (wantsMore) {
+      const batch = await this.source.nextBatch();
+      if (this.destroyed) return;
+      if (batch.length === 0) {
+        this.push(chunk + ']');
+        this.push(null);
+        await this.source.close();
+        return;
+      }
+      for (const json of batch) {
+        chunk += (this.started ? ',' : '') + json;
+        this.started = true;
+        if (chunk.length >= CHUNK_CHARS) {
+          wantsMore = this.push(chunk) && wantsMore;
+          chunk = '';
+        }
+      }
+    }
+    if (chunk !== '') this.push(chunk);
+    // The reader's buffer is full: it has this long to take some before we give up on it.
+    this.stallTimer = setTimeout(() => this.destroy(new StalledReaderError(this.stallTimeoutMs)), this.stallTimeoutMs);
+    this.stallTimer.unref();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    clearTimeout(this.stallTimer);
+    this.source.close().then(
+      () => callback(error),
+      () => callback(error),
+    );
+  }
+}

@@ -1,0 +1,61 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type net from 'node:net';
+import type { Logger } from './logger';
+
+/**
+ * Answers that Node's HTTP layer gives before the app sees a request, in the
+ * same JSON shape as every other error, with a request id and nosniff.
+ */
+
+const STATUS_BY_CODE: Record<string, { status: number; message: string }> = {
+  HPE_HEADER_OVERFLOW: { status: 431, message: 'request headers are too large' },
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, message: 'the request did not arrive in time (REQUEST_TIMEOUT_MS / HEADERS_TIMEOUT_MS)' },
+  HPE_INVALID_METHOD: { status: 400, message: 'malformed request: unknown HTTP method' },
+};
+
+function rawResponse(status: number, body: object, requestId: string, extra = ''): string {
+  const json = JSON.stringify(body);
+  return (
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\n` +
+    'Content-Type: application/json; charset=utf-8\r\n' +
+    `Content-Length: ${Buffer.byteLength(json)}\r\n` +
+    `X-Request-Id: ${requestId}\r\n` +
+    'X-Content-Type-Options: nosniff\r\n' +
+    extra +
+    'Connection: close\r\n\r\n' +
+    json
+  );
+}
+
+/** The server's 'clientError': a JSON 400/408/431 when an answer can still be written, else just close. */
+export function answerClientError(error: NodeJS.ErrnoException, socket: net.Socket, logger: Logger): void {
+  const pending = (socket as net.Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
+  if (error.code === 'ECONNRESET' || !socket.writable || pending?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const known = STATUS_BY_CODE[error.code ?? ''] ?? { status: 400, message: `malformed request (${error.code ?? 'parse error'})` };
+  const requestId = randomUUID();
+  // A client's mistake, not ours: one line without a stack.
+  logger.info({ requestId, status: known.status, code: error.code }, 'request refused by the HTTP parser');
+  socket.end(rawResponse(known.status, { error: known.message }, requestId));
+}
+
+/** For `Expect: 100-continue`: true (and answered 413) when the announced body is over the limit. */
+export function refuseOversizeUpload(req: http.IncomingMessage, res: http.ServerResponse, limitBytes: number): boolean {
+  const length = Number(req.headers['content-length']);
+  if (!(length > limitBytes)) return false;
+  const requestId = randomUUID();
+  const body = JSON.stringify({ error: `request body exceeds the limit of ${limitBytes} bytes (limit BODY_LIMIT_BYTES); not sent` });
+  res.shouldKeepAlive = false;
+  res.writeHead(413, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    'X-Request-Id': requestId,
+    'X-Content-Type-Options': 'nosniff',
+    Connection: 'close',
+  });
+  res.end(body);
+  return true;
+}

@@ -1,0 +1,266 @@
+import { ObjectId, type Collection, type Document, type FindCursor } from 'mongodb';
+import type { Database } from '../db';
+import { timed, type Metrics } from '../metrics';
+import { CursorBudget } from './cursorBudget';
+import { createIdempotencyRecords, type IdempotencyRecords } from './idempotency';
+import { StoreError } from './storeError';
+import { classifyWriteError, isDuplicateKey } from './writeErrors';
+
+export interface StoreLimits {
+  maxOpenCursors: number;
+  idempotencyTtlSeconds: number;
+  /** The largest document a client can store (the body limit): the size assumed until reads show smaller ones. */
+  maxDocumentBytes: number;
+}
+
+/** A document as the client sent it (already validated), without `_id`. */
+export type NewDocument = Record<string, unknown>;
+
+export interface InsertOutcome {
+  ids: ObjectId[];
+  /** True when an Idempotency-Key was seen before: the same ids as the first time, nothing stored twice. */
+  replayed: boolean;
+}
+
+/** Documents read from an open cursor, each already serialised; close() must be called on every exit path. */
+export interface DocumentSource {
+  /** The documents the cursor holds now (fetching a batch first when it holds none); empty at the end. */
+  nextBatch(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export interface Page {
+  /** Each document already serialised (by the caller's `serialize`). */
+  items: string[];
+  /** Where the next page starts, when more documents follow. */
+  next?: ObjectId;
+}
+
+export interface PageQuery {
+  limit: number;
+  after?: ObjectId;
+  /** Stop before the page's serialised size passes this (a page holds at least one document). */
+  maxChars: number;
+}
+
+export interface DataStore {
+  /** Stores all documents or none (one document is an array of one). */
+  insert(documents: NewDocument[], idempotency?: { key: string; fingerprint: string }): Promise<InsertOutcome>;
+  /** Everything, natural order (or `_id` order after `after`), without `_id`; the first batch is fetched before it resolves. */
+  openStream(after: ObjectId | undefined, serialize: (doc: Document) => string): Promise<DocumentSource>;
+  /** One page in `_id` order, bounded by count and by serialised size; its cursor is closed before it resolves. */
+  readPage(query: PageQuery, serialize: (doc: Document) => string): Promise<Page>;
+  /** Resolves when this process can really read the collection within `timeoutMs` (not only ping the server). */
+  probe(timeoutMs: number): Promise<void>;
+  /** Cursors open right now (for metrics and tests). */
+  readonly openCursors: number;
+}
+
+/** Documents asked for per round trip when they are small. */
+const STREAM_BATCH = 100;
+/**
+ * What one batch may weigh. The server caps a batch by count (and MongoDB at 16 MiB, FerretDB not at
+ * all), so with documents near the size limit a batch of 100 is 100 MB in this process: batch sizes
+ * follow the largest document seen lately instead.
+ */
+const BATCH_CHARS = 8 * 1024 * 1024;
+
+/** How much serialised output a stream takes from its cursor at a time. */
+const SLICE_CHARS = 64 * 1024;
+
+/** Sets how many documents the cursor's next getMore asks for (mongodb 7.9 reads this option on every getMore). */
+const setNextBatchSize = (cursor: FindCursor<Document>, size: number): void => {
+  (cursor as unknown as { cursorOptions: { batchSize?: number } }).cursorOptions.batchSize = size;
+};
+
+/**
+ * Owns the collection: the queries, the lifetime of every cursor, and the
+ * timing of each operation. The HTTP layer parses and answers; it never sees a
+ * driver cursor.
+ */
+export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metrics, limits: StoreLimits): DataStore {
+  const budget = new CursorBudget(limits.maxOpenCursors, (open) => metrics.openCursors.set(open));
+  const idempotency: IdempotencyRecords = createIdempotencyRecords(db, limits.idempotencyTtlSeconds);
+
+  // A cursor's first batch is sized for documents as large as a client can store (a few of them); the
+  // following ones for the largest document that cursor has shown so far.
+  const batchFor = (wanted: number, largest: number): number => Math.max(2, Math.min(wanted, Math.floor(BATCH_CHARS / Math.max(largest, 256))));
+  const firstBatch = (wanted: number): number => batchFor(wanted, limits.maxDocumentBytes);
+  /** Serialises each document and keeps the cursor's next batch within BATCH_CHARS. */
+  const measured = (cursor: FindCursor<Document>, serialize: (doc: Document) => string, wanted: number) => {
+    let largest = 0;
+    let next = firstBatch(wanted);
+    return (doc: Document): string => {
+      const json = serialize(doc);
+      if (json.length > largest) largest = json.length;
+      const size = batchFor(wanted, largest);
+      if (size !== next) {
+        next = size;
+        setNextBatchSize(cursor, size);
+      }
+      return json;
+    };
+  };
+
+  /** Runs `work` with a cursor slot, giving it back whatever happens unless the cursor is handed on. */
+  const withCursor = <T>(open: (collection: Collection<Document>) => FindCursor<Document>, use: (cursor: FindCursor<Document>, release: () => void) => Promise<T>): Promise<T> => {
+    const release = budget.take();
+    let cursor: FindCursor<Document>;
+    try {
+      cursor = open(db.collection());
+    } catch (error) {
+      release();
+      throw error;
+    }
+    return use(cursor, release).catch(async (error: unknown) => {
+      await cursor.close().catch(() => undefined);
+      release();
+      throw error;
+    });
+  };
+
+  /**
+   * `keyed`: the ids come from an Idempotency-Key record, so another attempt with the same key (earlier,
+   * or running right now) may have stored some of them: a duplicate _id is that same document, already
+   * stored, and the insert is unordered so that the others still go in.
+   */
+  async function insertAll(collection: Collection<Document>, documents: Array<Document & { _id: ObjectId }>, keyed: boolean, replay: boolean): Promise<void> {
+    try {
+      if (documents.length === 1) {
+        await timed(metrics, 'insertOne', () => collection.insertOne(documents[0]));
+      } else {
+        await timed(metrics, 'insertMany', () => collection.insertMany(documents, { ordered: !keyed }));
+      }
+    } catch (error) {
+      if (keyed && isDuplicateKey(error)) return;
+      const classified = classifyWriteError(error);
+      if (classified instanceof StoreError && classified.kind === 'rejected' && documents.length > 1 && !replay) {
+        // Ordered inserts stop at the refused document but keep the ones before it: take them back,
+        // so the answer (400, nothing stored) is true. Their ids are ours, so nothing else is touched.
+        await timed(metrics, 'deleteMany', () => collection.deleteMany({ _id: { $in: documents.map((doc) => doc._id) } }));
+      }
+      throw classified;
+    }
+  }
+
+  return {
+    get openCursors() {
+      return budget.inUse;
+    },
+
+    async insert(documents, key) {
+      const collection = db.collection();
+      let ids = documents.map(() => new ObjectId());
+      let replayed = false;
+      if (key) {
+        const claim = await idempotency.claim(key.key, key.fingerprint, ids).catch((error: unknown) => {
+          throw classifyWriteError(error);
+        });
+        ids = claim.ids;
+        replayed = claim.replayed;
+      }
+      // Ids are assigned here rather than by the driver, so a compensation or a replay knows them.
+      const withIds = documents.map((doc, index) => Object.assign({ _id: ids[index] }, doc));
+      try {
+        await insertAll(collection, withIds, key !== undefined, replayed);
+      } catch (error) {
+        // A refused body frees its key: it was never stored, and a corrected body may use it.
+        if (key && error instanceof StoreError && error.kind === 'rejected') await idempotency.forget(key.key).catch(() => undefined);
+        throw error;
+      }
+      return { ids, replayed };
+    },
+
+    openStream(after, serialize) {
+      return withCursor(
+        (collection) => {
+          const cursor = collection.find(after ? { _id: { $gt: after } } : {}, { projection: { _id: 0 }, batchSize: firstBatch(STREAM_BATCH) });
+          return after ? cursor.sort({ _id: 1 }) : cursor;
+        },
+        async (cursor, release) => {
+          // The first batch before the caller commits to a status: an unreachable database is still a clean 503.
+          await timed(metrics, 'find', () => cursor.hasNext());
+          const toJson = measured(cursor, serialize, STREAM_BATCH);
+          let closed = false;
+          return {
+            nextBatch: async () => {
+              const doc = await cursor.next();
+              if (doc === null) return [];
+              // More of what the cursor already holds, without one await per document, up to a slice of
+              // the output: documents are decoded only when taken, so the rest stay compact until asked for.
+              const batch = [toJson(doc)];
+              let chars = batch[0].length;
+              while (chars < SLICE_CHARS && cursor.bufferedCount() > 0) {
+                const json = toJson(cursor.readBufferedDocuments(1)[0]);
+                batch.push(json);
+                chars += json.length;
+              }
+              return batch;
+            },
+            async close() {
+              if (closed) return;
+              closed = true;
+              try {
+                await cursor.close();
+              } finally {
+                release();
+              }
+            },
+          };
+        },
+      );
+    },
+
+    async readPage({ limit, after, maxChars }, serialize) {
+      // No cursor slot: a page's cursor lives only while this call reads it (never at the client's pace),
+      // so concurrent pages are bounded by the connection pool, not by the stream budget.
+      const cursor = db
+        .collection()
+        .find(after ? { _id: { $gt: after } } : {}, { batchSize: firstBatch(Math.min(limit + 1, STREAM_BATCH + 1)) })
+        .sort({ _id: 1 })
+        .limit(limit + 1);
+      const items: string[] = [];
+      let chars = 0;
+      let last: ObjectId | undefined;
+      let full = false;
+      const toJson = measured(cursor, serialize, Math.min(limit + 1, STREAM_BATCH + 1));
+      try {
+        /** Adds one document; false once the page is complete. */
+        const take = (doc: Document): boolean => {
+          if (items.length === limit) {
+            full = true; // the extra document: only says that a next page exists
+            return false;
+          }
+          const json = toJson(doc);
+          if (items.length > 0 && chars + json.length > maxChars) {
+            full = true; // bounded by size: this document starts the next page
+            return false;
+          }
+          items.push(json);
+          chars += json.length;
+          last = doc._id as ObjectId;
+          return true;
+        };
+        await timed(metrics, 'findPage', async () => {
+          for (;;) {
+            const doc = await cursor.next();
+            if (doc === null || !take(doc)) return;
+            // The rest of the batch the cursor already holds, without one await per document (and
+            // decoded one at a time, so that nothing past the page's end is decoded).
+            while (cursor.bufferedCount() > 0) if (!take(cursor.readBufferedDocuments(1)[0])) return;
+          }
+        });
+      } finally {
+        // Closed whatever happened; a cursor the server already exhausted costs nothing to close.
+        await cursor.close().catch(() => undefined);
+      }
+      return full ? { items, next: last } : { items };
+    },
+
+    async probe(timeoutMs) {
+      // A real read on the collection, not a ping: a server that answers pings but has no room for
+      // queries (FerretDB with its backend connections all held by cursors) is not ready.
+      await db.collection().findOne({}, { projection: { _id: 1 }, signal: AbortSignal.timeout(timeoutMs) });
+    },
+  };
+}

@@ -1,0 +1,154 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { MongoClient, type FindCursor } from 'mongodb';
+import { startFerretDb, type FerretDbProcess } from '../../devkit/ferretdb';
+import { spawnService, waitFor, type SpawnedService } from './helpers';
+
+/**
+ * Cursors and readiness, whatever the client does. A database of its own: before
+ * the fix, these requests exhausted FerretDB's backend connections for everyone.
+ */
+describe('resources held by a request are released whatever the client does', function () {
+  this.timeout(120_000);
+  const DB = 'resources';
+  let dataDir: string;
+  let ferret: FerretDbProcess;
+  let client: MongoClient;
+  let svc: SpawnedService;
+
+  before(async () => {
+    dataDir = mkdtempSync(path.join(os.tmpdir(), 'koa-mongodb-resources-'));
+    ferret = await startFerretDb({ dataDir });
+    client = new MongoClient(ferret.uri);
+    // Several cursor batches of ~300-byte documents, so every stream keeps its cursor open.
+    await client.db(DB).collection('data').insertMany(Array.from({ length: 30_000 }, (_, i) => ({ i, pad: 'x'.repeat(300) })));
+    svc = await spawnService({
+      MONGODB_URI: ferret.uri,
+      MONGODB_DB: DB,
+      MONGODB_OPERATION_TIMEOUT_MS: '3000',
+      READY_TIMEOUT_MS: '1000',
+      STREAM_STALL_TIMEOUT_MS: '1000',
+      MAX_OPEN_CURSORS: '8',
+      LOG_LEVEL: 'warn',
+    });
+  });
+  after(async () => {
+    svc?.kill('SIGKILL');
+    await client?.close();
+    await ferret?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const openCursors = async (): Promise<number> => {
+    const text = await (await fetch(`${svc.url}/metrics`)).text();
+    return Number(/^db_open_cursors (\d+)/m.exec(text)?.[1] ?? NaN);
+  };
+
+  /** A GET /data whose client reads the status line and hangs up at once. */
+  const abortedGet = () =>
+    new Promise<number>((resolve) => {
+      const req = http.get(`${svc.url}/data`, { agent: false }, (res) => {
+        res.destroy();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', () => resolve(0));
+    });
+
+  const head = () =>
+    new Promise<http.IncomingMessage>((resolve, reject) => {
+      http
+        .request(`${svc.url}/data`, { method: 'HEAD', agent: false }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res));
+        })
+        .on('error', reject)
+        .end();
+    });
+
+  it('100 HEAD /data and 100 GETs aborted at once leave no cursor open and the database usable', async () => {
+    for (let round = 0; round < 5; round++) {
+      const heads = await Promise.all(Array.from({ length: 20 }, head));
+      for (const res of heads) {
+        assert.equal(res.statusCode, 200);
+        assert.match(String(res.headers['content-type']), /^application\/json/);
+      }
+      // Run past the cursor ceiling on purpose: the surplus is refused, never leaked.
+      const aborted = await Promise.all(Array.from({ length: 20 }, abortedGet));
+      assert.ok(aborted.every((status) => status === 200 || status === 503), `statuses ${aborted.join(',')}`);
+      await waitFor('every cursor closed', async () => (await openCursors()) === 0, 5000, 50);
+    }
+    const started = Date.now();
+    const post = await fetch(`${svc.url}/data`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"after":"abuse"}' });
+    assert.equal(post.status, 201, await post.text());
+    assert.ok(Date.now() - started < 2000, `POST took ${Date.now() - started} ms`);
+    assert.equal((await fetch(`${svc.url}/data?limit=5`)).status, 200);
+    assert.equal((await fetch(`${svc.url}/readyz`)).status, 200);
+  });
+
+  it('a reader that stops reading is cut off after STREAM_STALL_TIMEOUT_MS, and its cursor closed', async () => {
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      http.get(`${svc.url}/data`, { agent: false }, resolve).on('error', reject);
+    });
+    assert.equal(res.statusCode, 200);
+    res.pause(); // and read nothing more for now
+    res.on('error', () => undefined);
+    const started = Date.now();
+    assert.equal(await openCursors(), 1, 'the stream holds its cursor');
+    await waitFor('the stalled stream to give its cursor back', async () => (await openCursors()) === 0, 10_000, 100);
+    const ms = Date.now() - started;
+    assert.ok(ms >= 500, `cut after ${ms} ms: not before the reader had its time`);
+    // A paused socket cannot see the server hang up; reading again shows the response was cut.
+    const complete = await new Promise<boolean>((resolve) => {
+      res.socket.on('close', () => resolve(res.complete));
+      res.resume();
+    });
+    assert.equal(complete, false, 'the response was cut, not completed');
+  });
+
+  it('streams beyond MAX_OPEN_CURSORS get 503 with Retry-After, not a leaked cursor', async () => {
+    const held: http.ClientRequest[] = [];
+    const statuses = await Promise.all(
+      Array.from(
+        { length: 10 },
+        () =>
+          new Promise<{ status: number; retryAfter?: string }>((resolve, reject) => {
+            const req = http.get(`${svc.url}/data`, { agent: false }, (res) => {
+              if (res.statusCode !== 200) res.resume();
+              resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string | undefined });
+            });
+            req.on('error', () => undefined);
+            held.push(req);
+            void reject;
+          }),
+      ),
+    );
+    assert.equal(statuses.filter((s) => s.status === 200).length, 8);
+    const refused = statuses.filter((s) => s.status === 503);
+    assert.equal(refused.length, 2);
+    assert.ok(refused.every((s) => s.retryAfter === '1'));
+    for (const req of held) req.destroy();
+    await waitFor('every cursor closed', async () => (await openCursors()) === 0, 5000, 50);
+  });
+
+  it('/readyz turns 503 when the database answers pings but cannot serve this process, and back', async () => {
+    // Another client holds FerretDB's backend connections (one per open cursor), as leaked cursors did.
+    const hog = new MongoClient(ferret.uri);
+    const cursors: Array<FindCursor> = [];
+    try {
+      for (let n = 0; n < 110; n++) {
+        const cursor = hog.db(DB).collection('data').find({}, { batchSize: 2 });
+        const opened = await Promise.race([cursor.hasNext().then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1500))]);
+        cursors.push(cursor);
+        if (!opened) break;
+      }
+      await waitFor('readyz 503', async () => (await fetch(`${svc.url}/readyz`)).status === 503, 10_000, 200);
+    } finally {
+      await Promise.all(cursors.map((cursor) => cursor.close().catch(() => undefined)));
+      await hog.close(true);
+    }
+    await waitFor('readyz 200 again', async () => (await fetch(`${svc.url}/readyz`)).status === 200, 20_000, 200);
+  });
+});
