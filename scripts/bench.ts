@@ -152,12 +152,19 @@ async function main(): Promise<void> {
   const dbName = `bench_${Date.now()}`;
   const client = new MongoClient(db.uri, { maxPoolSize: POOL });
   const profileDir = process.env.BENCH_PROFILE;
+  const stopDb = async () => {
+    await client.close();
+    await db.stop();
+  };
   const service = await startServiceProcess({
     MONGODB_URI: db.uri,
     MONGODB_DB: dbName,
     MONGODB_MAX_POOL_SIZE: String(POOL),
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
-  }, { nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir)}`] : [] });
+  }, { nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir)}`] : [] }).catch(async (error: unknown) => {
+    await stopDb(); // a service that cannot start must not leave the database running
+    throw error;
+  });
   const bare = await startBareServer();
   const memory: Array<[string, string]> = [];
   try {
@@ -264,8 +271,7 @@ async function main(): Promise<void> {
     bare.stop();
     await service.stop();
     await client.db(dbName).dropDatabase().catch(() => undefined);
-    await client.close();
-    await db.stop();
+    await stopDb();
     if (profileDir) console.log(`CPU profile of the service written to ${profileDir}`);
   }
 }

@@ -59,3 +59,17 @@ export function refuseOversizeUpload(req: http.IncomingMessage, res: http.Server
   res.end(body);
   return true;
 }
+
+/** For an `Expect` other than 100-continue (Node would answer a bare 417). */
+export function refuseExpectation(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const body = JSON.stringify({ error: `Expect "${String(req.headers.expect)}" is not supported (only 100-continue)` });
+  res.shouldKeepAlive = false;
+  res.writeHead(417, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    'X-Request-Id': randomUUID(),
+    'X-Content-Type-Options': 'nosniff',
+    Connection: 'close',
+  });
+  res.end(body);
+}

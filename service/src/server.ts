@@ -4,7 +4,7 @@ import type { App } from './app';
 import type { HttpTimeouts, ServiceConfig } from './config';
 import type { Database } from './db';
 import type { Logger } from './logger';
-import { answerClientError, refuseOversizeUpload } from './nodeErrors';
+import { answerClientError, refuseExpectation, refuseOversizeUpload } from './nodeErrors';
 import { trackConnections } from './connections';
 
 export interface ServerOptions extends Pick<ServiceConfig, 'port' | 'host' | 'shutdownDelayMs' | 'shutdownTimeoutMs' | 'bodyLimitBytes' | 'metrics'> {
@@ -49,6 +49,7 @@ export async function startServer(app: App, db: Pick<Database, 'close'>, logger:
     res.writeContinue();
     server.emit('request', req, res);
   });
+  server.on('checkExpectation', refuseExpectation);
 
   await listen(server, options.port, options.host);
   const address = server.address() as AddressInfo;

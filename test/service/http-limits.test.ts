@@ -116,6 +116,11 @@ describe('HTTP limits and the answers Node gives itself', function () {
     assert.doesNotMatch(answer.body, /100 Continue/);
   });
 
+  it('an `Expect` other than 100-continue is a JSON 417', async () => {
+    const answer = await rawExchange(svc.url, ['POST /data HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nExpect: teapot\r\n\r\n']);
+    expectJsonError(answer, 417, /Expect "teapot" is not supported/);
+  });
+
   it('`Expect: 100-continue` within the limit gets 100 Continue and then its answer', async () => {
     const body = '{"k":"v"}';
     const head = `POST /data HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`;

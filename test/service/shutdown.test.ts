@@ -173,19 +173,24 @@ describe('shutdown while keep-alive clients are posting', function () {
     it(`run ${run}/${RUNS}: ${CLIENTS} clients, every request answered or refused at connect, none reset`, async () => {
       const svc = await spawnService({ MONGODB_URI: dbUri(), MONGODB_DB: dbName, SHUTDOWN_DELAY_MS: '0', LOG_LEVEL: 'warn' });
       const stop = { now: false };
-      const progress: ClientTally[] = [];
-      const answeredSoFar = () => progress.filter((t) => t.answered > 0).length;
-      const loops = Array.from({ length: CLIENTS }, () => postLoop(svc.url, stop, progress));
-      await waitFor('every client answered at least once', async () => answeredSoFar() === CLIENTS, 20_000, 20);
-      svc.kill('SIGTERM');
-      const code = await svc.exited;
-      stop.now = true;
-      const tallies = await Promise.all(loops);
-      const resets = tallies.flatMap((t) => t.resets);
-      assert.deepEqual(resets, [], `requests reset during draining: ${resets.length}: ${resets.slice(0, 3).join('; ')}`);
-      assert.equal(code, 0, 'exit code');
-      assert.ok(tallies.every((t) => t.answered > 0), 'every client got answers before the drain');
-      assert.ok(tallies.some((t) => t.closeAnswers > 0), 'draining answers carry Connection: close');
+      try {
+        const progress: ClientTally[] = [];
+        const answeredSoFar = () => progress.filter((t) => t.answered > 0).length;
+        const loops = Array.from({ length: CLIENTS }, () => postLoop(svc.url, stop, progress));
+        await waitFor('every client answered at least once', async () => answeredSoFar() === CLIENTS, 20_000, 20);
+        svc.kill('SIGTERM');
+        const code = await svc.exited;
+        stop.now = true;
+        const tallies = await Promise.all(loops);
+        const resets = tallies.flatMap((t) => t.resets);
+        assert.deepEqual(resets, [], `requests reset during draining: ${resets.length}: ${resets.slice(0, 3).join('; ')}`);
+        assert.equal(code, 0, 'exit code');
+        assert.ok(tallies.every((t) => t.answered > 0), 'every client got answers before the drain');
+        assert.ok(tallies.some((t) => t.closeAnswers > 0), 'draining answers carry Connection: close');
+      } finally {
+        stop.now = true;
+        svc.kill('SIGKILL'); // whatever the outcome, this run's process does not outlive it
+      }
     });
   }
 });
