@@ -5,6 +5,8 @@ import { annotations } from './metadata';
 import type { MongoConnection } from './mongodb';
 
 export const CONTAINER_PORT = 5000;
+/** /metrics on a port of its own: scraped inside the cluster, never behind the public Service. */
+export const METRICS_PORT = 9464;
 /** Seconds the pod keeps serving after it is marked for deletion, while endpoints are removed everywhere. */
 export const PRE_STOP_SECONDS = 5;
 /** Longest the service then waits for in-flight requests (SHUTDOWN_TIMEOUT_MS), inside the grace period. */
@@ -73,7 +75,10 @@ export class DataService extends pulumi.ComponentResource {
           // Surge first, never go below the current count: a rollout drops no requests.
           strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
           template: {
-            metadata: { labels: args.labels.all },
+            metadata: {
+              labels: args.labels.all,
+              annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(METRICS_PORT), 'prometheus.io/path': '/metrics' },
+            },
             spec: {
               automountServiceAccountToken: false,
               enableServiceLinks: false,
@@ -90,10 +95,14 @@ export class DataService extends pulumi.ComponentResource {
                   name: 'data-service',
                   image: args.image,
                   imagePullPolicy: args.imagePullPolicy,
-                  ports: [{ name: 'http', containerPort: CONTAINER_PORT, protocol: 'TCP' }],
+                  ports: [
+                    { name: 'http', containerPort: CONTAINER_PORT, protocol: 'TCP' },
+                    { name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' },
+                  ],
                   env: [
                     ...env({
                       PORT: String(CONTAINER_PORT),
+                      METRICS_PORT: String(METRICS_PORT),
                       // The Service's DNS name: stable while MongoDB's pod moves (see README, DNS).
                       MONGODB_URI: args.mongo.uri,
                       MONGODB_DB: args.mongo.database,

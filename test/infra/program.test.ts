@@ -242,7 +242,16 @@ describe('Pulumi program, dev stack', () => {
       assert.ok(!container().env.some((e: { value?: string }) => /Pa55/.test(e.value ?? '')), 'no password in plain env');
     });
 
-    it('probes /healthz for liveness and /readyz for readiness', () => {
+    it('serves /metrics on a port of its own that the public Service does not expose', () => {
+      assert.equal(envOf('METRICS_PORT').value, '9464');
+      assert.deepEqual(container().ports.find((p: { name: string }) => p.name === 'metrics'), { name: 'metrics', containerPort: 9464, protocol: 'TCP' });
+      const service = find('kubernetes:core/v1:Service', 'data-service');
+      assert.deepEqual(service.spec.ports.map((p: { targetPort: string }) => p.targetPort), ['http']);
+      assert.equal(deployment().spec.template.metadata.annotations['prometheus.io/port'], '9464');
+    });
+
+    it('probes /healthz for liveness and /readyz for readiness, each waiting longer than the service\'s own deadline', () => {
+      assert.ok(container().readinessProbe.timeoutSeconds * 1000 > 1000, 'READY_TIMEOUT_MS (1000) fits in the probe');
       assert.deepEqual(container().livenessProbe.httpGet, { path: '/healthz', port: 'http' });
       assert.deepEqual(container().readinessProbe.httpGet, { path: '/readyz', port: 'http' });
     });

@@ -109,6 +109,8 @@ describe('the stack on a real node: pulumi up with real containers', function ()
   it('the url output answers from the node\'s address through kube-proxy\'s NodePort; POST then GET round-trips to the database', async () => {
     url = (await pulumi.ok(['stack', 'output', 'url'])).trim();
     assert.match(url, new RegExp(`^http://${cluster.node.nodeIp.replace(/\./g, '\\.')}:3\\d{4}$`));
+    const metrics = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) });
+    assert.equal(metrics.status, 404, '/metrics is served on its own port, not through the public Service');
     const root = await fetch(`${url}/`, { signal: AbortSignal.timeout(10_000) });
     assert.match(await root.text(), /^Welcome to the Flask app! The current time is: /);
     const created = await fetch(`${url}/data`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(posted), signal: AbortSignal.timeout(10_000) });
