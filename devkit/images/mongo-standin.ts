@@ -4,10 +4,10 @@
  * stand-in), Debian's static busybox, and the small filesystem the official image's contract
  * needs (uid 999, /data/db, /data/configdb, /docker-entrypoint-initdb.d, /tmp).
  */
-import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ensureGoTool } from '../go-build';
 import { hashTree } from '../paths';
 import { IMAGES_CACHE, REPO_ROOT, run } from './exec';
 
@@ -19,23 +19,18 @@ export const FERRETDB_VERSION = '1.24.2';
 export const mongoStandInHash = (): string => hashTree([TOOL_DIR, RECIPE_DIR], readFileSync(__filename, 'utf8'));
 export const mongoStandInRef = (): string => `local/mongo-standin:ferretdb-${FERRETDB_VERSION}-${mongoStandInHash()}`;
 
-/** The two static binaries (CGO_ENABLED=0), built once per machine per source hash. */
+/** The two static binaries (CGO_ENABLED=0), built once per machine per source hash by the wing's Go build helper. */
 export function ensureMongoStandInBinaries(log: (line: string) => void): string {
   const dir = path.join(IMAGES_CACHE, `mongo-standin-bin-${hashTree([TOOL_DIR])}`);
-  if (existsSync(path.join(dir, 'mongosh'))) return dir;
-  const partial = `${dir}.partial`;
-  rmSync(partial, { recursive: true, force: true });
-  mkdirSync(partial, { recursive: true });
-  log('building the mongo stand-in binaries (FerretDB v1.24.2 + mongosh stand-in; first run on this machine: 1-3 minutes)…');
-  const started = Date.now();
-  const result = spawnSync('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', `${partial}/`, './cmd/mongod', './cmd/mongosh'], {
-    cwd: TOOL_DIR,
-    stdio: ['ignore', 'inherit', 'inherit'],
-    env: { ...process.env, CGO_ENABLED: '0' },
-  });
-  if (result.status !== 0) throw new Error(`building devkit/go/mongo-standin failed (go build exit ${result.status})`);
-  renameSync(partial, dir);
-  log(`built the mongo stand-in binaries in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  ensureGoTool(
+    {
+      what: 'the mongo stand-in binaries (FerretDB v1.24.2 + mongosh stand-in)',
+      firstBuild: '1-3 minutes',
+      into: { dir, names: ['mongod', 'mongosh'] },
+      build: { cwd: TOOL_DIR, packages: ['./cmd/mongod', './cmd/mongosh'], ldflags: '-s -w' },
+    },
+    log,
+  );
   return dir;
 }
 

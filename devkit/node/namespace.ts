@@ -9,7 +9,7 @@
  * When the last process of the namespaces is gone (teardown.ts), the kernel removes the veth,
  * the routes through it, the namespace's iptables rules and the tmpfs mounts.
  */
-import { execFile, spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import readline from 'node:readline';
 
@@ -28,8 +28,9 @@ export interface NodeNamespace {
   /** The namespaces' identities, as /proc/PID/ns/{mnt,net} name them. */
   mnt: string;
   net: string;
-  /** Spawns `file args` inside the node's network and mount namespaces; it gets SIGKILL if we die. */
-  spawn(file: string, args: string[], options?: SpawnOptions): ChildProcess;
+  /** The command line that runs `file args` inside the node's network and mount namespaces (for the
+   *  supervisor): nsenter and its arguments; the process gets SIGKILL if we die. */
+  command(file: string, args: string[]): [string, string[]];
   /** Runs a command inside the namespaces to completion (without blocking us); rejects on failure. */
   exec(file: string, args: string[]): Promise<string>;
 }
@@ -96,7 +97,7 @@ export async function createNodeNamespace(podCidr: string): Promise<NodeNamespac
     pid,
     mnt: readlinkSync(`/proc/${pid}/ns/mnt`),
     net: readlinkSync(`/proc/${pid}/ns/net`),
-    spawn: (file, args, options = {}) => spawn('nsenter', [...enter, ...ORPHAN_KILL, file, ...args], options),
+    command: (file, args) => ['nsenter', [...enter, ...ORPHAN_KILL, file, ...args]],
     exec,
   };
 }

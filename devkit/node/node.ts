@@ -14,12 +14,13 @@
  * namespaces (and with them the veth, routes, iptables rules and tmpfs mounts), the
  * kubelet's cgroups and the kernel settings it changed.
  */
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../control-plane';
+import { supervise, type Supervised } from '../supervisor';
 import { KubeClient } from '../kube';
 import { eventually } from '../wait';
 import { IMAGES, corednsManifests, metricsServerManifests, storageClassManifest } from './addons';
@@ -142,7 +143,7 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
   const api = KubeClient.fromKubeconfig(plane.kubeconfig);
 
   const cgroupRoot = `/koa-node-${process.pid}`;
-  const children: ChildProcess[] = [];
+  const daemons: Supervised[] = [];
   let state: NodeState | undefined;
   let provisioner: { stop(): Promise<void> } | undefined;
 
@@ -152,17 +153,9 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
     stopped = true;
     await provisioner?.stop();
     // The agents first (SIGTERM, so the kubelet does not restart what goes next), containerd and the relay last.
-    for (const child of [...children].reverse()) await end(child);
+    for (const daemon of [...daemons].reverse()) await daemon.stop(10_000);
     if (state) await tearDown(state, log);
     else rmSync(dir, { recursive: true, force: true });
-  };
-  const end = async (child: ChildProcess) => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
   };
 
   try {
@@ -172,12 +165,12 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
     state = { owner: process.pid, mnt: node.mnt, net: node.net, cgroupRoot, sysctls: readSysctls(), dir };
     writeNodeState(state);
     createCgroupRoot(cgroupRoot);
-    children.push(await startApiRelay(LINK.host, apiPort));
+    daemons.push(await startApiRelay(LINK.host, apiPort));
     const daemon = (name: string, file: string, args: string[]) => {
-      const out = openSync(path.join(logs, `${name}.log`), 'a');
-      const child = node.spawn(file, args, { stdio: ['ignore', out, out] });
-      children.push(child);
-      return child;
+      const [command, commandArgs] = node.command(file, args);
+      const supervised = supervise(name, command, { args: commandArgs, logFile: path.join(logs, `${name}.log`) });
+      daemons.push(supervised);
+      return supervised;
     };
 
     const cniDir = path.join(dir, 'cni');

@@ -5,8 +5,7 @@
  * work) never stalls the kubelet's or the pods' API traffic, and it dies with its
  * parent (setpriv --pdeathsig).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import readline from 'node:readline';
+import { supervise, waitReady, type Supervised } from '../supervisor';
 
 const RELAY = `
 const net = require('node:net');
@@ -21,13 +20,9 @@ const server = net.createServer((client) => {
 server.listen(Number(port), host, () => console.log('listening'));
 `;
 
-export async function startApiRelay(host: string, port: number): Promise<ChildProcess> {
-  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, '-e', RELAY, host, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  await new Promise<void>((resolve, reject) => {
-    readline.createInterface({ input: child.stdout! }).once('line', () => resolve());
-    child.once('exit', (code) => reject(new Error(`the API server relay on ${host}:${port} exited (${code}): ${stderr.trim()}`)));
-  });
-  return child;
+/** The relay as a supervised daemon: ready once it says it listens; it dies with us (pdeathsig). */
+export async function startApiRelay(host: string, port: number): Promise<Supervised> {
+  const relay = supervise('api-relay', 'setpriv', { args: ['--pdeathsig', 'KILL', '--', process.execPath, '-e', RELAY, host, String(port)] });
+  await waitReady(relay, async () => relay.lines.includes('listening'), { what: `the API server relay on ${host}:${port}`, timeoutMs: 15_000, everyMs: 50 });
+  return relay;
 }
