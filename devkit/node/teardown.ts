@@ -34,10 +34,16 @@ export function writeNodeState(state: NodeState): void {
   writeFileSync(path.join(state.dir, STATE_FILE), JSON.stringify(state, null, 2));
 }
 
+/** Running (a zombie, killed but not yet reaped by its parent, counts as gone). */
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }

@@ -50,7 +50,9 @@ describe('a node whose starter was killed', function () {
       child.once('exit', (code) => reject(new Error(`cluster:local --node exited (${code}) before it was up`)));
     });
     const state = JSON.parse(readFileSync(path.join(nodeDir, 'state.json'), 'utf8')) as NodeState;
+    const gone = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGKILL');
+    await gone;
 
     try {
       // The daemons (containerd, kubelet, kube-proxy, the API relay: LINK.host as an argument of its own) carry a parent-death signal.
