@@ -7,6 +7,7 @@
  *   BENCH_SECONDS (default 10)  duration of each throughput run
  *   BENCH_CONNECTIONS (32)      concurrent connections / in-flight operations
  *   BENCH_DOCS (100000)         documents streamed for the memory figure
+ *   BENCH_PARTS (cpu,memory)    which parts to run: the CPU comparison, the memory worst cases, or both
  *   BENCH_PROFILE=dir           also write a V8 CPU profile of the service (node --cpu-prof) into dir
  *   MONGODB_URI                 use this database instead of starting FerretDB
  */
@@ -25,6 +26,7 @@ import { summarize, table } from './lib/stats';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const DOCS = Number(process.env.BENCH_DOCS ?? 100_000);
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'cpu,memory').split(',').map((part) => part.trim()));
 const POOL = 20; // the service's default MONGODB_MAX_POOL_SIZE, given to the raw driver too
 
 interface Figures {
@@ -172,95 +174,101 @@ async function main(): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 500));
     const freshIdle = await rssOf(service.pid);
     const raw = client.db(dbName).collection('raw');
-    await seed(client.db(dbName).collection('data'), 1000);
-    await seed(raw, 1000);
-
-    const body = JSON.stringify({ key: 'value', n: 1, nested: { ok: true } });
-    const post = { method: 'POST' as const, headers: { 'content-type': 'application/json' }, body };
-    // Warm every path (JIT, connection pools) before measuring.
-    await httpRun(`${service.url}/data?limit=100`, service.pid, {}, 2);
-    await httpRun(`${bare.url}/`, bare.pid, {}, 1);
-    await driverRun(async () => JSON.stringify(await raw.find({}).sort({ _id: 1 }).limit(100).toArray()), 2);
-
-    const serviceIdle = await idleRate(() => cpuOfPid(service.pid));
-    const driverIdle = await idleRate(ownCpu);
-    const bareIdle = await idleRate(() => cpuOfPid(bare.pid));
-    console.log(`idle CPU: service ${(serviceIdle / 1000).toFixed(1)} ms/s, bench process (driver) ${(driverIdle / 1000).toFixed(1)} ms/s, bare server ${(bareIdle / 1000).toFixed(1)} ms/s\n`);
-
-    // GET first, while both collections hold exactly 1000 documents (FerretDB sorts in memory,
-    // so a page costs more as the collection grows); POST afterwards.
     const results: Array<[string, Figures, Figures, Figures]> = [];
-    const getService = await httpRun(`${service.url}/data?limit=100`, service.pid, {}, SECONDS, serviceIdle);
-    const getDriver = await driverRun(async () => JSON.stringify(await raw.find({}).sort({ _id: 1 }).limit(100).toArray()), SECONDS, driverIdle);
-    const getBare = await httpRun(`${bare.url}/`, bare.pid, {}, SECONDS, bareIdle);
-    results.push(['GET /data?limit=100 ↔ find().toArray()+JSON.stringify', getService, getDriver, getBare]);
-    const postService = await httpRun(`${service.url}/data`, service.pid, post, SECONDS, serviceIdle);
-    const postDriver = await driverRun(() => raw.insertOne(JSON.parse(body)), SECONDS, driverIdle);
-    const postBare = await httpRun(`${bare.url}/`, bare.pid, post, SECONDS, bareIdle);
-    results.push(['POST /data ↔ insertOne', postService, postDriver, postBare]);
+    let idleBefore = freshIdle;
+    if (PARTS.has('cpu')) {
+      await seed(client.db(dbName).collection('data'), 1000);
+      await seed(raw, 1000);
 
-    console.log('throughput (all processes share the same cores)');
-    console.log(
-      table([
-        ['operation', 'service r/s', 'p50 ms', 'p99 ms', 'driver op/s', 'p50 ms', 'p99 ms', 'service ÷ driver'],
-        ...results.map(([name, svc, drv]) => [name, svc.rps.toFixed(0), svc.p50.toFixed(1), svc.p99.toFixed(1), drv.rps.toFixed(0), drv.p50.toFixed(1), drv.p99.toFixed(1), `${(svc.rps / drv.rps).toFixed(2)}×`]),
-      ]),
-    );
-    console.log('\nCPU per request (service process, from /proc) against the driver\'s own client CPU per operation');
-    console.log(
-      table([
-        ['operation', 'service µs', 'driver µs', 'bare node:http µs', 'service − driver', 'service ÷ driver', 'net of idle: service', 'driver', '−', '÷'],
-        ...results.map(([name, svc, drv, bareRun]) => [
-          name,
-          svc.cpuUs.toFixed(0),
-          drv.cpuUs.toFixed(0),
-          bareRun.cpuUs.toFixed(0),
-          `+${(svc.cpuUs - drv.cpuUs).toFixed(0)}`,
-          `${(svc.cpuUs / drv.cpuUs).toFixed(2)}×`,
-          svc.netCpuUs.toFixed(0),
-          drv.netCpuUs.toFixed(0),
-          `+${(svc.netCpuUs - drv.netCpuUs).toFixed(0)}`,
-          `${(svc.netCpuUs / drv.netCpuUs).toFixed(2)}×`,
+      const body = JSON.stringify({ key: 'value', n: 1, nested: { ok: true } });
+      const post = { method: 'POST' as const, headers: { 'content-type': 'application/json' }, body };
+      // Warm every path (JIT, connection pools) before measuring.
+      await httpRun(`${service.url}/data?limit=100`, service.pid, {}, 2);
+      await httpRun(`${bare.url}/`, bare.pid, {}, 1);
+      await driverRun(async () => JSON.stringify(await raw.find({}).sort({ _id: 1 }).limit(100).toArray()), 2);
+
+      const serviceIdle = await idleRate(() => cpuOfPid(service.pid));
+      const driverIdle = await idleRate(ownCpu);
+      const bareIdle = await idleRate(() => cpuOfPid(bare.pid));
+      console.log(`idle CPU: service ${(serviceIdle / 1000).toFixed(1)} ms/s, bench process (driver) ${(driverIdle / 1000).toFixed(1)} ms/s, bare server ${(bareIdle / 1000).toFixed(1)} ms/s\n`);
+
+      // GET first, while both collections hold exactly 1000 documents (FerretDB sorts in memory,
+      // so a page costs more as the collection grows); POST afterwards.
+      const getService = await httpRun(`${service.url}/data?limit=100`, service.pid, {}, SECONDS, serviceIdle);
+      const getDriver = await driverRun(async () => JSON.stringify(await raw.find({}).sort({ _id: 1 }).limit(100).toArray()), SECONDS, driverIdle);
+      const getBare = await httpRun(`${bare.url}/`, bare.pid, {}, SECONDS, bareIdle);
+      results.push(['GET /data?limit=100 ↔ find().toArray()+JSON.stringify', getService, getDriver, getBare]);
+      const postService = await httpRun(`${service.url}/data`, service.pid, post, SECONDS, serviceIdle);
+      const postDriver = await driverRun(() => raw.insertOne(JSON.parse(body)), SECONDS, driverIdle);
+      const postBare = await httpRun(`${bare.url}/`, bare.pid, post, SECONDS, bareIdle);
+      results.push(['POST /data ↔ insertOne', postService, postDriver, postBare]);
+
+      console.log('throughput (all processes share the same cores)');
+      console.log(
+        table([
+          ['operation', 'service r/s', 'p50 ms', 'p99 ms', 'driver op/s', 'p50 ms', 'p99 ms', 'service ÷ driver'],
+          ...results.map(([name, svc, drv]) => [name, svc.rps.toFixed(0), svc.p50.toFixed(1), svc.p99.toFixed(1), drv.rps.toFixed(0), drv.p50.toFixed(1), drv.p99.toFixed(1), `${(svc.rps / drv.rps).toFixed(2)}×`]),
         ]),
-      ]),
-    );
-    for (const [name, svc, drv, bareRun] of results) {
-      if (svc.errors || drv.errors || bareRun.errors) console.log(`  ${name} errors: service ${svc.errors}, driver ${drv.errors}, bare ${bareRun.errors}`);
+      );
+      console.log('\nCPU per request (service process, from /proc) against the driver\'s own client CPU per operation');
+      console.log(
+        table([
+          ['operation', 'service µs', 'driver µs', 'bare node:http µs', 'service − driver', 'service ÷ driver', 'net of idle: service', 'driver', '−', '÷'],
+          ...results.map(([name, svc, drv, bareRun]) => [
+            name,
+            svc.cpuUs.toFixed(0),
+            drv.cpuUs.toFixed(0),
+            bareRun.cpuUs.toFixed(0),
+            `+${(svc.cpuUs - drv.cpuUs).toFixed(0)}`,
+            `${(svc.cpuUs / drv.cpuUs).toFixed(2)}×`,
+            svc.netCpuUs.toFixed(0),
+            drv.netCpuUs.toFixed(0),
+            `+${(svc.netCpuUs - drv.netCpuUs).toFixed(0)}`,
+            `${(svc.netCpuUs / drv.netCpuUs).toFixed(2)}×`,
+          ]),
+        ]),
+      );
+      for (const [name, svc, drv, bareRun] of results) {
+        if (svc.errors || drv.errors || bareRun.errors) console.log(`  ${name} errors: service ${svc.errors}, driver ${drv.errors}, bare ${bareRun.errors}`);
+      }
+
     }
 
     // Memory, worst cases the limits allow (and a few just past them), 4 at once.
-    const data = client.db(dbName).collection('data');
-    await data.deleteMany({});
-    const idleBefore = await rssOf(service.pid);
-    const tinyDocs = JSON.stringify(Array.from({ length: 1000 }, (_, i) => ({ i, pad: 'x'.repeat(1000) })));
-    const overDocs = `[${'{},'.repeat(349_000)}{}]`; // ~1 MiB of empty documents: refused (MAX_BULK_DOCUMENTS), after parsing
-    const wideDoc = JSON.stringify({ values: Array.from({ length: 9_990 }, (_, i) => i * 1.5) });
-    const bulk = await peakRss(service.pid, () => Promise.all(Array.from({ length: 4 }, () => request(`${service.url}/data`, 'POST', tinyDocs))));
-    memory.push([`4 × POST of 1000 documents (${mb(tinyDocs.length)} each)`, `${mb(bulk.peak)} (${bulk.result.map((r) => r.status).join(',')})`]);
-    const over = await peakRss(service.pid, () => Promise.all(Array.from({ length: 4 }, () => request(`${service.url}/data`, 'POST', overDocs))));
-    memory.push([`4 × POST of 349 001 empty documents (${mb(overDocs.length)} each, refused)`, `${mb(over.peak)} (${over.result.map((r) => r.status).join(',')})`]);
-    const wide = await peakRss(service.pid, () => Promise.all(Array.from({ length: 4 }, () => request(`${service.url}/data`, 'POST', wideDoc))));
-    memory.push([`4 × POST of one document with 9 990 values`, `${mb(wide.peak)} (${wide.result.map((r) => r.status).join(',')})`]);
+    if (PARTS.has('memory')) {
+      const data = client.db(dbName).collection('data');
+      await data.deleteMany({});
+      idleBefore = await rssOf(service.pid);
+      const tinyDocs = JSON.stringify(Array.from({ length: 1000 }, (_, i) => ({ i, pad: 'x'.repeat(1000) })));
+      const overDocs = `[${'{},'.repeat(349_000)}{}]`; // ~1 MiB of empty documents: refused (MAX_BULK_DOCUMENTS), after parsing
+      const wideDoc = JSON.stringify({ values: Array.from({ length: 9_990 }, (_, i) => i * 1.5) });
+      const bulk = await peakRss(service.pid, () => Promise.all(Array.from({ length: 4 }, () => request(`${service.url}/data`, 'POST', tinyDocs))));
+      memory.push([`4 × POST of 1000 documents (${mb(tinyDocs.length)} each)`, `${mb(bulk.peak)} (${bulk.result.map((r) => r.status).join(',')})`]);
+      const over = await peakRss(service.pid, () => Promise.all(Array.from({ length: 4 }, () => request(`${service.url}/data`, 'POST', overDocs))));
+      memory.push([`4 × POST of 349 001 empty documents (${mb(overDocs.length)} each, refused)`, `${mb(over.peak)} (${over.result.map((r) => r.status).join(',')})`]);
+      const wide = await peakRss(service.pid, () => Promise.all(Array.from({ length: 4 }, () => request(`${service.url}/data`, 'POST', wideDoc))));
+      memory.push([`4 × POST of one document with 9 990 values`, `${mb(wide.peak)} (${wide.result.map((r) => r.status).join(',')})`]);
 
-    await data.deleteMany({});
-    await seed(data, 60, (n) => ({ n, blob: 'y'.repeat(1000 * 1000) })); // documents near the 1 MiB body limit
-    const pages = await peakRss(service.pid, () => Promise.all(Array.from({ length: 4 }, () => request(`${service.url}/data?limit=1000`, 'GET'))));
-    memory.push([`4 × GET /data?limit=1000 over 60 documents of 1 MB`, `${mb(pages.peak)} (${pages.result.map((r) => `${r.status}:${mb(r.bytes)}`).join(', ')})`]);
-    const streams = await peakRss(service.pid, () => Promise.all(Array.from({ length: 4 }, () => request(`${service.url}/data`, 'GET'))));
-    memory.push([`4 × GET /data (streamed) over 60 documents of 1 MB`, `${mb(streams.peak)} (${streams.result.map((r) => `${r.status}:${mb(r.bytes)}`).join(', ')})`]);
+      await data.deleteMany({});
+      await seed(data, 60, (n) => ({ n, blob: 'y'.repeat(1000 * 1000) })); // documents near the 1 MiB body limit
+      const pages = await peakRss(service.pid, () => Promise.all(Array.from({ length: 4 }, () => request(`${service.url}/data?limit=1000`, 'GET'))));
+      memory.push([`4 × GET /data?limit=1000 over 60 documents of 1 MB`, `${mb(pages.peak)} (${pages.result.map((r) => `${r.status}:${mb(r.bytes)}`).join(', ')})`]);
+      const streams = await peakRss(service.pid, () => Promise.all(Array.from({ length: 4 }, () => request(`${service.url}/data`, 'GET'))));
+      memory.push([`4 × GET /data (streamed) over 60 documents of 1 MB`, `${mb(streams.peak)} (${streams.result.map((r) => `${r.status}:${mb(r.bytes)}`).join(', ')})`]);
 
-    await data.deleteMany({});
-    const seeded = Date.now();
-    await seed(data, DOCS);
-    console.log(`\nseeded ${DOCS} documents in ${((Date.now() - seeded) / 1000).toFixed(1)} s`);
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    const one = await peakRss(service.pid, () => request(`${service.url}/data`, 'GET'));
-    memory.push([`1 × GET /data streaming ${DOCS} documents`, `${mb(one.peak)} (${mb(one.result.bytes)} in ${one.ms} ms)`]);
-    const four = await peakRss(service.pid, () => Promise.all(Array.from({ length: 4 }, () => request(`${service.url}/data`, 'GET'))));
-    memory.push([`4 × GET /data streaming ${DOCS} documents`, `${mb(four.peak)} (${four.ms} ms)`]);
+      await data.deleteMany({});
+      const seeded = Date.now();
+      await seed(data, DOCS);
+      console.log(`\nseeded ${DOCS} documents in ${((Date.now() - seeded) / 1000).toFixed(1)} s`);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const one = await peakRss(service.pid, () => request(`${service.url}/data`, 'GET'));
+      memory.push([`1 × GET /data streaming ${DOCS} documents`, `${mb(one.peak)} (${mb(one.result.bytes)} in ${one.ms} ms)`]);
+      const four = await peakRss(service.pid, () => Promise.all(Array.from({ length: 4 }, () => request(`${service.url}/data`, 'GET'))));
+      memory.push([`4 × GET /data streaming ${DOCS} documents`, `${mb(four.peak)} (${four.ms} ms)`]);
 
-    console.log(`\nservice RSS: idle at start ${mb(freshIdle)}, idle after the load runs ${mb(idleBefore)}; peaks (Kubernetes limit 500Mi = 524 MB):`);
-    console.log(table([['case', 'peak RSS (statuses)'], ...memory]));
+      console.log(`\nservice RSS: idle at start ${mb(freshIdle)}, idle after the load runs ${mb(idleBefore)}; peaks (Kubernetes limit 500Mi = 524 MB):`);
+      console.log(table([['case', 'peak RSS (statuses)'], ...memory]));
+    }
 
     const out = path.join(REPO_ROOT, 'bench-results');
     mkdirSync(out, { recursive: true });

@@ -30,6 +30,35 @@ export function createLogger(level: LogLevel, destination: pino.DestinationStrea
   );
 }
 
+export interface RequestLine {
+  requestId: string;
+  method: string;
+  path: string;
+  status: number;
+  ms: number;
+  completed: boolean;
+}
+
+/**
+ * The one line logged per request, as `logger.info(line, 'request')` would write it, built by hand: it
+ * runs on every request, and pino's generic path (bindings, redaction, hooks) cost about 10 µs of the
+ * CPU of a `POST`, this about 1 µs. Its fields hold nothing redaction is for; the request id is
+ * checked or generated (SAFE_ID) and the method is an HTTP token, so only the path needs escaping.
+ * Loggers without a plain destination (tests' streams) take the generic path.
+ */
+export function requestLogger(logger: Logger): (line: RequestLine) => void {
+  const destination = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as pino.DestinationStream | undefined;
+  const service = JSON.stringify((logger.bindings() as { service?: string }).service ?? null);
+  if (destination === undefined || typeof destination.write !== 'function') return (line) => logger.info(line, 'request');
+  return (line) => {
+    if (!logger.isLevelEnabled('info')) return;
+    destination.write(
+      `{"level":"info","time":"${new Date().toISOString()}","service":${service},"requestId":"${line.requestId}","method":"${line.method}",` +
+        `"path":${JSON.stringify(line.path)},"status":${line.status},"ms":${line.ms},"completed":${line.completed},"msg":"request"}\n`,
+    );
+  };
+}
+
 const buffered: Array<ReturnType<typeof pino.destination>> = [];
 
 /**

@@ -107,6 +107,26 @@ describe('bad input', () => {
     await svc.raw.db(dbName).collection('data').deleteMany({});
   });
 
+  it('the content types clients send are told apart exactly (quoted charset, case, spacing, and near misses)', async () => {
+    for (const type of ['APPLICATION/JSON', 'application/json;charset="UTF-8"', 'application/json ; charset=utf8']) {
+      const res = await post('{"k":1}', { 'Content-Type': type });
+      assert.equal(res.status, 201, `${type}: ${res.body}`);
+      await svc.raw.db(dbName).collection('data').deleteMany({});
+    }
+    for (const type of ['application/jsonx', 'application/json-patch', 'text/json']) {
+      expectError(await post('{"k":1}', { 'Content-Type': type }), 415, /application\/json/);
+    }
+    expectError(await post('{"k":1}', { 'Content-Type': 'application/json; charset=utf-16' }), 415, /charset "utf-16"/);
+  });
+
+  it('a UTF-8 byte order mark before the JSON is dropped, as body parsers do', async () => {
+    const res = await post(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"bom":true}')]));
+    assert.equal(res.status, 201, res.body);
+    const docs = await svc.raw.db(dbName).collection('data').find({}, { projection: { _id: 0 } }).toArray();
+    assert.deepEqual(docs, [{ bom: true }]);
+    await svc.raw.db(dbName).collection('data').deleteMany({});
+  });
+
   it('a body shorter than its Content-Length → 400 once the client gives up', async () => {
     const res = await new Promise<{ status: number }>((resolve, reject) => {
       import('node:net').then(({ connect }) => {

@@ -1,5 +1,36 @@
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { createLogger, requestLogger } from '../../service/src/logger';
 import { freePort, spawnService, waitFor } from './helpers';
+
+describe('the request log line', () => {
+  /** A logger as the service makes it, writing into an array. */
+  const capture = (level: 'info' | 'warn') => {
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _encoding, done) => (lines.push(...chunk.toString().split('\n').filter(Boolean)), done()) });
+    return { logger: createLogger(level, sink), lines };
+  };
+
+  it('is written by hand exactly as pino writes it (paths with quotes, newlines and non-ASCII included)', () => {
+    const { logger, lines } = capture('info');
+    const line = { requestId: 'r-1', method: 'GET', path: '/data"\n\u2028ü\\', status: 499, ms: 12.3, completed: false };
+    logger.info(line, 'request');
+    requestLogger(logger)(line);
+    assert.equal(lines.length, 2);
+    const [generic, byHand] = lines.map((text) => JSON.parse(text) as Record<string, unknown>);
+    assert.ok(typeof byHand.time === 'string' && !Number.isNaN(Date.parse(byHand.time)));
+    delete generic.time;
+    delete byHand.time;
+    assert.deepEqual(byHand, generic);
+    assert.deepEqual(Object.keys(byHand), Object.keys(generic), 'same order of fields');
+  });
+
+  it('follows the log level', () => {
+    const { logger, lines } = capture('warn');
+    requestLogger(logger)({ requestId: 'r-2', method: 'POST', path: '/data', status: 201, ms: 1, completed: true });
+    assert.deepEqual(lines, []);
+  });
+});
 
 /** Structured JSON logs, one line per request with its id; credentials never in logs or bodies. */
 describe('logs and secrets', function () {

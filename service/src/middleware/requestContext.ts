@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Middleware } from 'koa';
-import type { Logger } from '../logger';
+import { requestLogger, type Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import type { Lifecycle } from '../routes/health';
 
@@ -12,17 +12,19 @@ const SAFE_ID = /^[\w.-]{1,128}$/;
  * and its metrics.
  */
 export function requestContext(logger: Logger, metrics: Metrics, lifecycle: Lifecycle): Middleware {
+  const logRequest = requestLogger(logger);
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
-    const incoming = ctx.get('X-Request-Id');
-    const id = SAFE_ID.test(incoming) ? incoming : randomUUID();
+    // The raw Node objects, not Koa's delegating getters and setters: this runs on every request.
+    const incoming = ctx.req.headers['x-request-id'];
+    const id = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : randomUUID();
     // Read by the error handler, which makes a child logger only when it has something to log.
     ctx.state.requestId = id;
-    ctx.set('X-Request-Id', id);
+    ctx.res.setHeader('X-Request-Id', id);
     // No response here is meant to be content-sniffed (JSON errors rendered as HTML would be an XSS vector).
-    ctx.set('X-Content-Type-Options', 'nosniff');
+    ctx.res.setHeader('X-Content-Type-Options', 'nosniff');
     // While draining, ask keep-alive clients to reconnect elsewhere.
-    if (lifecycle.draining) ctx.set('Connection', 'close');
+    if (lifecycle.draining) ctx.res.setHeader('Connection', 'close');
 
     ctx.res.once('close', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -32,10 +34,7 @@ export function requestContext(logger: Logger, metrics: Metrics, lifecycle: Life
       const labels = { method: ctx.method, route: String(route), status: String(status) };
       metrics.httpRequests.inc(labels);
       metrics.httpDuration.observe(labels, seconds);
-      logger.info(
-        { requestId: id, method: ctx.method, path: ctx.path, status, ms: Math.round(seconds * 1e4) / 10, completed: ctx.res.writableFinished },
-        'request',
-      );
+      logRequest({ requestId: id, method: ctx.method, path: ctx.path, status, ms: Math.round(seconds * 1e4) / 10, completed: ctx.res.writableFinished });
     });
     await next();
   };

@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import { ObjectId, type Document } from 'mongodb';
+import { ObjectId } from 'mongodb';
 import { createHash } from 'node:crypto';
 import { readJsonBody } from '../body';
 import { badRequest } from '../errors';
@@ -39,7 +39,7 @@ export function dataRouter({ store, bodyLimitBytes, documentLimits, pageMaxChars
     const body = validateInsertBody(parseJson(text), documentLimits);
     const documents = Array.isArray(body) ? body : [body];
     const fingerprint = key === undefined ? undefined : createHash('sha256').update(text).digest('base64url');
-    const outcome = await store.insert(documents, key === undefined ? undefined : { key, fingerprint: fingerprint! });
+    const outcome = await store.insert(documents, { idempotency: key === undefined ? undefined : { key, fingerprint: fingerprint! }, bodyChars: text.length });
     if (outcome.replayed) ctx.set('Idempotent-Replayed', 'true');
     ctx.status = 201;
     ctx.body = Array.isArray(body)
@@ -66,7 +66,7 @@ export function dataRouter({ store, bodyLimitBytes, documentLimits, pageMaxChars
     }
 
     // One page in _id order, bounded by count and by size.
-    const page = await store.readPage({ limit: query.limit, after: query.after, maxChars: pageMaxChars }, withoutId);
+    const page = await store.readPage({ limit: query.limit, after: query.after, maxChars: pageMaxChars }, JSON.stringify);
     if (page.next) {
       const next = page.next.toHexString();
       ctx.set('X-Next-Cursor', next);
@@ -78,25 +78,6 @@ export function dataRouter({ store, bodyLimitBytes, documentLimits, pageMaxChars
 
   return router;
 }
-
-/** `{"_id":"<24 hex>",` — how a stored document's JSON starts (the server puts _id first). */
-const ID_PREFIX = '{"_id":"';
-const ID_END = ID_PREFIX.length + 24;
-
-/**
- * A page's document as JSON without its `_id`. Cutting the id off the serialised text saves copying
- * every document into a new object first; any other shape (an id that is not an ObjectId) takes the copy.
- */
-const withoutId = (doc: Document): string => {
-  if (!(doc._id instanceof ObjectId)) return JSON.stringify({ ...doc, _id: undefined });
-  const json = JSON.stringify(doc);
-  if (json.startsWith(ID_PREFIX) && json.charCodeAt(ID_END) === 34 /* " */) {
-    const next = json.charCodeAt(ID_END + 1);
-    if (next === 44 /* , */) return `{${json.slice(ID_END + 2)}`;
-    if (next === 125 /* } */) return '{}';
-  }
-  return JSON.stringify({ ...doc, _id: undefined });
-};
 
 function parseJson(text: string): unknown {
   try {

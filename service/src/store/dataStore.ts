@@ -2,6 +2,7 @@ import { ObjectId, type Collection, type Document, type FindCursor } from 'mongo
 import type { Database } from '../db';
 import { timed, type Metrics } from '../metrics';
 import { CursorBudget } from './cursorBudget';
+import { SizeEstimate } from './sizeEstimate';
 import { createIdempotencyRecords, type IdempotencyRecords } from './idempotency';
 import { StoreError } from './storeError';
 import { classifyWriteError, isDuplicateKey } from './writeErrors';
@@ -15,6 +16,13 @@ export interface StoreLimits {
 
 /** A document as the client sent it (already validated), without `_id`. */
 export type NewDocument = Record<string, unknown>;
+
+export interface InsertOptions {
+  /** The client's Idempotency-Key and a fingerprint of its body: a retry stores nothing twice. */
+  idempotency?: { key: string; fingerprint: string };
+  /** The size of the body the documents came in (an upper bound of each one's size), for batch sizing. */
+  bodyChars?: number;
+}
 
 export interface InsertOutcome {
   ids: ObjectId[];
@@ -45,10 +53,13 @@ export interface PageQuery {
 
 export interface DataStore {
   /** Stores all documents or none (one document is an array of one). */
-  insert(documents: NewDocument[], idempotency?: { key: string; fingerprint: string }): Promise<InsertOutcome>;
-  /** Everything, natural order (or `_id` order after `after`), without `_id`; the first batch is fetched before it resolves. */
+  insert(documents: NewDocument[], options?: InsertOptions): Promise<InsertOutcome>;
+  /**
+   * Everything, natural order (or `_id` order after `after`); the first batch is fetched before it resolves.
+   * `serialize` gets each document without `_id`, as every read answers.
+   */
   openStream(after: ObjectId | undefined, serialize: (doc: Document) => string): Promise<DocumentSource>;
-  /** One page in `_id` order, bounded by count and by serialised size; its cursor is closed before it resolves. */
+  /** One page in `_id` order, bounded by count and by serialised size; its cursor is closed before it resolves. Documents as for openStream. */
   readPage(query: PageQuery, serialize: (doc: Document) => string): Promise<Page>;
   /** Resolves when this process can really read the collection within `timeoutMs` (not only ping the server). */
   probe(timeoutMs: number): Promise<void>;
@@ -82,21 +93,25 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
   const budget = new CursorBudget(limits.maxOpenCursors, (open) => metrics.openCursors.set(open));
   const idempotency: IdempotencyRecords = createIdempotencyRecords(db, limits.idempotencyTtlSeconds);
 
-  // A cursor's first batch is sized for documents as large as a client can store (a few of them); the
-  // following ones for the largest document that cursor has shown so far.
+  // Batches are sized for the largest document seen lately (see SizeEstimate), the first one included;
+  // each cursor then follows the largest document it shows itself.
+  const sizes = new SizeEstimate(limits.maxDocumentBytes);
   const batchFor = (wanted: number, largest: number): number => Math.max(2, Math.min(wanted, Math.floor(BATCH_CHARS / Math.max(largest, 256))));
-  const firstBatch = (wanted: number): number => batchFor(wanted, limits.maxDocumentBytes);
-  /** Serialises each document and keeps the cursor's next batch within BATCH_CHARS. */
+  const firstBatch = (wanted: number): number => batchFor(wanted, sizes.largest());
+  /** Serialises each document, keeps the cursor's next batch within BATCH_CHARS, and tells the estimate what it saw. */
   const measured = (cursor: FindCursor<Document>, serialize: (doc: Document) => string, wanted: number) => {
     let largest = 0;
     let next = firstBatch(wanted);
     return (doc: Document): string => {
       const json = serialize(doc);
-      if (json.length > largest) largest = json.length;
-      const size = batchFor(wanted, largest);
-      if (size !== next) {
-        next = size;
-        setNextBatchSize(cursor, size);
+      if (json.length > largest) {
+        largest = json.length;
+        sizes.record(largest);
+        const size = batchFor(wanted, largest);
+        if (size !== next) {
+          next = size;
+          setNextBatchSize(cursor, size);
+        }
       }
       return json;
     };
@@ -148,7 +163,8 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
       return budget.inUse;
     },
 
-    async insert(documents, key) {
+    async insert(documents, { idempotency: key, bodyChars } = {}) {
+      if (bodyChars !== undefined) sizes.record(bodyChars);
       const collection = db.collection();
       let ids = documents.map(() => new ObjectId());
       let replayed = false;
@@ -231,6 +247,9 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
             full = true; // the extra document: only says that a next page exists
             return false;
           }
+          const id = doc._id as ObjectId;
+          // Undefined rather than deleted: JSON leaves it out, and the object keeps its shape (fast to serialise).
+          doc._id = undefined;
           const json = toJson(doc);
           if (items.length > 0 && chars + json.length > maxChars) {
             full = true; // bounded by size: this document starts the next page
@@ -238,7 +257,7 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
           }
           items.push(json);
           chars += json.length;
-          last = doc._id as ObjectId;
+          last = id;
           return true;
         };
         await timed(metrics, 'findPage', async () => {
