@@ -77,7 +77,7 @@ export function toHttpError(error: unknown): HttpError {
   if (isDatabaseUnavailable(error)) {
     return new HttpError(503, 'database unavailable, try again shortly', { 'Retry-After': '2' });
   }
-  // Koa and raw-body attach `status`/`expose` to the errors they raise (e.g. 413, 400).
+  // Koa and its middleware attach `status`/`expose` to the errors they raise (e.g. 400).
   const maybe = error as { status?: unknown; expose?: unknown; message?: unknown };
   if (typeof maybe?.status === 'number' && maybe.status >= 400 && maybe.status < 500 && maybe.expose === true) {
     return new HttpError(maybe.status, String(maybe.message));
