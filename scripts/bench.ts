@@ -21,6 +21,7 @@ import { startTestDatabase } from '../devkit/database';
 import { REPO_ROOT } from '../devkit/paths';
 import { freePort } from '../devkit/ports';
 import { rssOf, startServiceProcess } from '../devkit/service-process';
+import { startWireStub } from '../devkit/wire-stub';
 import { summarize, table } from './lib/stats';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -100,18 +101,62 @@ async function httpRun(url: string, pid: number, options: Partial<autocannon.Opt
   };
 }
 
-/** The framework floor: a bare node:http server answering a constant (reading POST bodies first). */
-async function startBareServer(): Promise<{ url: string; pid: number; stop(): void }> {
+interface Server {
+  url: string;
+  pid: number;
+  stop(): void;
+}
+
+/** Starts `node -e source` (given the port), resolving once it prints a line. */
+async function startNodeServer(source: (port: number) => string, env: Record<string, string> = {}): Promise<Server> {
   const port = await freePort();
-  const source = `
+  const child = spawn(process.execPath, ['-e', source(port)], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`a comparison server exited (${code}) before listening`)));
+  });
+  return { url: `http://127.0.0.1:${port}`, pid: child.pid!, stop: () => child.kill() };
+}
+
+/**
+ * The least any HTTP service can do for the two requests: node:http and the driver, nothing else (no
+ * validation, ids, limits, logs, metrics or errors worth the name). What the service costs over it is what
+ * its framework and its features cost; what it costs over the driver is the floor of serving HTTP at all.
+ */
+function startFloorServer(uri: string, dbName: string): Promise<Server> {
+  return startNodeServer(
+    (port) => `
+    const http = require('node:http');
+    const { MongoClient } = require('mongodb');
+    const data = new MongoClient(process.env.FLOOR_URI, { maxPoolSize: ${POOL} }).db(process.env.FLOOR_DB).collection('data');
+    const send = (res, status, body) => { res.writeHead(status, { 'Content-Type': 'application/json' }); res.end(body); };
+    http.createServer((req, res) => {
+      if (req.method === 'POST') {
+        const chunks = [];
+        req.on('data', (chunk) => chunks.push(chunk));
+        req.on('end', () => data.insertOne(JSON.parse(Buffer.concat(chunks).toString())).then(
+          (result) => send(res, 201, JSON.stringify({ status: 'Data inserted', id: String(result.insertedId) })), () => send(res, 500, '{}')));
+      } else {
+        data.find({}).sort({ _id: 1 }).limit(100).toArray().then((docs) => {
+          for (const doc of docs) doc._id = undefined;
+          send(res, 200, JSON.stringify(docs));
+        }, () => send(res, 500, '{}'));
+      }
+    }).listen(${port}, '127.0.0.1', () => console.log('ready'));`,
+    { FLOOR_URI: uri, FLOOR_DB: dbName },
+  );
+}
+
+/** The framework floor: a bare node:http server answering a constant (reading POST bodies first). */
+function startBareServer(): Promise<Server> {
+  return startNodeServer(
+    (port) => `
     const http = require('node:http');
     http.createServer((req, res) => {
       const answer = () => { res.writeHead(req.method === 'POST' ? 201 : 200, { 'Content-Type': 'application/json' }); res.end('{"status":"ok"}'); };
       if (req.method === 'POST') { req.resume(); req.on('end', answer); } else answer();
-    }).listen(${port}, '127.0.0.1', () => console.log('ready'));`;
-  const child = spawn(process.execPath, ['-e', source], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
-  return { url: `http://127.0.0.1:${port}`, pid: child.pid!, stop: () => child.kill() };
+    }).listen(${port}, '127.0.0.1', () => console.log('ready'));`,
+  );
 }
 
 async function seed(collection: Collection, count: number, make: (n: number) => object = (n) => ({ key: `value${n}`, n, tags: ["a", "b"], nested: { ok: true } })): Promise<void> {
@@ -149,138 +194,209 @@ function request(url: string, method: string, body?: string): Promise<{ status: 
 
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
-async function main(): Promise<void> {
-  const db = await startTestDatabase((line) => console.log(`[db] ${line}`));
+/** What the service is compared against, on one database. */
+interface Comparison {
+  database: string;
+  results: Array<{ name: string; service: Figures; driver: Figures; floor: Figures; bare: Figures }>;
+}
+
+/**
+ * The CPU comparison on one database: the service, the raw driver in this process, the least an HTTP
+ * server can do for the same request (node:http + the driver), and a bare node:http answering a constant.
+ */
+async function compareCpu(database: string, uri: string, seedData: boolean, bare: Server): Promise<Comparison> {
   const dbName = `bench_${Date.now()}`;
-  const client = new MongoClient(db.uri, { maxPoolSize: POOL });
+  const client = new MongoClient(uri, { maxPoolSize: POOL });
   const profileDir = process.env.BENCH_PROFILE;
-  const stopDb = async () => {
-    await client.close();
-    await db.stop();
-  };
-  const service = await startServiceProcess({
-    MONGODB_URI: db.uri,
-    MONGODB_DB: dbName,
-    MONGODB_MAX_POOL_SIZE: String(POOL),
-    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
-  }, { nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir)}`] : [] }).catch(async (error: unknown) => {
-    await stopDb(); // a service that cannot start must not leave the database running
-    throw error;
-  });
-  const bare = await startBareServer();
-  const memory: Array<[string, string]> = [];
+  const servers: Server[] = [];
   try {
-    console.log(`service ${service.url} (pid ${service.pid}); ${CONNECTIONS} connections, ${SECONDS} s per run, database ${db.kind}\n`);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const freshIdle = await rssOf(service.pid);
     const raw = client.db(dbName).collection('raw');
-    const results: Array<[string, Figures, Figures, Figures]> = [];
-    let idleBefore = freshIdle;
-    if (PARTS.has('cpu')) {
+    if (seedData) {
       await seed(client.db(dbName).collection('data'), 1000);
       await seed(raw, 1000);
+    }
+    const service = await startServiceProcess(
+      { MONGODB_URI: uri, MONGODB_DB: dbName, MONGODB_MAX_POOL_SIZE: String(POOL), LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info' },
+      { nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir)}`] : [] },
+    );
+    servers.push({ url: service.url, pid: service.pid, stop: () => void service.stop() });
+    const floor = await startFloorServer(uri, dbName);
+    servers.push(floor);
+    console.log(`\n${database}: service ${service.url} (pid ${service.pid}); ${CONNECTIONS} connections, ${SECONDS} s per run`);
 
-      const body = JSON.stringify({ key: 'value', n: 1, nested: { ok: true } });
-      const post = { method: 'POST' as const, headers: { 'content-type': 'application/json' }, body };
-      // Warm every path (JIT, connection pools) before measuring.
-      await httpRun(`${service.url}/data?limit=100`, service.pid, {}, 2);
-      await httpRun(`${bare.url}/`, bare.pid, {}, 1);
-      await driverRun(async () => JSON.stringify(await raw.find({}).sort({ _id: 1 }).limit(100).toArray()), 2);
+    const body = JSON.stringify({ key: 'value', n: 1, nested: { ok: true } });
+    const post = { method: 'POST' as const, headers: { 'content-type': 'application/json' }, body };
+    const page = async () => JSON.stringify(await raw.find({}).sort({ _id: 1 }).limit(100).toArray());
+    // Warm every path (JIT, connection pools) before measuring.
+    await httpRun(`${service.url}/data?limit=100`, service.pid, {}, 2);
+    await httpRun(`${floor.url}/data?limit=100`, floor.pid, {}, 2);
+    await httpRun(`${bare.url}/`, bare.pid, {}, 1);
+    await driverRun(page, 2);
 
-      const serviceIdle = await idleRate(() => cpuOfPid(service.pid));
-      const driverIdle = await idleRate(ownCpu);
-      const bareIdle = await idleRate(() => cpuOfPid(bare.pid));
-      console.log(`idle CPU: service ${(serviceIdle / 1000).toFixed(1)} ms/s, bench process (driver) ${(driverIdle / 1000).toFixed(1)} ms/s, bare server ${(bareIdle / 1000).toFixed(1)} ms/s\n`);
+    const idle = {
+      service: await idleRate(() => cpuOfPid(service.pid)),
+      driver: await idleRate(ownCpu),
+      floor: await idleRate(() => cpuOfPid(floor.pid)),
+      bare: await idleRate(() => cpuOfPid(bare.pid)),
+    };
+    const perSecond = (us: number) => `${(us / 1000).toFixed(1)} ms/s`;
+    console.log(`idle CPU: service ${perSecond(idle.service)}, bench process (driver) ${perSecond(idle.driver)}, node:http + driver ${perSecond(idle.floor)}, bare server ${perSecond(idle.bare)}`);
 
-      // GET first, while both collections hold exactly 1000 documents (FerretDB sorts in memory,
-      // so a page costs more as the collection grows); POST afterwards.
-      const getService = await httpRun(`${service.url}/data?limit=100`, service.pid, {}, SECONDS, serviceIdle);
-      const getDriver = await driverRun(async () => JSON.stringify(await raw.find({}).sort({ _id: 1 }).limit(100).toArray()), SECONDS, driverIdle);
-      const getBare = await httpRun(`${bare.url}/`, bare.pid, {}, SECONDS, bareIdle);
-      results.push(['GET /data?limit=100 ↔ find().toArray()+JSON.stringify', getService, getDriver, getBare]);
-      const postService = await httpRun(`${service.url}/data`, service.pid, post, SECONDS, serviceIdle);
-      const postDriver = await driverRun(() => raw.insertOne(JSON.parse(body)), SECONDS, driverIdle);
-      const postBare = await httpRun(`${bare.url}/`, bare.pid, post, SECONDS, bareIdle);
-      results.push(['POST /data ↔ insertOne', postService, postDriver, postBare]);
+    // GET first, while both collections hold exactly 1000 documents (FerretDB sorts in memory,
+    // so a page costs more as the collection grows); POST afterwards.
+    const results: Comparison['results'] = [];
+    results.push({
+      name: 'GET /data?limit=100 ↔ find().toArray()+JSON.stringify',
+      service: await httpRun(`${service.url}/data?limit=100`, service.pid, {}, SECONDS, idle.service),
+      driver: await driverRun(page, SECONDS, idle.driver),
+      floor: await httpRun(`${floor.url}/data?limit=100`, floor.pid, {}, SECONDS, idle.floor),
+      bare: await httpRun(`${bare.url}/`, bare.pid, {}, SECONDS, idle.bare),
+    });
+    results.push({
+      name: 'POST /data ↔ insertOne',
+      service: await httpRun(`${service.url}/data`, service.pid, post, SECONDS, idle.service),
+      driver: await driverRun(() => raw.insertOne(JSON.parse(body)), SECONDS, idle.driver),
+      floor: await httpRun(`${floor.url}/data`, floor.pid, post, SECONDS, idle.floor),
+      bare: await httpRun(`${bare.url}/`, bare.pid, post, SECONDS, idle.bare),
+    });
+    printComparison({ database, results });
+    return { database, results };
+  } finally {
+    for (const server of servers) server.stop();
+    await client.db(dbName).dropDatabase().catch(() => undefined);
+    await client.close();
+  }
+}
 
-      console.log('throughput (all processes share the same cores)');
-      console.log(
-        table([
-          ['operation', 'service r/s', 'p50 ms', 'p99 ms', 'driver op/s', 'p50 ms', 'p99 ms', 'service ÷ driver'],
-          ...results.map(([name, svc, drv]) => [name, svc.rps.toFixed(0), svc.p50.toFixed(1), svc.p99.toFixed(1), drv.rps.toFixed(0), drv.p50.toFixed(1), drv.p99.toFixed(1), `${(svc.rps / drv.rps).toFixed(2)}×`]),
-        ]),
-      );
-      console.log('\nCPU per request (service process, from /proc) against the driver\'s own client CPU per operation');
-      console.log(
-        table([
-          ['operation', 'service µs', 'driver µs', 'bare node:http µs', 'service − driver', 'service ÷ driver', 'net of idle: service', 'driver', '−', '÷'],
-          ...results.map(([name, svc, drv, bareRun]) => [
-            name,
-            svc.cpuUs.toFixed(0),
-            drv.cpuUs.toFixed(0),
-            bareRun.cpuUs.toFixed(0),
-            `+${(svc.cpuUs - drv.cpuUs).toFixed(0)}`,
-            `${(svc.cpuUs / drv.cpuUs).toFixed(2)}×`,
-            svc.netCpuUs.toFixed(0),
-            drv.netCpuUs.toFixed(0),
-            `+${(svc.netCpuUs - drv.netCpuUs).toFixed(0)}`,
-            `${(svc.netCpuUs / drv.netCpuUs).toFixed(2)}×`,
-          ]),
-        ]),
-      );
-      for (const [name, svc, drv, bareRun] of results) {
-        if (svc.errors || drv.errors || bareRun.errors) console.log(`  ${name} errors: service ${svc.errors}, driver ${drv.errors}, bare ${bareRun.errors}`);
-      }
+function printComparison({ database, results }: Comparison): void {
+  console.log(`\nthroughput on ${database} (all processes share the same cores)`);
+  console.log(
+    table([
+      ['operation', 'service r/s', 'p50 ms', 'p99 ms', 'driver op/s', 'p50 ms', 'p99 ms', 'node:http + driver r/s'],
+      ...results.map(({ name, service, driver, floor }) => [name, service.rps.toFixed(0), service.p50.toFixed(1), service.p99.toFixed(1), driver.rps.toFixed(0), driver.p50.toFixed(1), driver.p99.toFixed(1), floor.rps.toFixed(0)]),
+    ]),
+  );
+  console.log(`\nCPU per request on ${database}: the service process (from /proc) against the driver's own client CPU per operation`);
+  console.log(
+    table([
+      ['operation', 'service µs', 'driver µs', 'node:http + driver µs', 'bare node:http µs', 'service − driver', 'service ÷ driver', 'node:http + driver − driver', 'net of idle: service', 'driver', '−', '÷'],
+      ...results.map(({ name, service, driver, floor, bare }) => [
+        name,
+        service.cpuUs.toFixed(0),
+        driver.cpuUs.toFixed(0),
+        floor.cpuUs.toFixed(0),
+        bare.cpuUs.toFixed(0),
+        `+${(service.cpuUs - driver.cpuUs).toFixed(0)}`,
+        `${(service.cpuUs / driver.cpuUs).toFixed(2)}×`,
+        `+${(floor.cpuUs - driver.cpuUs).toFixed(0)}`,
+        service.netCpuUs.toFixed(0),
+        driver.netCpuUs.toFixed(0),
+        `+${(service.netCpuUs - driver.netCpuUs).toFixed(0)}`,
+        `${(service.netCpuUs / driver.netCpuUs).toFixed(2)}×`,
+      ]),
+    ]),
+  );
+  for (const { name, service, driver, floor, bare } of results) {
+    if (service.errors || driver.errors || floor.errors || bare.errors) {
+      console.log(`  ${name} errors: service ${service.errors}, driver ${driver.errors}, node:http + driver ${floor.errors}, bare ${bare.errors}`);
+    }
+  }
+}
 
+/** Peak RSS of the service in the worst cases its limits allow (and a few just past them), 4 at once. */
+async function measureMemory(uri: string): Promise<{ freshIdle: number; idleBefore: number; cases: Array<[string, string]> }> {
+  const dbName = `bench_${Date.now()}`;
+  const client = new MongoClient(uri, { maxPoolSize: POOL });
+  const service = await startServiceProcess({ MONGODB_URI: uri, MONGODB_DB: dbName, MONGODB_MAX_POOL_SIZE: String(POOL), LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info' });
+  const memory: Array<[string, string]> = [];
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const freshIdle = await rssOf(service.pid);
+    // The load the CPU comparison puts on a service first, so that "idle after load" means the same.
+    await seed(client.db(dbName).collection('data'), 1000);
+    await httpRun(`${service.url}/data?limit=100`, service.pid, {}, 3);
+    const data = client.db(dbName).collection('data');
+    await data.deleteMany({});
+    const idleBefore = await rssOf(service.pid);
+    const tinyDocs = JSON.stringify(Array.from({ length: 1000 }, (_, i) => ({ i, pad: 'x'.repeat(1000) })));
+    const overDocs = `[${'{},'.repeat(349_000)}{}]`; // ~1 MiB of empty documents: refused (MAX_BULK_DOCUMENTS), after parsing
+    const wideDoc = JSON.stringify({ values: Array.from({ length: 9_990 }, (_, i) => i * 1.5) });
+    const four = <T>(work: () => Promise<T>) => Promise.all(Array.from({ length: 4 }, work));
+    const bulk = await peakRss(service.pid, () => four(() => request(`${service.url}/data`, 'POST', tinyDocs)));
+    memory.push([`4 × POST of 1000 documents (${mb(tinyDocs.length)} each)`, `${mb(bulk.peak)} (${bulk.result.map((r) => r.status).join(',')})`]);
+    const over = await peakRss(service.pid, () => four(() => request(`${service.url}/data`, 'POST', overDocs)));
+    memory.push([`4 × POST of 349 001 empty documents (${mb(overDocs.length)} each, refused)`, `${mb(over.peak)} (${over.result.map((r) => r.status).join(',')})`]);
+    const wide = await peakRss(service.pid, () => four(() => request(`${service.url}/data`, 'POST', wideDoc)));
+    memory.push([`4 × POST of one document with 9 990 values`, `${mb(wide.peak)} (${wide.result.map((r) => r.status).join(',')})`]);
+
+    // Documents near the 1 MiB body limit, stored through the service (the sizes record knows them).
+    await data.deleteMany({});
+    for (let n = 0; n < 60; n++) await request(`${service.url}/data`, 'POST', JSON.stringify({ n, blob: 'y'.repeat(1000 * 1000) }));
+    const stored = await peakRss(service.pid, () => four(() => request(`${service.url}/data?limit=1000`, 'GET')));
+    memory.push([`4 × GET /data?limit=1000 over 60 documents of 1 MB stored through the service`, `${mb(stored.peak)} (${stored.result.map((r) => `${r.status}:${mb(r.bytes)}`).join(', ')})`]);
+    const storedStreams = await peakRss(service.pid, () => four(() => request(`${service.url}/data`, 'GET')));
+    memory.push([`4 × GET /data (streamed) over the same`, `${mb(storedStreams.peak)} (${storedStreams.result.map((r) => `${r.status}:${mb(r.bytes)}`).join(', ')})`]);
+
+    // The worst case: the same documents written behind the service's back (no sizes record), read by a
+    // replica that has seen only small ones: its first batches are sized for small documents.
+    await data.deleteMany({});
+    await client.db(dbName).collection('data_sizes').deleteMany({}); // as if none had gone through the service
+    await seed(data, 1000);
+    const replica = await startServiceProcess({ MONGODB_URI: uri, MONGODB_DB: dbName, MONGODB_MAX_POOL_SIZE: String(POOL), LOG_LEVEL: 'warn' });
+    try {
+      await httpRun(`${replica.url}/data?limit=100`, replica.pid, {}, 1);
+      await data.deleteMany({});
+      await seed(data, 60, (n) => ({ n, blob: 'y'.repeat(1000 * 1000) }));
+      const pages = await peakRss(replica.pid, () => four(() => request(`${replica.url}/data?limit=1000`, 'GET')));
+      memory.push([`4 × GET /data?limit=1000 over 60 documents of 1 MB written behind the service's back, read by a replica that saw only small ones`, `${mb(pages.peak)} (${pages.result.map((r) => `${r.status}:${mb(r.bytes)}`).join(', ')})`]);
+      const streams = await peakRss(replica.pid, () => four(() => request(`${replica.url}/data`, 'GET')));
+      memory.push([`4 × GET /data (streamed) over the same`, `${mb(streams.peak)} (${streams.result.map((r) => `${r.status}:${mb(r.bytes)}`).join(', ')})`]);
+    } finally {
+      await replica.stop();
     }
 
-    // Memory, worst cases the limits allow (and a few just past them), 4 at once.
-    if (PARTS.has('memory')) {
-      const data = client.db(dbName).collection('data');
-      await data.deleteMany({});
-      idleBefore = await rssOf(service.pid);
-      const tinyDocs = JSON.stringify(Array.from({ length: 1000 }, (_, i) => ({ i, pad: 'x'.repeat(1000) })));
-      const overDocs = `[${'{},'.repeat(349_000)}{}]`; // ~1 MiB of empty documents: refused (MAX_BULK_DOCUMENTS), after parsing
-      const wideDoc = JSON.stringify({ values: Array.from({ length: 9_990 }, (_, i) => i * 1.5) });
-      const bulk = await peakRss(service.pid, () => Promise.all(Array.from({ length: 4 }, () => request(`${service.url}/data`, 'POST', tinyDocs))));
-      memory.push([`4 × POST of 1000 documents (${mb(tinyDocs.length)} each)`, `${mb(bulk.peak)} (${bulk.result.map((r) => r.status).join(',')})`]);
-      const over = await peakRss(service.pid, () => Promise.all(Array.from({ length: 4 }, () => request(`${service.url}/data`, 'POST', overDocs))));
-      memory.push([`4 × POST of 349 001 empty documents (${mb(overDocs.length)} each, refused)`, `${mb(over.peak)} (${over.result.map((r) => r.status).join(',')})`]);
-      const wide = await peakRss(service.pid, () => Promise.all(Array.from({ length: 4 }, () => request(`${service.url}/data`, 'POST', wideDoc))));
-      memory.push([`4 × POST of one document with 9 990 values`, `${mb(wide.peak)} (${wide.result.map((r) => r.status).join(',')})`]);
+    await data.deleteMany({});
+    const seeded = Date.now();
+    await seed(data, DOCS);
+    console.log(`\nseeded ${DOCS} documents in ${((Date.now() - seeded) / 1000).toFixed(1)} s`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const one = await peakRss(service.pid, () => request(`${service.url}/data`, 'GET'));
+    memory.push([`1 × GET /data streaming ${DOCS} documents`, `${mb(one.peak)} (${mb(one.result.bytes)} in ${one.ms} ms)`]);
+    const streaming = await peakRss(service.pid, () => four(() => request(`${service.url}/data`, 'GET')));
+    memory.push([`4 × GET /data streaming ${DOCS} documents`, `${mb(streaming.peak)} (${streaming.ms} ms)`]);
 
-      await data.deleteMany({});
-      await seed(data, 60, (n) => ({ n, blob: 'y'.repeat(1000 * 1000) })); // documents near the 1 MiB body limit
-      const pages = await peakRss(service.pid, () => Promise.all(Array.from({ length: 4 }, () => request(`${service.url}/data?limit=1000`, 'GET'))));
-      memory.push([`4 × GET /data?limit=1000 over 60 documents of 1 MB`, `${mb(pages.peak)} (${pages.result.map((r) => `${r.status}:${mb(r.bytes)}`).join(', ')})`]);
-      const streams = await peakRss(service.pid, () => Promise.all(Array.from({ length: 4 }, () => request(`${service.url}/data`, 'GET'))));
-      memory.push([`4 × GET /data (streamed) over 60 documents of 1 MB`, `${mb(streams.peak)} (${streams.result.map((r) => `${r.status}:${mb(r.bytes)}`).join(', ')})`]);
+    console.log(`\nservice RSS: idle at start ${mb(freshIdle)}, idle after load ${mb(idleBefore)}; peaks (Kubernetes limit 500Mi = 524 MB):`);
+    console.log(table([['case', 'peak RSS (statuses)'], ...memory]));
+    return { freshIdle, idleBefore, cases: memory };
+  } finally {
+    await service.stop();
+    await client.db(dbName).dropDatabase().catch(() => undefined);
+    await client.close();
+  }
+}
 
-      await data.deleteMany({});
-      const seeded = Date.now();
-      await seed(data, DOCS);
-      console.log(`\nseeded ${DOCS} documents in ${((Date.now() - seeded) / 1000).toFixed(1)} s`);
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      const one = await peakRss(service.pid, () => request(`${service.url}/data`, 'GET'));
-      memory.push([`1 × GET /data streaming ${DOCS} documents`, `${mb(one.peak)} (${mb(one.result.bytes)} in ${one.ms} ms)`]);
-      const four = await peakRss(service.pid, () => Promise.all(Array.from({ length: 4 }, () => request(`${service.url}/data`, 'GET'))));
-      memory.push([`4 × GET /data streaming ${DOCS} documents`, `${mb(four.peak)} (${four.ms} ms)`]);
-
-      console.log(`\nservice RSS: idle at start ${mb(freshIdle)}, idle after the load runs ${mb(idleBefore)}; peaks (Kubernetes limit 500Mi = 524 MB):`);
-      console.log(table([['case', 'peak RSS (statuses)'], ...memory]));
+async function main(): Promise<void> {
+  const db = await startTestDatabase((line) => console.log(`[db] ${line}`));
+  const bare = await startBareServer();
+  const stub = PARTS.has('cpu') ? await startWireStub() : undefined;
+  try {
+    const comparisons: Comparison[] = [];
+    if (PARTS.has('cpu')) {
+      comparisons.push(await compareCpu(`${db.kind} (the issue's setting)`, db.uri, true, bare));
+      comparisons.push(await compareCpu('an instant-reply wire stub (clients busy: their own cost)', stub!.uri, false, bare));
     }
+    const memory = PARTS.has('memory') ? await measureMemory(db.uri) : undefined;
 
     const out = path.join(REPO_ROOT, 'bench-results');
     mkdirSync(out, { recursive: true });
     const file = path.join(out, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    writeFileSync(file, JSON.stringify({ seconds: SECONDS, connections: CONNECTIONS, database: db.kind, results, memory: { freshIdle, idleBefore, cases: memory } }, null, 2));
+    writeFileSync(file, JSON.stringify({ seconds: SECONDS, connections: CONNECTIONS, database: db.kind, comparisons, memory }, null, 2));
     console.log(`\nfigures saved to ${path.relative(REPO_ROOT, file)}`);
   } finally {
     bare.stop();
-    await service.stop();
-    await client.db(dbName).dropDatabase().catch(() => undefined);
-    await stopDb();
-    if (profileDir) console.log(`CPU profile of the service written to ${profileDir}`);
+    await stub?.stop();
+    await db.stop();
+    if (process.env.BENCH_PROFILE) console.log(`CPU profiles of the service written to ${process.env.BENCH_PROFILE}`);
   }
 }
 

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { MongoClient, type CommandStartedEvent, type Document } from 'mongodb';
 import { createMetrics } from '../../service/src/metrics';
 import type { Database } from '../../service/src/db';
-import { createDataStore, type DataStore } from '../../service/src/store/dataStore';
+import { createDataStore } from '../../service/src/store/dataStore';
 import { SizeEstimate } from '../../service/src/store/sizeEstimate';
-import { dbUri, uniqueDbName } from './helpers';
+import { dbUri, uniqueDbName, waitFor } from './helpers';
 
 const MiB = 1024 * 1024;
 
@@ -32,37 +32,47 @@ describe('SizeEstimate: the document size a first batch is planned for', () => {
 describe('pages are read in one round trip once documents are known to be small', function () {
   this.timeout(60_000);
   let client: MongoClient;
-  let store: DataStore;
-  let dbName: string;
   const commands: CommandStartedEvent[] = [];
-  // The tests' copy of the driver, handed to the service's code (the two copies' types differ only nominally).
-  const collection = (() => client.db(dbName).collection('data')) as unknown as Database['collection'];
+  const databases: string[] = [];
   const ofKind = (name: string) => commands.filter((event) => event.commandName === name);
+  /** The batch size of the last page's query (not the store's own look at its size record). */
+  const firstBatchSize = () => ofKind('find').filter((event) => event.command.find === 'data').at(-1)!.command.batchSize as number;
 
-  before(async () => {
-    dbName = uniqueDbName('store');
+  /** A database of its own holding `count` small documents, and a store ("a replica") on it. */
+  const replicaOn = (dbName: string) => {
+    // The tests' copy of the driver, handed to the service's code (the two copies' types differ only nominally).
+    const collection = (() => client.db(dbName).collection('data')) as unknown as Database['collection'];
+    const store = createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, idempotencyTtlSeconds: 60, maxDocumentBytes: MiB });
+    const page = (after?: Document['_id']) => store.readPage({ limit: 100, after, maxChars: 4 * MiB }, JSON.stringify);
+    return { store, page };
+  };
+  const smallDocuments = async (count: number) => {
+    const dbName = uniqueDbName('store');
+    databases.push(dbName);
+    await client.db(dbName).collection('data').insertMany(Array.from({ length: count }, (_, n) => ({ n, key: `value${n}` })));
+    return dbName;
+  };
+
+  before(() => {
     client = new MongoClient(dbUri(), { monitorCommands: true });
     client.on('commandStarted', (event) => commands.push(event));
-    await client.db(dbName).collection('data').insertMany(Array.from({ length: 250 }, (_, n) => ({ n, key: `value${n}` })));
-    store = createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, idempotencyTtlSeconds: 60, maxDocumentBytes: MiB });
   });
   after(async () => {
-    await client.db(dbName).dropDatabase();
+    for (const dbName of databases) await client.db(dbName).dropDatabase();
     await client.close();
   });
 
-  const page = (after?: Document['_id']) => store.readPage({ limit: 100, after, maxChars: 4 * MiB }, JSON.stringify);
-
   it('a new process sizes its first batch for the largest documents, then learns, and answers the same page', async () => {
+    const { page } = replicaOn(await smallDocuments(250));
     commands.length = 0;
     const cold = await page();
-    assert.equal(ofKind('find')[0].command.batchSize, 8, 'nothing seen yet: 8 MiB of 1 MiB documents');
+    assert.equal(firstBatchSize(), 8, 'nothing known yet: 8 MiB of 1 MiB documents');
     assert.ok(ofKind('getMore').length >= 1, 'the rest of the page took another round trip');
 
     commands.length = 0;
     const warm = await page();
     // (The driver asks for one more than a batchSize equal to the limit, so that the server closes the cursor.)
-    assert.ok((ofKind('find')[0].command.batchSize as number) >= 101, 'documents seen to be small: the whole page and one more');
+    assert.ok(firstBatchSize() >= 101, 'documents seen to be small: the whole page and one more');
     assert.equal(ofKind('getMore').length, 0, 'one round trip');
     assert.deepEqual(warm, cold);
     assert.equal(warm.items.length, 100);
@@ -73,20 +83,44 @@ describe('pages are read in one round trip once documents are known to be small'
     assert.deepEqual(JSON.parse(second.items[0]), { n: 100, key: 'value100' }, 'the next page starts after the last one');
   });
 
-  it('a large body stored here, or a large document read, makes first batches small again', async () => {
-    await store.insert([{ blob: 'x'.repeat(10) }], { bodyChars: 900_000 });
-    commands.length = 0;
-    await page();
-    const batch = ofKind('find')[0].command.batchSize as number;
-    assert.ok(batch <= Math.floor((8 * MiB) / 900_000), `first batch ${batch} is sized for 900 kB documents`);
+  it('a large document stored through one replica makes every replica\'s first batches small, within seconds', async () => {
+    const dbName = await smallDocuments(150);
+    const writer = replicaOn(dbName);
+    const reader = replicaOn(dbName);
+    await reader.page();
+    await reader.page();
+    assert.ok(firstBatchSize() >= 101, 'the reader knows only small documents');
 
-    // Another replica's large document, met by a read: the following reads plan for it.
-    const fresh = createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, idempotencyTtlSeconds: 60, maxDocumentBytes: MiB });
-    await fresh.readPage({ limit: 100, maxChars: 4 * MiB }, JSON.stringify);
-    await client.db(dbName).collection('data').insertOne({ n: -1, blob: 'y'.repeat(600_000) });
-    await fresh.readPage({ limit: 300, maxChars: 64 * MiB }, JSON.stringify);
+    await writer.store.insert([{ blob: 'x'.repeat(600_000) }], { bodyChars: 600_012 });
     commands.length = 0;
-    await fresh.readPage({ limit: 100, maxChars: 4 * MiB }, JSON.stringify);
-    assert.ok((ofKind('find')[0].command.batchSize as number) <= Math.floor((8 * MiB) / 600_000));
+    await writer.page();
+    assert.ok(firstBatchSize() <= Math.floor((8 * MiB) / 600_000), `the writer at once: first batch ${firstBatchSize()}`);
+    // The reader's first page holds small documents only (the large one has the newest id): what it
+    // learns, it learns from the record, which it reads again every few seconds.
+    await waitFor('the reader to learn of it from the record', async () => {
+      const { items } = await reader.page();
+      assert.ok(items.every((json) => json.length < 100));
+      return firstBatchSize() <= Math.floor((8 * MiB) / 600_000);
+    }, 15_000, 250);
+  });
+
+  it('a bulk of small documents in a large body records the largest document, not the body', async () => {
+    const dbName = await smallDocuments(150);
+    const writer = replicaOn(dbName);
+    const bulk = Array.from({ length: 500 }, (_, n) => ({ n, pad: 'p'.repeat(1500) }));
+    await writer.store.insert(bulk, { bodyChars: JSON.stringify(bulk).length });
+    const record = await client.db(dbName).collection('data_sizes').findOne({});
+    assert.equal(record?.chars, 2048, 'documents of about 1.5 kB, rounded up to a power of two');
+  });
+
+  it('documents stored behind the service\'s back are planned for once a read has met them', async () => {
+    const dbName = await smallDocuments(150);
+    const reader = replicaOn(dbName);
+    await reader.page();
+    await client.db(dbName).collection('data').insertOne({ n: -1, blob: 'y'.repeat(600_000) });
+    await reader.store.readPage({ limit: 300, maxChars: 64 * MiB }, JSON.stringify);
+    commands.length = 0;
+    await reader.page();
+    assert.ok(firstBatchSize() <= Math.floor((8 * MiB) / 600_000), `first batch ${firstBatchSize()}`);
   });
 });

@@ -1,16 +1,8 @@
 /**
- * How large documents in the collection are lately, as this process has seen them (documents it read,
- * bodies it stored): what a cursor's first batch is sized for.
- *
- * Why guess at all: the server caps a batch by count (MongoDB also at 16 MiB, FerretDB not at all),
- * so a first batch sized for the largest document a client may store (a few documents) is safe but
- * costs a second round trip on every page of small documents; that round trip was about a tenth of
- * the CPU of `GET /data?limit=100`. Sized for what was seen, a page of small documents comes in one.
- *
- * The guess can only be wrong for documents stored by another replica and not yet read here; one
- * POST carries at most the body limit, so a batch holds as many large documents as there were such
- * POSTs inside the window. With nothing seen for a whole window (a new or idle process) the estimate is
- * the largest document a client may store again.
+ * How large the documents this process has read lately are. With StoredSizes (what was stored through
+ * the service), what a cursor's first batch is sized for; alone (no record: documents stored before
+ * the record existed, or behind the service's back), the largest document a client may store until
+ * reads show smaller ones, and again after a whole window without reads.
  */
 export class SizeEstimate {
   private current = 0;
@@ -35,9 +27,14 @@ export class SizeEstimate {
 
   /** The largest document size to plan for now. */
   largest(): number {
-    this.rotate();
-    const seen = Math.max(this.current, this.previous);
+    const seen = this.seen();
     return seen === 0 ? this.ceiling : Math.min(seen, this.ceiling);
+  }
+
+  /** The largest document seen within the window; 0 when none was. */
+  seen(): number {
+    this.rotate();
+    return Math.max(this.current, this.previous);
   }
 
   private rotate(): void {
