@@ -13,10 +13,10 @@
  * Runs in a process of its own (`node --import tsx devkit/wire-stub.ts`), so that its CPU is nobody's;
  * it prints `ready <uri>` once listening.
  */
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { BSON, Long, ObjectId, type Document } from 'mongodb';
 import { REPO_ROOT } from './paths';
+import { supervise, waitReady } from './supervisor';
 
 const OP_REPLY = 1;
 const OP_QUERY = 2004;
@@ -29,25 +29,23 @@ export interface WireStub {
 }
 
 /** Starts the stub in its own process; resolves with its URI once it listens. */
-export function startWireStub(): Promise<WireStub> {
-  const child = spawn(process.execPath, ['--import', 'tsx', __filename], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`the wire stub exited (${code}) before listening`)));
-    child.stdout.once('data', (chunk: Buffer) => {
-      const uri = /^ready (\S+)/.exec(chunk.toString())?.[1];
-      if (uri === undefined) return reject(new Error(`the wire stub said ${chunk.toString()}`));
-      resolve({
-        uri,
-        pid: child.pid!,
-        stop: async () => {
-          child.kill();
-          await exited;
-        },
-      });
-    });
+export async function startWireStub(): Promise<WireStub> {
+  let uri: string | undefined;
+  const stub = supervise('the wire stub', process.execPath, {
+    args: ['--import', 'tsx', __filename],
+    cwd: REPO_ROOT,
+    onLine: (line, stream) => {
+      const ready = stream === 'stdout' ? /^ready (\S+)/.exec(line) : null;
+      if (ready) uri = ready[1];
+    },
   });
+  try {
+    await waitReady(stub, async () => uri, { timeoutMs: 30_000, everyMs: 20 });
+  } catch (error) {
+    await stub.stop(2000);
+    throw error;
+  }
+  return { uri: uri!, pid: stub.pid, stop: async () => void (await stub.stop(2000)) };
 }
 
 const DOCUMENTS = Array.from({ length: 1000 }, (_, n) => ({ _id: new ObjectId(), key: `value${n}`, n, tags: ['a', 'b'], nested: { ok: true } }));

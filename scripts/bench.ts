@@ -4,7 +4,9 @@
  * allow. Prints measured figures; it asserts nothing (performance is shown,
  * not timed in tests).
  *
- *   BENCH_SECONDS (default 10)  duration of each throughput run
+ *   BENCH_SECONDS (default 5)   duration of each throughput run
+ *   BENCH_ROUNDS (default 3)    rounds of the CPU comparison, taken in turn (service, driver, floors, again…);
+ *                               each figure is the median of its rounds, and the spread is printed
  *   BENCH_CONNECTIONS (32)      concurrent connections / in-flight operations
  *   BENCH_DOCS (100000)         documents streamed for the memory figure
  *   BENCH_PARTS (cpu,memory)    which parts to run: the CPU comparison, the memory worst cases, or both
@@ -12,7 +14,6 @@
  *   MONGODB_URI                 use this database instead of starting FerretDB
  */
 import autocannon from 'autocannon';
-import { spawn } from 'node:child_process';
 import { MongoClient, type Collection } from 'mongodb';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -21,10 +22,12 @@ import { startTestDatabase } from '../devkit/database';
 import { REPO_ROOT } from '../devkit/paths';
 import { freePort } from '../devkit/ports';
 import { rssOf, startServiceProcess } from '../devkit/service-process';
+import { supervise, waitReady } from '../devkit/supervisor';
 import { startWireStub } from '../devkit/wire-stub';
 import { summarize, table } from './lib/stats';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const DOCS = Number(process.env.BENCH_DOCS ?? 100_000);
 const PARTS = new Set((process.env.BENCH_PARTS ?? 'cpu,memory').split(',').map((part) => part.trim()));
@@ -39,6 +42,17 @@ interface Figures {
   cpuUs: number;
   /** The same, less what the process burns when idle over the same time (timers, pool upkeep, GC). */
   netCpuUs: number;
+}
+
+/** Each field the median of its values over the rounds. */
+function medianFigures(rounds: Figures[]): Figures {
+  const median = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const middle = Math.floor(sorted.length / 2);
+    return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+  };
+  const field = (key: keyof Figures) => median(rounds.map((round) => round[key]));
+  return { rps: field('rps'), p50: field('p50'), p99: field('p99'), errors: rounds.reduce((sum, round) => sum + round.errors, 0), cpuUs: field('cpuUs'), netCpuUs: field('netCpuUs') };
 }
 
 /** CPU a process uses per second while idle, in µs (measured over `seconds`). */
@@ -107,15 +121,18 @@ interface Server {
   stop(): void;
 }
 
-/** Starts `node -e source` (given the port), resolving once it prints a line. */
+/** Starts `node -e source` (given the port), resolving once it prints `ready`. */
 async function startNodeServer(source: (port: number) => string, env: Record<string, string> = {}): Promise<Server> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['-e', source(port)], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.once('data', () => resolve());
-    child.once('exit', (code) => reject(new Error(`a comparison server exited (${code}) before listening`)));
+  let ready = false;
+  const server = supervise('a comparison server', process.execPath, {
+    args: ['-e', source(port)],
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env },
+    onLine: (line) => (ready ||= line === 'ready'),
   });
-  return { url: `http://127.0.0.1:${port}`, pid: child.pid!, stop: () => child.kill() };
+  await waitReady(server, async () => ready);
+  return { url: `http://127.0.0.1:${port}`, pid: server.pid, stop: () => void server.stop(2000) };
 }
 
 /**
@@ -197,7 +214,7 @@ const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 /** What the service is compared against, on one database. */
 interface Comparison {
   database: string;
-  results: Array<{ name: string; service: Figures; driver: Figures; floor: Figures; bare: Figures }>;
+  results: Array<{ name: string; service: Figures; driver: Figures; floor: Figures; bare: Figures; /** service ÷ driver in each round */ rounds: number[] }>;
 }
 
 /**
@@ -222,7 +239,7 @@ async function compareCpu(database: string, uri: string, seedData: boolean, bare
     servers.push({ url: service.url, pid: service.pid, stop: () => void service.stop() });
     const floor = await startFloorServer(uri, dbName);
     servers.push(floor);
-    console.log(`\n${database}: service ${service.url} (pid ${service.pid}); ${CONNECTIONS} connections, ${SECONDS} s per run`);
+    console.log(`\n${database}: service ${service.url} (pid ${service.pid}); ${CONNECTIONS} connections, ${ROUNDS} rounds of ${SECONDS} s per run`);
 
     const body = JSON.stringify({ key: 'value', n: 1, nested: { ok: true } });
     const post = { method: 'POST' as const, headers: { 'content-type': 'application/json' }, body };
@@ -245,20 +262,32 @@ async function compareCpu(database: string, uri: string, seedData: boolean, bare
     // GET first, while both collections hold exactly 1000 documents (FerretDB sorts in memory,
     // so a page costs more as the collection grows); POST afterwards.
     const results: Comparison['results'] = [];
-    results.push({
-      name: 'GET /data?limit=100 ↔ find().toArray()+JSON.stringify',
-      service: await httpRun(`${service.url}/data?limit=100`, service.pid, {}, SECONDS, idle.service),
-      driver: await driverRun(page, SECONDS, idle.driver),
-      floor: await httpRun(`${floor.url}/data?limit=100`, floor.pid, {}, SECONDS, idle.floor),
-      bare: await httpRun(`${bare.url}/`, bare.pid, {}, SECONDS, idle.bare),
-    });
-    results.push({
-      name: 'POST /data ↔ insertOne',
-      service: await httpRun(`${service.url}/data`, service.pid, post, SECONDS, idle.service),
-      driver: await driverRun(() => raw.insertOne(JSON.parse(body)), SECONDS, idle.driver),
-      floor: await httpRun(`${floor.url}/data`, floor.pid, post, SECONDS, idle.floor),
-      bare: await httpRun(`${bare.url}/`, bare.pid, post, SECONDS, idle.bare),
-    });
+    const operations = [
+      {
+        name: 'GET /data?limit=100 ↔ find().toArray()+JSON.stringify',
+        service: () => httpRun(`${service.url}/data?limit=100`, service.pid, {}, SECONDS, idle.service),
+        driver: () => driverRun(page, SECONDS, idle.driver),
+        floor: () => httpRun(`${floor.url}/data?limit=100`, floor.pid, {}, SECONDS, idle.floor),
+        bare: () => httpRun(`${bare.url}/`, bare.pid, {}, SECONDS, idle.bare),
+      },
+      {
+        name: 'POST /data ↔ insertOne',
+        service: () => httpRun(`${service.url}/data`, service.pid, post, SECONDS, idle.service),
+        driver: () => driverRun(() => raw.insertOne(JSON.parse(body)), SECONDS, idle.driver),
+        floor: () => httpRun(`${floor.url}/data`, floor.pid, post, SECONDS, idle.floor),
+        bare: () => httpRun(`${bare.url}/`, bare.pid, post, SECONDS, idle.bare),
+      },
+    ];
+    for (const operation of operations) {
+      // Rounds taken in turn, so that a drift of the machine (another process, the database's own state)
+      // falls on every column alike; the median of each column is reported.
+      const rounds: Array<Record<'service' | 'driver' | 'floor' | 'bare', Figures>> = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        rounds.push({ service: await operation.service(), driver: await operation.driver(), floor: await operation.floor(), bare: await operation.bare() });
+      }
+      const column = (key: 'service' | 'driver' | 'floor' | 'bare') => medianFigures(rounds.map((round) => round[key]));
+      results.push({ name: operation.name, service: column('service'), driver: column('driver'), floor: column('floor'), bare: column('bare'), rounds: rounds.map((round) => round.service.cpuUs / round.driver.cpuUs) });
+    }
     printComparison({ database, results });
     return { database, results };
   } finally {
@@ -296,6 +325,7 @@ function printComparison({ database, results }: Comparison): void {
       ]),
     ]),
   );
+  console.log(`(medians of ${ROUNDS} rounds; service ÷ driver in each round: ${results.map(({ name, rounds }) => `${name.split(' ↔')[0]} ${rounds.map((ratio) => `${ratio.toFixed(2)}×`).join(', ')}`).join('; ')})`);
   for (const { name, service, driver, floor, bare } of results) {
     if (service.errors || driver.errors || floor.errors || bare.errors) {
       console.log(`  ${name} errors: service ${service.errors}, driver ${driver.errors}, node:http + driver ${floor.errors}, bare ${bare.errors}`);
