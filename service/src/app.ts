@@ -72,6 +72,7 @@ export function createApp({ db, logger, config, metrics = createMetrics(), lifec
       documentLimits: config.limits,
       pageMaxChars: config.limits.pageMaxBytes,
       streamStallTimeoutMs: config.limits.streamStallTimeoutMs,
+      streamMaxMs: config.limits.streamMaxMs,
     }),
     healthRouter((timeoutMs) => store.probe(timeoutMs), lifecycle, config.readyTimeoutMs, logger),
   ];

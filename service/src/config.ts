@@ -49,6 +49,8 @@ export interface Limits {
   maxOpenCursors: number;
   /** A streamed response whose reader takes nothing for this long is cut off (its cursor closed). */
   streamStallTimeoutMs: number;
+  /** A streamed response still going after this long is cut off: a slow but steady reader holds a cursor no longer. */
+  streamMaxMs: number;
   /** Documents in one bulk POST. */
   maxBulkDocuments: number;
   /** Keys and values (array elements and object members, counted at every depth) in one document. */
@@ -170,6 +172,7 @@ export function parseConfig(env: Env): ServiceConfig {
     limits: {
       maxOpenCursors: int('MAX_OPEN_CURSORS', 16, 1, 10_000),
       streamStallTimeoutMs: int('STREAM_STALL_TIMEOUT_MS', 30_000, 100, 3_600_000),
+      streamMaxMs: int('STREAM_MAX_MS', 900_000, 1000, 86_400_000),
       maxBulkDocuments: int('MAX_BULK_DOCUMENTS', 1000, 1, 100_000),
       maxValuesPerDocument: int('MAX_VALUES_PER_DOCUMENT', 10_000, 1, 10_000_000),
       pageMaxBytes: int('PAGE_MAX_BYTES', 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),

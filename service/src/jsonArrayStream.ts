@@ -11,23 +11,35 @@ export class StalledReaderError extends Error {
   }
 }
 
+export class StreamTooLongError extends Error {
+  constructor(ms: number) {
+    super(`the response was still streaming after ${ms} ms (STREAM_MAX_MS); cut off`);
+    this.name = 'StreamTooLongError';
+  }
+}
+
 /**
  * A JSON array streamed from a source of serialised documents, pulled only as fast as the
  * client reads. The source is closed on every way out: the end, an error, the
  * stream destroyed (Koa destroys the body when the response closes or is
- * aborted), and a reader that takes nothing for `stallTimeoutMs` while we wait
- * on it (a client that stops reading would otherwise hold the cursor forever).
+ * aborted), a reader that takes nothing for `stallTimeoutMs` while we wait
+ * on it (a client that stops reading would otherwise hold the cursor forever),
+ * and a stream still going after `maxMs` (one that reads a little now and then).
  */
 export class JsonArrayStream extends Readable {
   private started = false;
   private pulling = false;
   private stallTimer?: NodeJS.Timeout;
+  private readonly lifetime: NodeJS.Timeout;
 
   constructor(
     private readonly source: DocumentSource,
     private readonly stallTimeoutMs: number,
+    maxMs: number,
   ) {
     super({ highWaterMark: CHUNK_CHARS });
+    this.lifetime = setTimeout(() => this.destroy(new StreamTooLongError(maxMs)), maxMs);
+    this.lifetime.unref();
   }
 
   override _read(): void {
@@ -70,6 +82,7 @@ export class JsonArrayStream extends Readable {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     clearTimeout(this.stallTimer);
+    clearTimeout(this.lifetime);
     this.source.close().then(
       () => callback(error),
       () => callback(error),

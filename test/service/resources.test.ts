@@ -42,8 +42,8 @@ describe('resources held by a request are released whatever the client does', fu
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  const openCursors = async (): Promise<number> => {
-    const text = await (await fetch(`${svc.url}/metrics`)).text();
+  const openCursors = async (url = svc.url): Promise<number> => {
+    const text = await (await fetch(`${url}/metrics`)).text();
     return Number(/^db_open_cursors (\d+)/m.exec(text)?.[1] ?? NaN);
   };
 
@@ -106,6 +106,37 @@ describe('resources held by a request are released whatever the client does', fu
       res.resume();
     });
     assert.equal(complete, false, 'the response was cut, not completed');
+  });
+
+  it('a reader that keeps reading, but slowly, is cut off after STREAM_MAX_MS, and its cursor closed', async () => {
+    // A service whose stall timeout is out of reach: only the cap on a stream's whole time can end this one.
+    const slow = await spawnService({ MONGODB_URI: ferret.uri, MONGODB_DB: DB, STREAM_STALL_TIMEOUT_MS: '60000', STREAM_MAX_MS: '3000', LOG_LEVEL: 'warn' });
+    try {
+      const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        http.get(`${slow.url}/data`, { agent: false }, resolve).on('error', reject);
+      });
+      assert.equal(res.statusCode, 200);
+      res.on('error', () => undefined);
+      const started = Date.now();
+      // A little every 200 ms, far from the end of 30 000 documents.
+      res.pause();
+      const trickle = setInterval(() => res.read(1024), 200);
+      try {
+        assert.equal(await openCursors(slow.url), 1, 'the stream holds its cursor');
+        await waitFor('the slow stream to give its cursor back', async () => (await openCursors(slow.url)) === 0, 20_000, 100);
+      } finally {
+        clearInterval(trickle);
+      }
+      const ms = Date.now() - started;
+      assert.ok(ms >= 2500, `cut after ${ms} ms: not before STREAM_MAX_MS`);
+      const complete = await new Promise<boolean>((resolve) => {
+        res.socket.on('close', () => resolve(res.complete));
+        res.resume();
+      });
+      assert.equal(complete, false, 'the response was cut, not completed');
+    } finally {
+      slow.kill('SIGKILL');
+    }
   });
 
   it('streams beyond MAX_OPEN_CURSORS get 503 with Retry-After, not a leaked cursor', async () => {

@@ -16,6 +16,7 @@ export interface DataRouterOptions {
   documentLimits: DocumentLimits;
   pageMaxChars: number;
   streamStallTimeoutMs: number;
+  streamMaxMs: number;
 }
 
 interface ListQuery {
@@ -30,7 +31,7 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
  * POST /data stores one object or a batch; GET /data streams them back,
  * optionally a page at a time. Parses and answers; the store does the rest.
  */
-export function dataRouter({ store, bodyLimitBytes, documentLimits, pageMaxChars, streamStallTimeoutMs }: DataRouterOptions): Router {
+export function dataRouter({ store, bodyLimitBytes, documentLimits, pageMaxChars, streamStallTimeoutMs, streamMaxMs }: DataRouterOptions): Router {
   const router = new Router();
 
   router.post('/data', async (ctx) => {
@@ -61,7 +62,7 @@ export function dataRouter({ store, bodyLimitBytes, documentLimits, pageMaxChars
       // Everything, streamed as the client reads: memory stays flat whatever the
       // collection's size. Natural order, as the guide's app returned it.
       const source = await store.openStream(query.after, JSON.stringify);
-      ctx.body = new JsonArrayStream(source, streamStallTimeoutMs);
+      ctx.body = new JsonArrayStream(source, streamStallTimeoutMs, streamMaxMs);
       return;
     }
 
