@@ -21,6 +21,7 @@ describe('configuration (env parsed once, at start)', () => {
     assert.deepEqual(config.limits, {
       maxOpenCursors: 16,
       streamStallTimeoutMs: 30_000,
+      streamMaxMs: 900_000,
       maxBulkDocuments: 1000,
       maxValuesPerDocument: 10_000,
       pageMaxBytes: 4 * 1024 * 1024,
