@@ -1,13 +1,18 @@
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CONTEXT_ENTRIES, contextHash } from '../../components/buildContext';
 import { ROOT } from './fixtures';
 
 describe('image content tag', () => {
+  const made: string[] = [];
+  after(() => {
+    for (const dir of made) rmSync(dir, { recursive: true, force: true });
+  });
   const copy = () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'context-'));
+    made.push(dir);
     for (const entry of CONTEXT_ENTRIES) cpSync(path.join(ROOT, 'service', entry), path.join(dir, entry), { recursive: true });
     return dir;
   };
