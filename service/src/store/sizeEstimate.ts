@@ -19,7 +19,7 @@ export class SizeEstimate {
     this.slotStarted = now();
   }
 
-  /** A document (or a body holding documents) of `chars` characters was seen. */
+  /** A document of `chars` characters was read. */
   record(chars: number): void {
     this.rotate();
     if (chars > this.current) this.current = chars;

@@ -20,14 +20,6 @@ export interface StoredSizes {
 }
 
 /**
- * How large the documents stored through the service can be, shared by all replicas in a record beside
- * the data (`<collection>_sizes`). Documents only ever get added (the API deletes nothing), so the
- * largest document stored is an upper bound of every document's size in the collection, whichever
- * replica stored it; pages size their first batch by it. Read again in the background at most every `refreshMs`,
- * so another replica's larger documents are known here within that time. Documents written behind the
- * service's back are not counted here: the store learns of those when it reads them (SizeEstimate).
- */
-/**
  * Raises the record to `chars`. Two first upserts can race, and the loser gets a duplicate key error
  * (the server creates the document once): the record exists then, so the loser updates it again.
  */
@@ -44,6 +36,14 @@ async function upsertMax(records: Collection<SizesRecord>, chars: number): Promi
 
 const roundUp = (chars: number): number => Math.max(1024, 2 ** Math.ceil(Math.log2(Math.max(chars, 1))));
 
+/**
+ * How large the documents stored through the service can be, shared by all replicas in a record beside
+ * the data (`<collection>_sizes`). Documents only ever get added (the API deletes nothing), so the
+ * largest document stored is an upper bound of every document's size in the collection, whichever
+ * replica stored it; pages size their first batch by it. Read again in the background at most every `refreshMs`,
+ * so another replica's larger documents are known here within that time. Documents written behind the
+ * service's back are not counted here: the store learns of those when it reads them (SizeEstimate).
+ */
 export function createStoredSizes(db: Pick<Database, 'collection'>, refreshMs = 5_000, now: () => number = Date.now): StoredSizes {
   let known: number | undefined;
   let readAt = -Infinity;
