@@ -49,6 +49,10 @@ describe('database faults', function () {
     assert.equal(post.value.status, 503);
     assert.deepEqual(post.value.json, { error: 'database unavailable, try again shortly' });
     assert.ok(post.ms < 5000, `POST took ${post.ms} ms`);
+    // A bulk goes through insertMany, which wraps the driver's error in one of its own (a 500 before).
+    const bulk = await postJson(`${svc.url}/data`, [{ during: 'outage' }, { bulk: true }]);
+    assert.equal(bulk.status, 503);
+    assert.deepEqual(bulk.json, { error: 'database unavailable, try again shortly' });
 
     const get = await timed(() => fetch(`${svc.url}/data`));
     assert.equal(get.value.status, 503, 'GET /data fails cleanly, before any body is streamed');
@@ -69,6 +73,7 @@ describe('database faults', function () {
     const post = await timed(() => postJson(`${svc.url}/data`, { during: 'second outage' }));
     assert.equal(post.value.status, 503, svc.logs.filter((line) => line.includes('"level":"error"')).map((line) => line.slice(0, 300)).join('\n'));
     assert.ok(post.ms < 5000, `POST took ${post.ms} ms`);
+    assert.equal((await postJson(`${svc.url}/data`, [{ during: 'second outage' }, { bulk: true }])).status, 503);
     await waitFor('readyz to turn 503', async () => (await status('/readyz')) === 503, 5000);
     assert.equal(await status('/healthz'), 200, 'liveness never depends on the database');
 

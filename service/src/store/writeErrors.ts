@@ -1,5 +1,6 @@
 import {
   BSON,
+  MongoBulkWriteError,
   MongoNetworkError,
   MongoNotConnectedError,
   MongoServerError,
@@ -14,6 +15,22 @@ const REJECTION_CODES = new Set([2, 14, 22, 52, 55, 56, 57, 121, 10334, 17419, 1
 
 /** Server codes that mean the command was refused before it did anything (not primary, shutting down). */
 const NOT_APPLIED_CODES = new Set([91, 189, 10107, 13435, 13436, 11600, 11602]);
+
+/**
+ * `insertMany` wraps every failure in a MongoBulkWriteError, a MongoServerError, even when no server said
+ * anything: no server to select, a reply that never came. Such a wrapper has no write error and no write
+ * concern error of its own, and keeps the driver's original error as `errorResponse` (mongodb 7.9).
+ * Classified as the wrapper, a bulk POST with the database away was a 500, and one whose reply was lost
+ * a 500 too, instead of a 503 and a 504.
+ */
+export function wrappedDriverError(error: unknown): Error | undefined {
+  if (!(error instanceof MongoBulkWriteError)) return undefined;
+  const writeErrors = error.writeErrors;
+  const count = Array.isArray(writeErrors) ? writeErrors.length : writeErrors ? 1 : 0;
+  if (count > 0 || error.writeConcernError) return undefined;
+  const original = (error as { errorResponse?: unknown }).errorResponse;
+  return original instanceof Error ? original : undefined;
+}
 
 export const isDuplicateKey = (error: unknown): boolean =>
   error instanceof MongoServerError && (Number(error.code) === 11000 || (error as { writeErrors?: Array<{ code?: number }> }).writeErrors?.every((e) => e.code === 11000) === true);
@@ -47,6 +64,9 @@ function neverSent(error: unknown): boolean {
 const UNSENT_SOCKET_CODES = new Set(['EPIPE', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND']);
 
 
+export const OUTCOME_UNKNOWN =
+  'the database did not confirm the write in time: it may or may not have been stored. Retry with the same Idempotency-Key to be safe';
+
 /**
  * Turns a failed write into what its caller must be told: the document was
  * refused (StoreError 'rejected'), the database is away and nothing was
@@ -55,15 +75,13 @@ const UNSENT_SOCKET_CODES = new Set(['EPIPE', 'ECONNREFUSED', 'EHOSTUNREACH', 'E
  */
 export function classifyWriteError(error: unknown): unknown {
   if (error instanceof StoreError) return error;
+  const behind = wrappedDriverError(error);
+  if (behind) return classifyWriteError(behind);
   if (BSON.BSONError.isBSONError(error)) return new StoreError('rejected', `a document cannot be stored: ${error.message}`, { cause: error });
   if (error instanceof MongoServerError && REJECTION_CODES.has(Number(error.code))) {
     return new StoreError('rejected', `the database refused a document: ${error.errmsg ?? error.message}`, { cause: error });
   }
   if (neverSent(error)) return error;
   if (error instanceof MongoServerError) return error;
-  return new StoreError(
-    'outcome-unknown',
-    'the database did not confirm the write in time: it may or may not have been stored. Retry with the same Idempotency-Key to be safe',
-    { cause: error },
-  );
+  return new StoreError('outcome-unknown', OUTCOME_UNKNOWN, { cause: error });
 }
