@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
+import path from 'node:path';
 import { MongoClient } from 'mongodb';
+import { REPO_ROOT } from '../../devkit/paths';
 import type { App } from '../../service/src/app';
 import { parseConfig } from '../../service/src/config';
 import { createLogger } from '../../service/src/logger';
@@ -17,6 +19,16 @@ export function dbUri(): string {
   if (!uri) throw new Error('TEST_MONGODB_URI is not set: run through `npm run test:service`');
   return uri;
 }
+
+/**
+ * The copy of the driver the service's code runs on (service/node_modules: the service is installed on its
+ * own, as in its image). Tests that hand a collection to the store directly must build it with this copy:
+ * the store tells errors apart with `instanceof` its own driver's classes, which the tests' copy (at the
+ * root) fails. Same version, same types; only the classes' identities differ.
+ */
+export const serviceDriver = (): typeof import('mongodb') =>
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  require(require.resolve('mongodb', { paths: [path.join(REPO_ROOT, 'service')] })) as typeof import('mongodb');
 
 /** A database name of its own per suite, so suites never see each other's data. */
 export const uniqueDbName = (prefix: string): string => `${prefix}_${randomBytes(4).toString('hex')}`;

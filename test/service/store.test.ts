@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { MongoClient, type CommandStartedEvent, type Document } from 'mongodb';
+import type { CommandStartedEvent, Document, MongoClient } from 'mongodb';
 import { createMetrics } from '../../service/src/metrics';
 import type { Database } from '../../service/src/db';
 import { createDataStore } from '../../service/src/store/dataStore';
 import { SizeEstimate } from '../../service/src/store/sizeEstimate';
-import { dbUri, uniqueDbName, waitFor } from './helpers';
+import { dbUri, serviceDriver, uniqueDbName, waitFor } from './helpers';
 
 const MiB = 1024 * 1024;
 
@@ -40,9 +40,8 @@ describe('pages are read in one round trip once documents are known to be small'
 
   /** A database of its own holding `count` small documents, and a store ("a replica") on it. */
   const replicaOn = (dbName: string) => {
-    // The tests' copy of the driver, handed to the service's code (the two copies' types differ only nominally).
-    const collection = (() => client.db(dbName).collection('data')) as unknown as Database['collection'];
-    const store = createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, idempotencyTtlSeconds: 60, maxDocumentBytes: MiB });
+    const collection = (() => client.db(dbName).collection('data')) as unknown as Database['collection']; // see serviceDriver
+    const store = createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, idempotencyTtlSeconds: 60, insertBatchesInFlight: 4, maxDocumentBytes: MiB });
     const page = (after?: Document['_id']) => store.readPage({ limit: 100, after, maxChars: 4 * MiB }, JSON.stringify);
     return { store, page };
   };
@@ -54,7 +53,7 @@ describe('pages are read in one round trip once documents are known to be small'
   };
 
   before(() => {
-    client = new MongoClient(dbUri(), { monitorCommands: true });
+    client = new (serviceDriver().MongoClient)(dbUri(), { monitorCommands: true });
     client.on('commandStarted', (event) => commands.push(event));
   });
   after(async () => {

@@ -46,6 +46,8 @@ const roundUp = (chars: number): number => Math.max(1024, 2 ** Math.ceil(Math.lo
  */
 export function createStoredSizes(db: Pick<Database, 'collection'>, refreshMs = 5_000, now: () => number = Date.now): StoredSizes {
   let known: number | undefined;
+  /** The raise on its way, if any: requests that arrive together with the same news wait for one write. */
+  let raising: { chars: number; done: Promise<void> } | undefined;
   let readAt = -Infinity;
   let reading = false;
   const records = (): Collection<SizesRecord> => {
@@ -63,7 +65,14 @@ export function createStoredSizes(db: Pick<Database, 'collection'>, refreshMs = 
       if (known !== undefined && roundUp(bodyChars) <= known) return undefined;
       const rounded = roundUp(documents.length === 1 ? bodyChars : documents.reduce((most: number, doc) => Math.max(most, JSON.stringify(doc).length), 0));
       if (known !== undefined && rounded <= known) return undefined;
-      return upsertMax(records(), rounded).then(() => raise(rounded));
+      if (raising && raising.chars >= rounded) return raising.done;
+      const done = upsertMax(records(), rounded)
+        .then(() => raise(rounded))
+        .finally(() => {
+          if (raising?.done === done) raising = undefined;
+        });
+      raising = { chars: rounded, done };
+      return done;
     },
     largest() {
       if (!reading && now() - readAt >= refreshMs) {
