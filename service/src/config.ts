@@ -57,6 +57,8 @@ export interface Limits {
   maxValuesPerDocument: number;
   /** JSON bytes in one page of GET /data?limit=N (a page holds at least one document). */
   pageMaxBytes: number;
+  /** Single-document inserts batched together on their way to the database at once (see InsertBatcher). */
+  insertBatchesInFlight: number;
   /** How long an Idempotency-Key is remembered. */
   idempotencyTtlSeconds: number;
 }
@@ -177,6 +179,7 @@ export function parseConfig(env: Env): ServiceConfig {
       maxValuesPerDocument: int('MAX_VALUES_PER_DOCUMENT', 10_000, 1, 10_000_000),
       pageMaxBytes: int('PAGE_MAX_BYTES', 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
       idempotencyTtlSeconds: int('IDEMPOTENCY_TTL_SECONDS', 86_400, 1, 30 * 86_400),
+      insertBatchesInFlight: int('INSERT_BATCHES_IN_FLIGHT', 4, 1, 1000),
     },
     http: {
       requestTimeoutMs: int('REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000),

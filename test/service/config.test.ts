@@ -26,6 +26,7 @@ describe('configuration (env parsed once, at start)', () => {
       maxValuesPerDocument: 10_000,
       pageMaxBytes: 4 * 1024 * 1024,
       idempotencyTtlSeconds: 86_400,
+      insertBatchesInFlight: 4,
     });
     assert.deepEqual(config.http, { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 65_000, maxConnections: 1024, drainIdleMs: 1000 });
     assert.deepEqual(config.metrics, { port: undefined, path: '/metrics' });

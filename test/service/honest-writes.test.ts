@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { MongoClient } from 'mongodb';
 import { StoreError } from '../../service/src/store/storeError';
-import { dbUri, freePort, rawRequest, spawnService, startInProcess, uniqueDbName, type InProcessService, type SpawnedService } from './helpers';
+import { dbUri, freePort, rawRequest, spawnService, startInProcess, uniqueDbName, waitFor, type InProcessService, type SpawnedService } from './helpers';
 import { TcpProxy } from './tcp-proxy';
 
 /** Every answer tells the truth about what was stored, and memory per request is bounded. */
@@ -142,6 +142,38 @@ describe('a write whose outcome is unknown', function () {
     }
     assert.equal(retried.status, 201, await retried.clone().text());
     assert.equal(await raw.db(dbName).collection('data').countDocuments({ transfer: 7 }), 1, 'stored exactly once');
+  });
+
+  it('a bulk POST whose answer is lost is a 504 as well (insertMany wraps the driver\'s error in one of its own)', async () => {
+    const pages = await Promise.all(Array.from({ length: 6 }, () => fetch(`${svc.url}/data?limit=1`)));
+    assert.deepEqual(pages.map((page) => page.status), Array(6).fill(200));
+    proxy.silence();
+    try {
+      const lost = await fetch(`${svc.url}/data`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '[{"bulk":1},{"bulk":2}]' });
+      assert.equal(lost.status, 504, await lost.clone().text());
+    } finally {
+      proxy.unsilence();
+    }
+  });
+
+  it('single POSTs that went together in one batch are each a 504 when its answer is lost (they were stored)', async () => {
+    // Connections up first (see above), so that the batch goes out on an established one; and one document
+    // stored, so that the sizes record is known and the batch is the only write these requests make.
+    const warm = await fetch(`${svc.url}/data`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"warm":2}' });
+    assert.equal(warm.status, 201);
+    const pages = await Promise.all(Array.from({ length: 6 }, () => fetch(`${svc.url}/data?limit=1`)));
+    assert.deepEqual(pages.map((page) => page.status), Array(6).fill(200));
+    proxy.silence();
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 8 }, (_, n) => fetch(`${svc.url}/data`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ batched: n }) })),
+      );
+      assert.deepEqual(answers.map((answer) => answer.status), Array(8).fill(504));
+    } finally {
+      proxy.unsilence();
+    }
+    // The database did apply them: a 503 "try again" would have invited a second copy of each.
+    await waitFor('the lost batch to be seen stored', async () => (await raw.db(dbName).collection('data').countDocuments({ batched: { $exists: true } })) === 8);
   });
 });
 

@@ -5,12 +5,15 @@ import { CursorBudget } from './cursorBudget';
 import { SizeEstimate } from './sizeEstimate';
 import { createStoredSizes } from './storedSizes';
 import { createIdempotencyRecords, type IdempotencyRecords } from './idempotency';
+import { InsertBatcher } from './insertBatcher';
 import { StoreError } from './storeError';
 import { classifyWriteError, isDuplicateKey } from './writeErrors';
 
 export interface StoreLimits {
   maxOpenCursors: number;
   idempotencyTtlSeconds: number;
+  /** Batches of single-document inserts on their way at once (see InsertBatcher). */
+  insertBatchesInFlight: number;
   /** The largest document a client can store (the body limit): the size assumed until reads show smaller ones. */
   maxDocumentBytes: number;
 }
@@ -93,6 +96,8 @@ const setNextBatchSize = (cursor: FindCursor<Document>, size: number): void => {
 export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metrics, limits: StoreLimits): DataStore {
   const budget = new CursorBudget(limits.maxOpenCursors, (open) => metrics.openCursors.set(open));
   const idempotency: IdempotencyRecords = createIdempotencyRecords(db, limits.idempotencyTtlSeconds);
+  // Single-document POSTs that arrive together are stored together (group commit: see InsertBatcher).
+  const batcher = new InsertBatcher(() => db.collection(), metrics, { maxInFlight: limits.insertBatchesInFlight, maxDocuments: 1000, maxChars: BATCH_CHARS });
 
   // A cursor's first batch is sized for the largest document the collection can hold as far as anyone
   // knows: the largest body stored through the service (by any replica), and the largest document read
@@ -192,6 +197,11 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
       }
       // Ids are assigned here rather than by the driver, so a compensation or a replay knows them.
       const withIds = documents.map((doc, index) => Object.assign({ _id: ids[index] }, doc));
+      if (withIds.length === 1 && !key) {
+        // Keyed requests and bulks keep their own insert: their retries and compensations need it alone.
+        await batcher.insert(withIds[0], bodyChars ?? 0);
+        return { ids, replayed };
+      }
       try {
         await insertAll(collection, withIds, key !== undefined, replayed);
       } catch (error) {

@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import type { CommandStartedEvent, Document, MongoClient } from 'mongodb';
+import { createMetrics } from '../../service/src/metrics';
+import type { Database } from '../../service/src/db';
+import { createDataStore, type DataStore } from '../../service/src/store/dataStore';
+import { StoreError } from '../../service/src/store/storeError';
+import { dbUri, serviceDriver, uniqueDbName } from './helpers';
+
+/** The store against the test database, with the driver's insert commands and their overlap recorded. */
+describe('single-document inserts that arrive together are stored together (group commit)', function () {
+  this.timeout(60_000);
+  let client: MongoClient;
+  let dbName: string;
+  const inserts: CommandStartedEvent[] = [];
+  let outstanding = 0;
+  let mostOutstanding = 0;
+  let sizeUpdates = 0;
+  const data = () => client.db(dbName).collection('data');
+  /** The documents each insert command on the data collection carried. */
+  const batchSizes = () => inserts.map((event) => (event.command.documents as Document[]).length);
+
+  const storeWith = (insertBatchesInFlight: number): DataStore => {
+    const collection = (() => data()) as unknown as Database['collection']; // see serviceDriver: same types, another copy
+    return createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, idempotencyTtlSeconds: 60, insertBatchesInFlight, maxDocumentBytes: 1024 * 1024 });
+  };
+
+  before(() => {
+    dbName = uniqueDbName('batcher');
+    client = new (serviceDriver().MongoClient)(dbUri(), { monitorCommands: true });
+    const isDataInsert = (event: { commandName: string }) => event.commandName === 'insert';
+    client.on('commandStarted', (event) => {
+      if (event.commandName === 'update' && event.command.update === 'data_sizes') sizeUpdates++;
+      if (!isDataInsert(event) || event.command.insert !== 'data') return;
+      inserts.push(event);
+      mostOutstanding = Math.max(mostOutstanding, ++outstanding);
+    });
+    const done = (event: { commandName: string; requestId: number }) => {
+      if (isDataInsert(event) && inserts.some((started) => started.requestId === event.requestId)) outstanding--;
+    };
+    client.on('commandSucceeded', done);
+    client.on('commandFailed', done);
+  });
+  beforeEach(async () => {
+    await data().deleteMany({});
+    inserts.length = 0;
+    sizeUpdates = 0;
+    outstanding = 0;
+    mostOutstanding = 0;
+  });
+  after(async () => {
+    await client.db(dbName).dropDatabase();
+    await client.close();
+  });
+
+  it('40 at once: fewer insert commands than requests, each answered with its own id, every one stored', async () => {
+    const store = storeWith(4);
+    const outcomes = await Promise.all(Array.from({ length: 40 }, (_, n) => store.insert([{ n }], { bodyChars: 10 })));
+    const ids = outcomes.map((outcome) => outcome.ids[0].toHexString());
+    assert.equal(new Set(ids).size, 40, 'an id of its own for each');
+    assert.ok(inserts.length < 40, `${inserts.length} insert commands for 40 requests`);
+    assert.ok(Math.max(...batchSizes()) > 1, `batches: ${batchSizes().join(', ')}`);
+    assert.equal(batchSizes().reduce((a, b) => a + b, 0), 40, 'every document sent once');
+    assert.equal(sizeUpdates, 1, 'the sizes record (news to this store) raised once for all 40, not by each');
+    // Each id names its own request's document.
+    const stored = await data().find({}).toArray();
+    assert.equal(stored.length, 40);
+    for (const [n, id] of ids.entries()) assert.equal(stored.find((doc) => doc._id.toHexString() === id)?.n, n);
+  });
+
+  it('one after another, each goes at once, alone (nothing waits for company)', async () => {
+    const store = storeWith(4);
+    for (let n = 0; n < 3; n++) {
+      const started = Date.now();
+      await store.insert([{ n }], { bodyChars: 10 });
+      assert.ok(Date.now() - started < 1000);
+    }
+    assert.deepEqual(batchSizes(), [1, 1, 1]);
+  });
+
+  it('never more than INSERT_BATCHES_IN_FLIGHT batches out at once', async () => {
+    const store = storeWith(1);
+    await Promise.all(Array.from({ length: 60 }, (_, n) => store.insert([{ n }], { bodyChars: 10 })));
+    assert.equal(mostOutstanding, 1, `at most one insert command at a time; batches: ${batchSizes().join(', ')}`);
+    assert.ok(inserts.length < 60);
+    assert.equal(await data().countDocuments(), 60);
+  });
+
+  it('a document the database refuses fails only its own request; the others of its batch are stored', async () => {
+    const store = storeWith(1);
+    // FerretDB refuses Infinity (code 2): the HTTP layer never lets it through, so this is the store alone.
+    const settled = await Promise.allSettled(
+      Array.from({ length: 11 }, (_, n) => store.insert([n === 5 ? { n, bad: Number.POSITIVE_INFINITY } : { n }], { bodyChars: 10 })),
+    );
+    assert.deepEqual(settled.map((outcome) => outcome.status), settled.map((_, n) => (n === 5 ? 'rejected' : 'fulfilled')), 'only the request that sent it fails');
+    const reason = (settled[5] as PromiseRejectedResult).reason as unknown;
+    assert.ok(reason instanceof StoreError && reason.kind === 'rejected', String(reason));
+    const carrier = inserts.find((event) => (event.command.documents as Document[]).some((doc) => doc.bad !== undefined));
+    assert.ok(carrier && (carrier.command.documents as Document[]).length > 1, `it went in a batch: ${batchSizes().join(', ')}`);
+    assert.equal(await data().countDocuments(), 10, 'all but the refused one');
+    assert.equal(await data().countDocuments({ bad: { $exists: true } }), 0);
+  });
+
+  it('an error about the whole batch (no database) is every request\'s, and each comes back', async () => {
+    const away = new (serviceDriver().MongoClient)('mongodb://127.0.0.1:1/', { serverSelectionTimeoutMS: 300 });
+    try {
+      const collection = (() => away.db(dbName).collection('data')) as unknown as Database['collection'];
+      const store = createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, idempotencyTtlSeconds: 60, insertBatchesInFlight: 1, maxDocumentBytes: 1024 * 1024 });
+      // No bodyChars: nothing to record in the sizes record first, so the batch is the first to fail.
+      const settled = await Promise.allSettled(Array.from({ length: 8 }, (_, n) => store.insert([{ n }])));
+      assert.deepEqual(settled.map((outcome) => outcome.status), Array(8).fill('rejected'));
+      for (const outcome of settled) {
+        const reason = (outcome as PromiseRejectedResult).reason as Error;
+        // Nothing was sent, so the 503 "try again" these become is true (and not a 504 "outcome unknown").
+        assert.match(reason.name, /^Mongo(ServerSelection|TopologyClosed)Error$/, reason.stack);
+      }
+    } finally {
+      await away.close();
+    }
+  });
+});
