@@ -10,6 +10,7 @@
  *   BENCH_CONNECTIONS (32)      concurrent connections / in-flight operations
  *   BENCH_DOCS (100000)         documents streamed for the memory figure
  *   BENCH_PARTS (cpu,memory)    which parts to run: the CPU comparison, the memory worst cases, or both
+ *   BENCH_ON (ferretdb,stub)    where the CPU comparison runs: the database, the instant-reply wire stub, or both
  *   BENCH_PROFILE=dir           also write a V8 CPU profile of the service (node --cpu-prof) into dir
  *   MONGODB_URI                 use this database instead of starting FerretDB
  */
@@ -31,6 +32,7 @@ const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const DOCS = Number(process.env.BENCH_DOCS ?? 100_000);
 const PARTS = new Set((process.env.BENCH_PARTS ?? 'cpu,memory').split(',').map((part) => part.trim()));
+const ON = new Set((process.env.BENCH_ON ?? 'ferretdb,stub').split(',').map((target) => target.trim()));
 const POOL = 20; // the service's default MONGODB_MAX_POOL_SIZE, given to the raw driver too
 
 interface Figures {
@@ -408,12 +410,12 @@ async function measureMemory(uri: string): Promise<{ freshIdle: number; idleBefo
 async function main(): Promise<void> {
   const db = await startTestDatabase((line) => console.log(`[db] ${line}`));
   const bare = await startBareServer();
-  const stub = PARTS.has('cpu') ? await startWireStub() : undefined;
+  const stub = PARTS.has('cpu') && ON.has('stub') ? await startWireStub() : undefined;
   try {
     const comparisons: Comparison[] = [];
     if (PARTS.has('cpu')) {
-      comparisons.push(await compareCpu(`${db.kind} (the issue's setting)`, db.uri, true, bare));
-      comparisons.push(await compareCpu('an instant-reply wire stub (clients busy: their own cost)', stub!.uri, false, bare));
+      if (ON.has('ferretdb')) comparisons.push(await compareCpu(`${db.kind} (the issue's setting)`, db.uri, true, bare));
+      if (stub) comparisons.push(await compareCpu('an instant-reply wire stub (clients busy: their own cost)', stub.uri, false, bare));
     }
     const memory = PARTS.has('memory') ? await measureMemory(db.uri) : undefined;
 
