@@ -1,7 +1,7 @@
 import Koa from 'koa';
 import cors from '@koa/cors';
 import Router from '@koa/router';
-import type { ServiceConfig } from './config';
+import type { MongoSettings, ServiceConfig } from './config';
 import type { Database } from './db';
 import type { Logger } from './logger';
 import { createMetrics, type Metrics } from './metrics';
@@ -16,7 +16,7 @@ import { createDataStore, type DataStore } from './store/dataStore';
 export interface AppDeps {
   db: Pick<Database, 'collection'>;
   logger: Logger;
-  config: Pick<ServiceConfig, 'bodyLimitBytes' | 'corsOrigins' | 'readyTimeoutMs' | 'limits' | 'metrics'>;
+  config: Pick<ServiceConfig, 'bodyLimitBytes' | 'corsOrigins' | 'readyTimeoutMs' | 'limits' | 'metrics'> & { mongo: Pick<MongoSettings, 'serverSelectionTimeoutMs' | 'operationTimeoutMs'> };
   metrics?: Metrics;
   lifecycle?: Lifecycle;
 }
@@ -38,7 +38,12 @@ export function createApp({ db, logger, config, metrics = createMetrics(), lifec
     logger.warn({ err: error }, 'response aborted after it started');
   });
 
-  const store = createDataStore(db, metrics, { ...config.limits, maxDocumentBytes: config.bodyLimitBytes });
+  const store = createDataStore(db, metrics, {
+    ...config.limits,
+    maxDocumentBytes: config.bodyLimitBytes,
+    // Past every timeout of the driver's own (finding a server, then one round trip): only a hang gets there.
+    operationDeadlineMs: config.mongo.serverSelectionTimeoutMs + config.mongo.operationTimeoutMs + 1000,
+  });
   const allowAny = config.corsOrigins.includes('*');
   koa.use(requestContext(logger, metrics, lifecycle));
   koa.use(errorHandler(logger));

@@ -4,7 +4,8 @@ import { createMetrics } from '../../service/src/metrics';
 import type { Database } from '../../service/src/db';
 import { createDataStore, type DataStore } from '../../service/src/store/dataStore';
 import { StoreError } from '../../service/src/store/storeError';
-import { dbUri, serviceDriver, uniqueDbName } from './helpers';
+import { dbUri, freePort, serviceDriver, uniqueDbName } from './helpers';
+import { TcpProxy } from './tcp-proxy';
 
 /** The store against the test database, with the driver's insert commands and their overlap recorded. */
 describe('single-document inserts that arrive together are stored together (group commit)', function () {
@@ -21,7 +22,7 @@ describe('single-document inserts that arrive together are stored together (grou
 
   const storeWith = (insertBatchesInFlight: number): DataStore => {
     const collection = (() => data()) as unknown as Database['collection']; // see serviceDriver: same types, another copy
-    return createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, idempotencyTtlSeconds: 60, insertBatchesInFlight, maxDocumentBytes: 1024 * 1024 });
+    return createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, idempotencyTtlSeconds: 60, insertBatchesInFlight, operationDeadlineMs: 30_000, maxDocumentBytes: 1024 * 1024 });
   };
 
   before(() => {
@@ -100,11 +101,36 @@ describe('single-document inserts that arrive together are stored together (grou
     assert.equal(await data().countDocuments({ bad: { $exists: true } }), 0);
   });
 
+  it('a batch the driver leaves unsettled is answered at the deadline: outcome unknown, for each request', async () => {
+    // The driver's own socket timeout far off (20 s), the store's deadline near (600 ms): only the deadline can end it.
+    const proxy = TcpProxy.forUri(dbUri(), await freePort());
+    await proxy.up();
+    const slow = new (serviceDriver().MongoClient)(`mongodb://127.0.0.1:${proxy.port}/`, { socketTimeoutMS: 20_000 });
+    try {
+      const collection = (() => slow.db(dbName).collection('data')) as unknown as Database['collection'];
+      const store = createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, idempotencyTtlSeconds: 60, insertBatchesInFlight: 1, operationDeadlineMs: 600, maxDocumentBytes: 1024 * 1024 });
+      await store.insert([{ warm: true }]);
+      proxy.silence();
+      const started = Date.now();
+      const settled = await Promise.allSettled(Array.from({ length: 5 }, (_, n) => store.insert([{ n }])));
+      const ms = Date.now() - started;
+      assert.ok(ms < 5000, `answered after ${ms} ms`);
+      for (const outcome of settled) {
+        const reason = (outcome as PromiseRejectedResult).reason as unknown;
+        assert.ok(reason instanceof StoreError && reason.kind === 'outcome-unknown', String(reason));
+      }
+    } finally {
+      proxy.unsilence();
+      await slow.close();
+      await proxy.down();
+    }
+  });
+
   it('an error about the whole batch (no database) is every request\'s, and each comes back', async () => {
     const away = new (serviceDriver().MongoClient)('mongodb://127.0.0.1:1/', { serverSelectionTimeoutMS: 300 });
     try {
       const collection = (() => away.db(dbName).collection('data')) as unknown as Database['collection'];
-      const store = createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, idempotencyTtlSeconds: 60, insertBatchesInFlight: 1, maxDocumentBytes: 1024 * 1024 });
+      const store = createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, idempotencyTtlSeconds: 60, insertBatchesInFlight: 1, operationDeadlineMs: 30_000, maxDocumentBytes: 1024 * 1024 });
       // No bodyChars: nothing to record in the sizes record first, so the batch is the first to fail.
       const settled = await Promise.allSettled(Array.from({ length: 8 }, (_, n) => store.insert([{ n }])));
       assert.deepEqual(settled.map((outcome) => outcome.status), Array(8).fill('rejected'));

@@ -6,6 +6,7 @@ import { SizeEstimate } from './sizeEstimate';
 import { createStoredSizes } from './storedSizes';
 import { createIdempotencyRecords, type IdempotencyRecords } from './idempotency';
 import { InsertBatcher } from './insertBatcher';
+import { withDeadline } from './deadline';
 import { StoreError } from './storeError';
 import { classifyWriteError, isDuplicateKey } from './writeErrors';
 
@@ -14,6 +15,8 @@ export interface StoreLimits {
   idempotencyTtlSeconds: number;
   /** Batches of single-document inserts on their way at once (see InsertBatcher). */
   insertBatchesInFlight: number;
+  /** The longest one database operation may take, past the driver's own timeouts (see withDeadline). */
+  operationDeadlineMs: number;
   /** The largest document a client can store (the body limit): the size assumed until reads show smaller ones. */
   maxDocumentBytes: number;
 }
@@ -97,7 +100,12 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
   const budget = new CursorBudget(limits.maxOpenCursors, (open) => metrics.openCursors.set(open));
   const idempotency: IdempotencyRecords = createIdempotencyRecords(db, limits.idempotencyTtlSeconds);
   // Single-document POSTs that arrive together are stored together (group commit: see InsertBatcher).
-  const batcher = new InsertBatcher(() => db.collection(), metrics, { maxInFlight: limits.insertBatchesInFlight, maxDocuments: 1000, maxChars: BATCH_CHARS });
+  const batcher = new InsertBatcher(() => db.collection(), metrics, {
+    maxInFlight: limits.insertBatchesInFlight,
+    maxDocuments: 1000,
+    maxChars: BATCH_CHARS,
+    deadlineMs: limits.operationDeadlineMs,
+  });
 
   // A cursor's first batch is sized for the largest document the collection can hold as far as anyone
   // knows: the largest body stored through the service (by any replica), and the largest document read
@@ -157,9 +165,9 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
   async function insertAll(collection: Collection<Document>, documents: Array<Document & { _id: ObjectId }>, keyed: boolean, replay: boolean): Promise<void> {
     try {
       if (documents.length === 1) {
-        await timed(metrics, 'insertOne', () => collection.insertOne(documents[0]));
+        await timed(metrics, 'insertOne', () => collection.insertOne(documents[0], withDeadline(limits.operationDeadlineMs)));
       } else {
-        await timed(metrics, 'insertMany', () => collection.insertMany(documents, { ordered: !keyed }));
+        await timed(metrics, 'insertMany', () => collection.insertMany(documents, withDeadline(limits.operationDeadlineMs, { ordered: !keyed })));
       }
     } catch (error) {
       if (keyed && isDuplicateKey(error)) return;
@@ -167,7 +175,7 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
       if (classified instanceof StoreError && classified.kind === 'rejected' && documents.length > 1 && !replay) {
         // Ordered inserts stop at the refused document but keep the ones before it: take them back,
         // so the answer (400, nothing stored) is true. Their ids are ours, so nothing else is touched.
-        await timed(metrics, 'deleteMany', () => collection.deleteMany({ _id: { $in: documents.map((doc) => doc._id) } }));
+        await timed(metrics, 'deleteMany', () => collection.deleteMany({ _id: { $in: documents.map((doc) => doc._id) } }, withDeadline(limits.operationDeadlineMs)));
       }
       throw classified;
     }
@@ -257,7 +265,7 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
       // so concurrent pages are bounded by the connection pool, not by the stream budget.
       const cursor = db
         .collection()
-        .find(after ? { _id: { $gt: after } } : {}, { batchSize: firstBatch(Math.min(limit + 1, STREAM_BATCH + 1)) })
+        .find(after ? { _id: { $gt: after } } : {}, withDeadline(limits.operationDeadlineMs, { batchSize: firstBatch(Math.min(limit + 1, STREAM_BATCH + 1)) }))
         .sort({ _id: 1 })
         .limit(limit + 1);
       const items: string[] = [];

@@ -1,5 +1,6 @@
 import { MongoBulkWriteError, MongoServerError, type Collection, type Document, type ObjectId, type WriteError } from 'mongodb';
 import { timed, type Metrics } from '../metrics';
+import { withDeadline } from './deadline';
 import { StoreError } from './storeError';
 import { classifyWriteError, OUTCOME_UNKNOWN, wrappedDriverError } from './writeErrors';
 
@@ -10,6 +11,8 @@ export interface InsertBatcherLimits {
   maxDocuments: number;
   /** Characters of request body in one batch (a bound on its size in BSON, give or take). */
   maxChars: number;
+  /** The longest one batch may take, whatever the driver does (see withDeadline). */
+  deadlineMs: number;
 }
 
 interface Pending {
@@ -25,8 +28,9 @@ interface Pending {
  * 250 µs for an `insertOne` to 15–45 µs in batches of 8–32 (`npm run bench`, instant-reply stub), and
  * under load that is most of a POST's CPU, so the HPA needs fewer replicas for the same writes.
  *
- * Nothing waits on a timer: with fewer than `maxInFlight` batches out, what has arrived goes at the end
- * of the current turn of the event loop; a single client sees no added latency. Each request is still
+ * Nothing waits for company: with fewer than `maxInFlight` batches out, what has arrived goes at the
+ * start of the event loop's next turn (a lone client waits for nothing more than that, well under a
+ * millisecond when idle). With `maxInFlight` out, requests queue, and the next batch takes them all. Each request is still
  * answered for its own document only, once the database acknowledged it: unordered, a document the
  * server refuses fails only its own request (its error classified as an `insertOne`'s would be), and an
  * error that is not about one document (the database away, no answer in time) is every request's.
@@ -53,11 +57,14 @@ export class InsertBatcher {
   private schedule(): void {
     if (this.scheduled || this.queue.length === 0 || this.inFlight >= this.limits.maxInFlight) return;
     this.scheduled = true;
-    // The end of this turn, not now: requests parsed in the same turn (a burst, pipelined requests) go together.
-    setImmediate(() => {
+    // At the start of the event loop's next turn: every request parsed in this turn goes together. Not at
+    // setImmediate, which also groups them but runs before the turn's `close` callbacks: a pooled socket
+    // the server closed in this turn is destroyed then but not yet known to the driver as closed, and a
+    // write on it waits forever (see withDeadline). By the next turn's timers, every such socket is known.
+    setTimeout(() => {
       this.scheduled = false;
       this.flush();
-    });
+    }, 0);
   }
 
   private flush(): void {
@@ -82,9 +89,10 @@ export class InsertBatcher {
     try {
       const collection = this.collection();
       if (batch.length === 1) {
-        await timed(this.metrics, 'insertOne', () => collection.insertOne(batch[0].doc));
+        await timed(this.metrics, 'insertOne', () => collection.insertOne(batch[0].doc, withDeadline(this.limits.deadlineMs)));
       } else {
-        await timed(this.metrics, 'insertMany', () => collection.insertMany(batch.map((pending) => pending.doc), { ordered: false }));
+        const documents = batch.map((pending) => pending.doc);
+        await timed(this.metrics, 'insertMany', () => collection.insertMany(documents, withDeadline(this.limits.deadlineMs, { ordered: false })));
       }
       for (const pending of batch) pending.resolve();
     } catch (error) {
