@@ -94,7 +94,8 @@ export function rawRequest(
 }
 
 export async function postJson(url: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  // Bounded: an answer that never comes fails here, saying so, rather than as the test's timeout.
+  const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) });
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 

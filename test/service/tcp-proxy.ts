@@ -24,6 +24,11 @@ export class TcpProxy {
   async up(): Promise<void> {
     if (this.server) return;
     const server = net.createServer((client) => {
+      // Accepted while going down (after the sockets were cut): cut too, or server.close() would wait for it.
+      if (this.server !== server) {
+        client.destroy();
+        return;
+      }
       const upstream = net.connect(this.target.port, this.target.host);
       for (const socket of [client, upstream]) {
         this.sockets.add(socket);
@@ -37,11 +42,14 @@ export class TcpProxy {
       client.on('close', () => upstream.destroy());
       upstream.on('close', () => client.destroy());
     });
+    this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.port, '127.0.0.1', () => resolve());
+    }).catch((error: unknown) => {
+      this.server = undefined;
+      throw error;
     });
-    this.server = server;
   }
 
   /** The database keeps receiving (and applying) commands, but no reply reaches the client. */
