@@ -10,16 +10,16 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { CONTEXT, startControlPlane, type ControlPlane } from '../../devkit/control-plane';
 import { REPO_ROOT } from '../../devkit/paths';
 import { ensurePulumiEngine } from '../../devkit/pulumi-engine';
 import { Pulumi, projectCopy } from './engine';
 import { KubeClient } from '../../devkit/kube';
+import { scratchDir } from '../../devkit/scratch';
 
 const NAMESPACE = 'koa-engine';
 const IMAGE = 'ghcr.io/example/data-service:1.0.0';
@@ -46,11 +46,11 @@ describe('pulumi preview, up and destroy with the real engine on the local API s
     plane = await startControlPlane((line) => console.log(`      ${line}`));
     api = KubeClient.fromKubeconfig(plane.kubeconfig);
     project = projectCopy();
-    state = mkdtempSync(path.join(os.tmpdir(), 'koa-engine-state-'));
+    state = scratchDir('koa-engine-state-');
     pulumi = new Pulumi(project, {
       ...process.env,
       PATH: `${bin}${path.delimiter}${process.env.PATH}`,
-      PULUMI_HOME: mkdtempSync(path.join(os.tmpdir(), 'koa-engine-home-')),
+      PULUMI_HOME: scratchDir('koa-engine-home-'),
       PULUMI_BACKEND_URL: `file://${state}`,
       PULUMI_CONFIG_PASSPHRASE: randomBytes(12).toString('hex'),
       PULUMI_SKIP_UPDATE_CHECK: 'true',
@@ -134,7 +134,7 @@ describe('pulumi preview, up and destroy with the real engine on the local API s
     const target = http.createServer((_req, res) => res.end('ok'));
     await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
     const { port } = target.address() as AddressInfo;
-    const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'koa-load-')), 'chart.svg');
+    const out = path.join(scratchDir('koa-load-'), 'chart.svg');
     const result = await new Promise<{ code: number | null; output: string }>((resolve) => {
       const child = spawn(
         process.execPath,

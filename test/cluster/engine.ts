@@ -5,10 +5,10 @@
  * devkit/go/pulumi*, and devkit/pulumi-engine.ts, which builds them.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, symlinkSync } from 'node:fs';
-import os from 'node:os';
+import { symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from '../../devkit/paths';
+import { scratchDir } from '../../devkit/scratch';
 
 export interface PulumiRun {
   code: number;
@@ -18,7 +18,7 @@ export interface PulumiRun {
 
 /** A project directory of its own (stack files land there, not in the repository) running the repository's program. */
 export function projectCopy(): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'koa-engine-project-'));
+  const dir = scratchDir('koa-engine-project-');
   for (const entry of ['Pulumi.yaml', 'index.ts', 'components', 'service', 'package.json', 'tsconfig.json', 'node_modules']) {
     symlinkSync(path.join(REPO_ROOT, entry), path.join(dir, entry));
   }
@@ -26,10 +26,16 @@ export function projectCopy(): string {
 }
 
 export class Pulumi {
+  private readonly env: NodeJS.ProcessEnv;
+
   constructor(
     private readonly cwd: string,
-    private readonly env: NodeJS.ProcessEnv,
-  ) {}
+    env: NodeJS.ProcessEnv,
+  ) {
+    // The engine and its plugins write temp files and leave some (the kubernetes provider a kubeconfig
+    // with the cluster's token, one per run; the CLI its plugin pipes): a TMPDIR of their own, removed at exit.
+    this.env = { ...env, TMPDIR: scratchDir('koa-pulumi-tmp-') };
+  }
 
   run(args: string[], input?: string): Promise<PulumiRun> {
     return new Promise((resolve) => {

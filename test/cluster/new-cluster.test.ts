@@ -6,13 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
-import os from 'node:os';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { CONTEXT, startControlPlane, type ControlPlane } from '../../devkit/control-plane';
 import { KubeClient } from '../../devkit/kube';
 import { ensurePulumiEngine } from '../../devkit/pulumi-engine';
 import { Pulumi, projectCopy } from './engine';
+import { scratchDir } from '../../devkit/scratch';
 
 const NAMESPACE = 'koa-recreated';
 const log = (line: string) => console.log(`      ${line}`);
@@ -46,7 +46,7 @@ describe('a new cluster behind the same context (minikube delete + start), then 
   before(async () => {
     bin = ensurePulumiEngine(log);
     project = projectCopy();
-    state = mkdtempSync(path.join(os.tmpdir(), 'koa-recreated-state-'));
+    state = scratchDir('koa-recreated-state-');
     passphrase = randomBytes(12).toString('hex');
     mkdirSync(path.join(state, 'kube'));
     kubeconfig = path.join(state, 'kube', 'config');

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { assertClusterReachable } from '../e2e/preflight';
+import { scratchDir } from '../../devkit/scratch';
 
 /** The end-to-end test must stop at once, saying what to do, where there is no cluster. */
 describe('end-to-end preflight', () => {
@@ -13,7 +13,7 @@ describe('end-to-end preflight', () => {
   });
 
   const kubeconfig = (server: string) => {
-    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'kc-')), 'config');
+    const file = path.join(scratchDir('kc-'), 'config');
     writeFileSync(
       file,
       `apiVersion: v1\nkind: Config\nclusters:\n- name: mk\n  cluster:\n    server: ${server}\ncontexts:\n- name: minikube\n  context:\n    cluster: mk\n    user: u\ncurrent-context: minikube\nusers:\n- name: u\n  user:\n    token: t\n`,

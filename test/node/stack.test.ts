@@ -12,8 +12,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { CONTEXT } from '../../devkit/control-plane';
 import { buildServiceImage, ensureMongoStandIn } from '../../devkit/images';
@@ -23,6 +22,7 @@ import { REPO_ROOT } from '../../devkit/paths';
 import { ensurePulumiEngine } from '../../devkit/pulumi-engine';
 import { eventually } from '../../devkit/wait';
 import { Pulumi, projectCopy } from '../cluster/engine';
+import { scratchDir } from '../../devkit/scratch';
 
 const NAMESPACE = 'koa-mongodb';
 const log = (line: string) => console.log(`      ${line}`);
@@ -65,8 +65,8 @@ describe('the stack on a real node: pulumi up with real containers', function ()
     pulumi = new Pulumi(project, {
       ...process.env,
       PATH: `${bin}${path.delimiter}${process.env.PATH}`,
-      PULUMI_HOME: mkdtempSync(path.join(os.tmpdir(), 'koa-node-home-')),
-      PULUMI_BACKEND_URL: `file://${mkdtempSync(path.join(os.tmpdir(), 'koa-node-state-'))}`,
+      PULUMI_HOME: scratchDir('koa-node-home-'),
+      PULUMI_BACKEND_URL: `file://${scratchDir('koa-node-state-')}`,
       PULUMI_CONFIG_PASSPHRASE: randomBytes(12).toString('hex'),
       PULUMI_SKIP_UPDATE_CHECK: 'true',
       PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: 'true',
@@ -141,7 +141,7 @@ describe('the stack on a real node: pulumi up with real containers', function ()
   });
 
   it('npm run load drives the HPA from 2 towards 5 replicas on real CPU metrics', async () => {
-    const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'koa-node-load-')), 'load.svg');
+    const out = path.join(scratchDir('koa-node-load-'), 'load.svg');
     const args = ['tsx', 'scripts/load.ts', '--url', url, '--path', '/data?limit=100', '--duration', '150', '--connections', '40', '--interval', '10', '--context', CONTEXT, '--out', out];
     const output = await new Promise<string>((resolve, reject) => {
       execFile('npx', args, { cwd: REPO_ROOT, env: { ...process.env, KUBECONFIG: cluster.plane.kubeconfig }, maxBuffer: 16 << 20 }, (error, stdout, stderr) =>

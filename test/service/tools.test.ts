@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { dbUri, freePort, spawnService, uniqueDbName, type SpawnedService } from './helpers';
+import { scratchDir } from '../../devkit/scratch';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -60,7 +61,7 @@ describe('operating tools against a local service', function () {
   });
 
   it('load drives the service, prints live lines and a table, writes the chart, and says no cluster is reachable', async () => {
-    const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'load-')), 'report.svg');
+    const out = path.join(scratchDir('load-'), 'report.svg');
     const { code, output } = await runScript('load.ts', ['--url', svc.url, '--duration', '4', '--interval', '1', '--connections', '10', '--out', out], {
       KUBECONFIG: path.join(os.tmpdir(), 'no-such-kubeconfig'),
     });
