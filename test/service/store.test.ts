@@ -42,7 +42,7 @@ describe('pages are read in one round trip once documents are known to be small'
   const replicaOn = (dbName: string) => {
     const collection = (() => client.db(dbName).collection('data')) as unknown as Database['collection']; // see serviceDriver
     const store = createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, idempotencyTtlSeconds: 60, insertBatchesInFlight: 4, operationDeadlineMs: 30_000, maxDocumentBytes: MiB });
-    const page = (after?: Document['_id']) => store.readPage({ limit: 100, after, maxChars: 4 * MiB }, JSON.stringify);
+    const page = (after?: Document['_id']) => store.readPage({ limit: 100, after, maxChars: 4 * MiB });
     return { store, page };
   };
   const smallDocuments = async (count: number) => {
@@ -74,12 +74,40 @@ describe('pages are read in one round trip once documents are known to be small'
     assert.ok(firstBatchSize() >= 101, 'documents seen to be small: the whole page and one more');
     assert.equal(ofKind('getMore').length, 0, 'one round trip');
     assert.deepEqual(warm, cold);
-    assert.equal(warm.items.length, 100);
-    assert.deepEqual(JSON.parse(warm.items[0]), { n: 0, key: 'value0' }, 'documents come without _id');
+    assert.equal(warm.count, 100);
+    assert.deepEqual((JSON.parse(warm.json) as Document[])[0], { n: 0, key: 'value0' }, 'documents come without _id');
     assert.ok(warm.next, 'a next page exists');
 
     const second = await page(warm.next);
-    assert.deepEqual(JSON.parse(second.items[0]), { n: 100, key: 'value100' }, 'the next page starts after the last one');
+    assert.deepEqual((JSON.parse(second.json) as Document[])[0], { n: 100, key: 'value100' }, 'the next page starts after the last one');
+  });
+
+  it('a page held whole by its first batch is the same JSON as one taken document by document, and is cut by size alike', async () => {
+    const dbName = await smallDocuments(150);
+    const { store, page } = replicaOn(dbName);
+    await page(); // learns that documents are small: from now on the first batch holds a whole page
+    const expected = (await client.db(dbName).collection('data').find({}).sort({ _id: 1 }).toArray()).map(({ _id, ...rest }) => ({ _id, json: JSON.stringify(rest) }));
+
+    const first = await page();
+    assert.equal(first.json, `[${expected.slice(0, 100).map((doc) => doc.json).join(',')}]`);
+    assert.equal(first.count, 100);
+    assert.equal(first.next?.toHexString(), expected[99]._id.toHexString());
+
+    // The same first batch, but the page bounded at 1000 characters: cut where the per-document path cuts.
+    const fits = expected.findIndex((_, n) => expected.slice(0, n + 1).reduce((sum, doc) => sum + doc.json.length, 0) > 1000);
+    const cut = await store.readPage({ limit: 100, maxChars: 1000 });
+    assert.equal(cut.json, `[${expected.slice(0, fits).map((doc) => doc.json).join(',')}]`);
+    assert.equal(cut.count, fits);
+    assert.equal(cut.next?.toHexString(), expected[fits - 1]._id.toHexString());
+
+    // The last page: all there is (50), no next.
+    const rest = await page(first.next);
+    assert.equal(rest.json, `[${expected.slice(100).map((doc) => doc.json).join(',')}]`);
+    assert.equal(rest.next, undefined);
+    // Exactly a page left: a full page, and no next (nothing follows it).
+    const exact = await store.readPage({ limit: 50, after: first.next, maxChars: 4 * MiB });
+    assert.equal(exact.count, 50);
+    assert.equal(exact.next, undefined);
   });
 
   it('a large document stored through one replica makes every replica\'s first batches small, within seconds', async () => {
@@ -99,8 +127,8 @@ describe('pages are read in one round trip once documents are known to be small'
     // The reader's first page holds small documents only (the large one has the newest id): what it
     // learns, it learns from the record, which it reads again every few seconds.
     await waitFor('the reader to learn of it from the record', async () => {
-      const { items } = await reader.page();
-      assert.ok(items.every((json) => json.length < 100));
+      const { json } = await reader.page();
+      assert.ok((JSON.parse(json) as Document[]).every((doc) => JSON.stringify(doc).length < 100));
       return firstBatchSize() <= Math.floor((8 * MiB) / 600_000);
     }, 15_000, 250);
   });
@@ -119,7 +147,7 @@ describe('pages are read in one round trip once documents are known to be small'
     const reader = replicaOn(dbName);
     await reader.page();
     await client.db(dbName).collection('data').insertOne({ n: -1, blob: 'y'.repeat(600_000) });
-    await reader.store.readPage({ limit: 300, maxChars: 64 * MiB }, JSON.stringify);
+    await reader.store.readPage({ limit: 300, maxChars: 64 * MiB });
     commands.length = 0;
     await reader.page();
     assert.ok(firstBatchSize() <= Math.floor((8 * MiB) / 600_000), `first batch ${firstBatchSize()}`);

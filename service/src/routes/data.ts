@@ -67,13 +67,13 @@ export function dataRouter({ store, bodyLimitBytes, documentLimits, pageMaxChars
     }
 
     // One page in _id order, bounded by count and by size.
-    const page = await store.readPage({ limit: query.limit, after: query.after, maxChars: pageMaxChars }, JSON.stringify);
+    const page = await store.readPage({ limit: query.limit, after: query.after, maxChars: pageMaxChars });
     if (page.next) {
       const next = page.next.toHexString();
       ctx.set('X-Next-Cursor', next);
       ctx.set('Link', `<${ctx.path}?limit=${query.limit}&after=${next}>; rel="next"`);
     }
-    ctx.body = `[${page.items.join(',')}]`;
+    ctx.body = page.json;
     ctx.type = 'application/json; charset=utf-8';
   });
 

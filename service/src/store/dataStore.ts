@@ -45,8 +45,10 @@ export interface DocumentSource {
 }
 
 export interface Page {
-  /** Each document already serialised (by the caller's `serialize`). */
-  items: string[];
+  /** The page as a JSON array of its documents (without `_id`): serialised here, since a page is bounded by its size. */
+  json: string;
+  /** Documents in it. */
+  count: number;
   /** Where the next page starts, when more documents follow. */
   next?: ObjectId;
 }
@@ -66,8 +68,8 @@ export interface DataStore {
    * `serialize` gets each document without `_id`, as every read answers.
    */
   openStream(after: ObjectId | undefined, serialize: (doc: Document) => string): Promise<DocumentSource>;
-  /** One page in `_id` order, bounded by count and by serialised size; its cursor is closed before it resolves. Documents as for openStream. */
-  readPage(query: PageQuery, serialize: (doc: Document) => string): Promise<Page>;
+  /** One page in `_id` order, bounded by count and by serialised size; its cursor is closed before it resolves. */
+  readPage(query: PageQuery): Promise<Page>;
   /** Resolves when this process can really read the collection within `timeoutMs` (not only ping the server). */
   probe(timeoutMs: number): Promise<void>;
   /** Cursors open right now (for metrics and tests). */
@@ -82,6 +84,13 @@ const STREAM_BATCH = 100;
  * follow the largest document seen lately instead.
  */
 const BATCH_CHARS = 8 * 1024 * 1024;
+
+/**
+ * A page whose whole JSON is at most this long is serialised in one call, and its length recorded as the
+ * size of its largest document: an overestimate, but one under which batches are full-sized anyway
+ * (BATCH_CHARS / (STREAM_BATCH + 1)), so nothing is lost by it.
+ */
+const WHOLE_PAGE_CHARS = Math.floor(BATCH_CHARS / (STREAM_BATCH + 1));
 
 /** How much serialised output a stream takes from its cursor at a time. */
 const SLICE_CHARS = 64 * 1024;
@@ -260,53 +269,83 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
       );
     },
 
-    async readPage({ limit, after, maxChars }, serialize) {
+    async readPage({ limit, after, maxChars }) {
       // No cursor slot: a page's cursor lives only while this call reads it (never at the client's pace),
       // so concurrent pages are bounded by the connection pool, not by the stream budget.
+      const wanted = Math.min(limit + 1, STREAM_BATCH + 1);
       const cursor = db
         .collection()
-        .find(after ? { _id: { $gt: after } } : {}, withDeadline(limits.operationDeadlineMs, { batchSize: firstBatch(Math.min(limit + 1, STREAM_BATCH + 1)) }))
+        .find(after ? { _id: { $gt: after } } : {}, withDeadline(limits.operationDeadlineMs, { batchSize: firstBatch(wanted) }))
         .sort({ _id: 1 })
         .limit(limit + 1);
       const items: string[] = [];
       let chars = 0;
       let last: ObjectId | undefined;
       let full = false;
-      const toJson = measured(cursor, serialize, Math.min(limit + 1, STREAM_BATCH + 1));
+      const toJson = measured(cursor, JSON.stringify, wanted);
+      /** Adds one document; false once the page is complete. */
+      const take = (doc: Document): boolean => {
+        if (items.length === limit) {
+          full = true; // the extra document: only says that a next page exists
+          return false;
+        }
+        const id = doc._id as ObjectId;
+        // Undefined rather than deleted: JSON leaves it out, and the object keeps its shape (fast to serialise).
+        doc._id = undefined;
+        const json = toJson(doc);
+        if (items.length > 0 && chars + json.length > maxChars) {
+          full = true; // bounded by size: this document starts the next page
+          return false;
+        }
+        items.push(json);
+        chars += json.length;
+        last = id;
+        return true;
+      };
+      /**
+       * The page, when the first batch holds all of it (with its look-ahead document, or all there is):
+       * when small, in one JSON.stringify rather than one per document and a join (about a tenth of a
+       * page's CPU); when not, document by document from the same documents. Undefined: more to fetch.
+       */
+      const whole = (first: Document): Page | undefined => {
+        const inHand = 1 + cursor.bufferedCount();
+        // Either the page and its look-ahead document are here, or the server has nothing more.
+        if (inHand <= limit && !(cursor.id?.isZero() ?? false)) return undefined;
+        const docs = [first, ...cursor.readBufferedDocuments(Math.min(inHand - 1, limit))];
+        const more = docs.length > limit;
+        if (more) docs.length = limit;
+        const ids = docs.map((doc) => doc._id as ObjectId);
+        for (const doc of docs) doc._id = undefined;
+        const json = JSON.stringify(docs);
+        if (json.length > Math.min(maxChars, WHOLE_PAGE_CHARS)) {
+          // Too large to take whole: document by document, as below, from the same documents.
+          docs.forEach((doc, index) => (doc._id = ids[index]));
+          if (docs.every(take) && more) full = true;
+          return { json: `[${items.join(',')}]`, count: items.length, ...(full ? { next: last } : {}) };
+        }
+        sizes.record(json.length);
+        return more ? { json, count: docs.length, next: ids[docs.length - 1] } : { json, count: docs.length };
+      };
       try {
-        /** Adds one document; false once the page is complete. */
-        const take = (doc: Document): boolean => {
-          if (items.length === limit) {
-            full = true; // the extra document: only says that a next page exists
-            return false;
-          }
-          const id = doc._id as ObjectId;
-          // Undefined rather than deleted: JSON leaves it out, and the object keeps its shape (fast to serialise).
-          doc._id = undefined;
-          const json = toJson(doc);
-          if (items.length > 0 && chars + json.length > maxChars) {
-            full = true; // bounded by size: this document starts the next page
-            return false;
-          }
-          items.push(json);
-          chars += json.length;
-          last = id;
-          return true;
-        };
-        await timed(metrics, 'findPage', async () => {
-          for (;;) {
-            const doc = await cursor.next();
-            if (doc === null || !take(doc)) return;
+        return await timed(metrics, 'findPage', async () => {
+          const first = await cursor.next();
+          if (first === null) return { json: '[]', count: 0 };
+          const page = whole(first);
+          if (page) return page;
+          // Document by document: each measured, and the cursor's next batches following the largest seen.
+          for (let doc: Document | null = first; doc !== null && take(doc); doc = await cursor.next()) {
             // The rest of the batch the cursor already holds, without one await per document (and
             // decoded one at a time, so that nothing past the page's end is decoded).
-            while (cursor.bufferedCount() > 0) if (!take(cursor.readBufferedDocuments(1)[0])) return;
+            let more = true;
+            while (more && cursor.bufferedCount() > 0) more = take(cursor.readBufferedDocuments(1)[0]);
+            if (!more) break;
           }
+          return { json: `[${items.join(',')}]`, count: items.length, ...(full ? { next: last } : {}) };
         });
       } finally {
         // Closed whatever happened; a cursor the server already exhausted costs nothing to close.
         await cursor.close().catch(() => undefined);
       }
-      return full ? { items, next: last } : { items };
     },
 
     async probe(timeoutMs) {
