@@ -46,13 +46,14 @@ interface Figures {
   netCpuUs: number;
 }
 
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+};
+
 /** Each field the median of its values over the rounds. */
 function medianFigures(rounds: Figures[]): Figures {
-  const median = (values: number[]) => {
-    const sorted = [...values].sort((a, b) => a - b);
-    const middle = Math.floor(sorted.length / 2);
-    return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-  };
   const field = (key: keyof Figures) => median(rounds.map((round) => round[key]));
   return { rps: field('rps'), p50: field('p50'), p99: field('p99'), errors: rounds.reduce((sum, round) => sum + round.errors, 0), cpuUs: field('cpuUs'), netCpuUs: field('netCpuUs') };
 }
@@ -216,7 +217,17 @@ const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 /** What the service is compared against, on one database. */
 interface Comparison {
   database: string;
-  results: Array<{ name: string; service: Figures; driver: Figures; floor: Figures; bare: Figures; /** service ÷ driver in each round */ rounds: number[] }>;
+  results: Array<{
+    name: string;
+    service: Figures;
+    driver: Figures;
+    floor: Figures;
+    bare: Figures;
+    /** service ÷ driver in each round */
+    rounds: number[];
+    /** Every round's figures, in the order taken */
+    perRound: Array<Record<'service' | 'driver' | 'floor' | 'bare', Figures>>;
+  }>;
 }
 
 /**
@@ -288,7 +299,15 @@ async function compareCpu(database: string, uri: string, seedData: boolean, bare
         rounds.push({ service: await operation.service(), driver: await operation.driver(), floor: await operation.floor(), bare: await operation.bare() });
       }
       const column = (key: 'service' | 'driver' | 'floor' | 'bare') => medianFigures(rounds.map((round) => round[key]));
-      results.push({ name: operation.name, service: column('service'), driver: column('driver'), floor: column('floor'), bare: column('bare'), rounds: rounds.map((round) => round.service.cpuUs / round.driver.cpuUs) });
+      results.push({
+        name: operation.name,
+        service: column('service'),
+        driver: column('driver'),
+        floor: column('floor'),
+        bare: column('bare'),
+        rounds: rounds.map((round) => round.service.cpuUs / round.driver.cpuUs),
+        perRound: rounds,
+      });
     }
     printComparison({ database, results });
     return { database, results };
@@ -298,6 +317,8 @@ async function compareCpu(database: string, uri: string, seedData: boolean, bare
     await client.close();
   }
 }
+
+const signed = (value: number): string => `${value >= 0 ? '+' : '−'}${Math.abs(value).toFixed(0)}`;
 
 function printComparison({ database, results }: Comparison): void {
   console.log(`\nthroughput on ${database} (all processes share the same cores)`);
@@ -310,24 +331,27 @@ function printComparison({ database, results }: Comparison): void {
   console.log(`\nCPU per request on ${database}: the service process (from /proc) against the driver's own client CPU per operation`);
   console.log(
     table([
-      ['operation', 'service µs', 'driver µs', 'node:http + driver µs', 'bare node:http µs', 'service − driver', 'service ÷ driver', 'node:http + driver − driver', 'net of idle: service', 'driver', '−', '÷'],
-      ...results.map(({ name, service, driver, floor, bare }) => [
+      ['operation', 'service µs', 'driver µs', 'node:http + driver µs', 'bare node:http µs', 'service − driver', 'service ÷ driver', 'paired ÷', 'node:http + driver − driver', 'net of idle: service', 'driver', '−', '÷'],
+      ...results.map(({ name, service, driver, floor, bare, rounds }) => [
         name,
         service.cpuUs.toFixed(0),
         driver.cpuUs.toFixed(0),
         floor.cpuUs.toFixed(0),
         bare.cpuUs.toFixed(0),
-        `+${(service.cpuUs - driver.cpuUs).toFixed(0)}`,
+        signed(service.cpuUs - driver.cpuUs),
         `${(service.cpuUs / driver.cpuUs).toFixed(2)}×`,
-        `+${(floor.cpuUs - driver.cpuUs).toFixed(0)}`,
+        `${median(rounds).toFixed(2)}×`,
+        signed(floor.cpuUs - driver.cpuUs),
         service.netCpuUs.toFixed(0),
         driver.netCpuUs.toFixed(0),
-        `+${(service.netCpuUs - driver.netCpuUs).toFixed(0)}`,
+        signed(service.netCpuUs - driver.netCpuUs),
         `${(service.netCpuUs / driver.netCpuUs).toFixed(2)}×`,
       ]),
     ]),
   );
-  console.log(`(medians of ${ROUNDS} rounds; service ÷ driver in each round: ${results.map(({ name, rounds }) => `${name.split(' ↔')[0]} ${rounds.map((ratio) => `${ratio.toFixed(2)}×`).join(', ')}`).join('; ')})`);
+  // Two ratios: of the columns' medians, and the median of each round's own ratio (service and driver
+  // measured seconds apart, so a drift of the machine between rounds falls on both).
+  console.log(`(medians of ${ROUNDS} rounds; "paired ÷" is the median of each round's service ÷ driver: ${results.map(({ name, rounds }) => `${name.split(' ↔')[0]} ${rounds.map((ratio) => `${ratio.toFixed(2)}×`).join(', ')}`).join('; ')})`);
   for (const { name, service, driver, floor, bare } of results) {
     if (service.errors || driver.errors || floor.errors || bare.errors) {
       console.log(`  ${name} errors: service ${service.errors}, driver ${driver.errors}, node:http + driver ${floor.errors}, bare ${bare.errors}`);
