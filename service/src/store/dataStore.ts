@@ -311,6 +311,13 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
         const inHand = 1 + cursor.bufferedCount();
         // Either the page and its look-ahead document are here, or the server has nothing more.
         if (inHand <= limit && !(cursor.id?.isZero() ?? false)) return undefined;
+        // And its first document says they are small: a batch of large ones (written behind the service's
+        // back, so not yet known here) is never decoded and serialised whole, only one at a time.
+        const id = first._id as ObjectId;
+        first._id = undefined;
+        const sample = JSON.stringify(first).length;
+        first._id = id;
+        if (sample * Math.min(inHand, limit) > WHOLE_PAGE_CHARS) return undefined;
         const docs = [first, ...cursor.readBufferedDocuments(Math.min(inHand - 1, limit))];
         const more = docs.length > limit;
         if (more) docs.length = limit;
