@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { ensureGoTool } from './go-build';
 import { GO_MODULES, cacheEntry } from './paths';
-import { supervise, waitReady } from './supervisor';
+import { superviseUntilAddress } from './supervisor';
 
 /** Path of the launcher binary, building it first if its sources changed. */
 export function ensureFerretDbBinary(log: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): string {
@@ -42,23 +42,12 @@ export interface FerretDbOptions {
 export async function startFerretDb(options: FerretDbOptions): Promise<FerretDbProcess> {
   const binary = ensureFerretDbBinary();
   mkdirSync(options.dataDir, { recursive: true });
-  let uri: string | undefined;
-  const ferret = supervise('FerretDB', binary, {
+  const { address: uri, proc: ferret } = await superviseUntilAddress('FerretDB', binary, {
     args: ['-listen', options.listen ?? '127.0.0.1:0', '-data', options.dataDir],
     inheritStderr: options.inheritStderr,
-    onLine: (line, stream) => {
-      const ready = stream === 'stdout' ? /^ready (\S+)/.exec(line) : null;
-      if (ready) uri = ready[1];
-    },
   });
-  try {
-    await waitReady(ferret, async () => uri, { timeoutMs: 30_000, everyMs: 20 });
-  } catch (error) {
-    await ferret.stop(5000);
-    throw error;
-  }
   return {
-    uri: uri!,
+    uri,
     process: ferret.child,
     async stop() {
       await ferret.stop(5000);

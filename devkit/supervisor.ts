@@ -121,3 +121,31 @@ export function waitReady<T>(
     giveUp: () => (proc.running() ? undefined : new Error(`${proc.name} exited (${proc.child.exitCode ?? proc.child.signalCode}) before it was ready:\n${proc.tail()}`)),
   });
 }
+
+/**
+ * Starts a daemon that prints `ready <address>` on stdout once it listens (FerretDB's wrapper, the wire
+ * stub) and resolves with that address; stops it, and fails with its last output, when it exits first or
+ * does not get there within `timeoutMs`.
+ */
+export async function superviseUntilAddress(
+  name: string,
+  file: string,
+  options: SuperviseOptions & { timeoutMs?: number; graceMs?: number } = {},
+): Promise<{ address: string; proc: Supervised }> {
+  let address: string | undefined;
+  const proc = supervise(name, file, {
+    ...options,
+    onLine: (line, stream) => {
+      const ready = stream === 'stdout' ? /^ready (\S+)/.exec(line) : null;
+      if (ready) address = ready[1];
+      options.onLine?.(line, stream);
+    },
+  });
+  try {
+    await waitReady(proc, async () => address, { timeoutMs: options.timeoutMs ?? 30_000, everyMs: 20 });
+  } catch (error) {
+    await proc.stop(options.graceMs ?? 5000);
+    throw error;
+  }
+  return { address: address!, proc };
+}

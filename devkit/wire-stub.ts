@@ -16,7 +16,7 @@
 import net from 'node:net';
 import { BSON, Long, ObjectId, type Document } from 'mongodb';
 import { REPO_ROOT } from './paths';
-import { supervise, waitReady } from './supervisor';
+import { superviseUntilAddress } from './supervisor';
 
 const OP_REPLY = 1;
 const OP_QUERY = 2004;
@@ -30,22 +30,12 @@ export interface WireStub {
 
 /** Starts the stub in its own process; resolves with its URI once it listens. */
 export async function startWireStub(): Promise<WireStub> {
-  let uri: string | undefined;
-  const stub = supervise('the wire stub', process.execPath, {
+  const { address: uri, proc: stub } = await superviseUntilAddress('the wire stub', process.execPath, {
     args: ['--import', 'tsx', __filename],
     cwd: REPO_ROOT,
-    onLine: (line, stream) => {
-      const ready = stream === 'stdout' ? /^ready (\S+)/.exec(line) : null;
-      if (ready) uri = ready[1];
-    },
+    graceMs: 2000,
   });
-  try {
-    await waitReady(stub, async () => uri, { timeoutMs: 30_000, everyMs: 20 });
-  } catch (error) {
-    await stub.stop(2000);
-    throw error;
-  }
-  return { uri: uri!, pid: stub.pid, stop: async () => void (await stub.stop(2000)) };
+  return { uri, pid: stub.pid, stop: async () => void (await stub.stop(2000)) };
 }
 
 const DOCUMENTS = Array.from({ length: 1000 }, (_, n) => ({ _id: new ObjectId(), key: `value${n}`, n, tags: ['a', 'b'], nested: { ok: true } }));
