@@ -1,5 +1,6 @@
 import type { Collection, ObjectId } from 'mongodb';
 import type { Database } from '../db';
+import { siblingCollection } from './sibling';
 import { StoreError } from './storeError';
 import { isDuplicateKey } from './writeErrors';
 
@@ -27,8 +28,7 @@ export interface IdempotencyRecords {
 export function createIdempotencyRecords(db: Pick<Database, 'collection'>, ttlSeconds: number): IdempotencyRecords {
   let indexed: Promise<unknown> | undefined;
   const records = (): Collection<KeyRecord> => {
-    const data = db.collection();
-    const collection = data.db.collection<KeyRecord>(`${data.collectionName}_idempotency`);
+    const collection = siblingCollection<KeyRecord>(db, 'idempotency');
     // Once per process; a failure (no TTL support) only means keys are kept longer.
     indexed ??= collection.createIndex({ createdAt: 1 }, { expireAfterSeconds: ttlSeconds }).catch(() => (indexed = undefined));
     return collection;

@@ -1,5 +1,6 @@
 import type { Collection } from 'mongodb';
 import type { Database } from '../db';
+import { siblingCollection } from './sibling';
 import { isDuplicateKey } from './writeErrors';
 
 interface SizesRecord {
@@ -50,10 +51,7 @@ export function createStoredSizes(db: Pick<Database, 'collection'>, refreshMs = 
   let raising: { chars: number; done: Promise<void> } | undefined;
   let readAt = -Infinity;
   let reading = false;
-  const records = (): Collection<SizesRecord> => {
-    const data = db.collection();
-    return data.db.collection<SizesRecord>(`${data.collectionName}_sizes`);
-  };
+  const records = (): Collection<SizesRecord> => siblingCollection<SizesRecord>(db, 'sizes');
   const raise = (chars: number) => {
     if (known === undefined || chars > known) known = chars;
   };
