@@ -20,6 +20,7 @@ import { ensurePulumiEngine } from '../../devkit/pulumi-engine';
 import { Pulumi, projectCopy } from './engine';
 import { KubeClient } from '../../devkit/kube';
 import { scratchDir } from '../../devkit/scratch';
+import { eventually } from '../../devkit/wait';
 
 const NAMESPACE = 'koa-engine';
 const IMAGE = 'ghcr.io/example/data-service:1.0.0';
@@ -130,6 +131,9 @@ describe('pulumi preview, up and destroy with the real engine on the local API s
   });
 
   it('npm run load watches the deployed HPA and Deployment through the API server', async () => {
+    // Both pods Ready first: the rollout just before leaves the Deployment's counts in flux for a while
+    // (one CI run saw 0 of 2 Ready for the 5 s of the load, others 3 or 4), and this is about the tool.
+    await eventually('both data-service pods Ready', async () => (await api.get('apps/v1', 'Deployment', NAMESPACE, 'data-service'))?.status?.readyReplicas === 2, { timeoutMs: 120_000 });
     // The load half needs any HTTP target; the HPA half reads the stack just deployed.
     const target = http.createServer((_req, res) => res.end('ok'));
     await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
