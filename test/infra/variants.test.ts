@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { VOLUME_PERMISSIONS } from '../../components/mongodb';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { scratchDir } from '../../devkit/scratch';
 import { one, optionsOf, plain, ofType } from './harness';
 import { runStack } from './fixtures';
 
@@ -108,8 +108,7 @@ describe('Pulumi program, other modes', () => {
 
   describe('the url output without minikubeIp', () => {
     const kubeconfig = (server: string) => {
-      const dir = mkdtempSync(path.join(os.tmpdir(), 'kubeconfig-'));
-      const file = path.join(dir, 'config');
+      const file = path.join(scratchDir('kubeconfig-'), 'config');
       writeFileSync(
         file,
         `apiVersion: v1\nkind: Config\nclusters:\n- name: minikube\n  cluster:\n    server: ${server}\ncontexts:\n- name: minikube\n  context:\n    cluster: minikube\n    user: minikube\ncurrent-context: other\nusers:\n- name: minikube\n  user: {}\n`,
