@@ -29,8 +29,8 @@ interface Pending {
  * under load that is most of a POST's CPU, so the HPA needs fewer replicas for the same writes.
  *
  * Nothing waits for company: with fewer than `maxInFlight` batches out, what has arrived goes at the
- * start of the event loop's next turn (a lone client waits for nothing more than that, well under a
- * millisecond when idle). With `maxInFlight` out, requests queue, and the next batch takes them all. Each request is still
+ * event loop's next timers (Node's shortest timer: about a millisecond, the only latency a lone client
+ * pays). With `maxInFlight` out, requests queue, and the next batch takes them all. Each request is still
  * answered for its own document only, once the database acknowledged it: unordered, a document the
  * server refuses fails only its own request (its error classified as an `insertOne`'s would be), and an
  * error that is not about one document (the database away, no answer in time) is every request's.
