@@ -3,6 +3,8 @@ import type { CommandStartedEvent, Document, MongoClient } from 'mongodb';
 import { createMetrics } from '../../service/src/metrics';
 import type { Database } from '../../service/src/db';
 import { createDataStore, type DataStore } from '../../service/src/store/dataStore';
+import { InsertBatcher } from '../../service/src/store/insertBatcher';
+import { isDuplicateKey } from '../../service/src/store/writeErrors';
 import { StoreError } from '../../service/src/store/storeError';
 import { dbUri, freePort, serviceDriver, uniqueDbName } from './helpers';
 import { TcpProxy } from './tcp-proxy';
@@ -142,5 +144,40 @@ describe('single-document inserts that arrive together are stored together (grou
     } finally {
       await away.close();
     }
+  });
+});
+
+/** The batcher against errors shaped as the driver throws them (a collection that only fails). */
+describe('a failed batch: what each request is told', () => {
+  const driver = serviceDriver();
+  /** Three documents at once, their insertMany failing with `error`; each request's outcome. */
+  const outcomes = async (error: Error) => {
+    const failing = { insertOne: () => Promise.reject(error), insertMany: () => Promise.reject(error) };
+    const batcher = new InsertBatcher(() => failing as never, createMetrics(), { maxInFlight: 1, maxDocuments: 100, maxChars: 1e6, deadlineMs: 5000 });
+    const ObjectId = driver.ObjectId;
+    return Promise.allSettled([1, 2, 3].map((n) => batcher.insert({ _id: new ObjectId(), n } as never, 10)));
+  };
+  const reasons = (settled: PromiseSettledResult<void>[]) => settled.map((outcome) => (outcome.status === 'rejected' ? (outcome.reason as Error) : undefined));
+
+  it('a write concern not met (a bulk error without write errors, all inserted) is nobody\'s "stored"', async () => {
+    const error = new driver.MongoBulkWriteError({ message: 'waiting for replication timed out', code: 64 }, { insertedCount: 3 } as never);
+    const settled = await outcomes(error);
+    assert.deepEqual(settled.map((outcome) => outcome.status), ['rejected', 'rejected', 'rejected']);
+  });
+
+  it('a later part of a split batch failing unsent, after an earlier part was stored, is an unknown outcome, not "try again"', async () => {
+    const unsent = new driver.MongoServerSelectionError('no server', {} as never);
+    const settled = await outcomes(new driver.MongoBulkWriteError(unsent, { insertedCount: 2 } as never));
+    for (const reason of reasons(settled)) assert.ok(reason instanceof StoreError && reason.kind === 'outcome-unknown', String(reason));
+    // With nothing stored, it is the truth to say "never sent": a 503.
+    const none = await outcomes(new driver.MongoBulkWriteError(unsent, { insertedCount: 0 } as never));
+    for (const reason of reasons(none)) assert.equal(reason?.name, 'MongoServerSelectionError');
+  });
+
+  it('a wrapper without write errors is no duplicate key (a keyed bulk whose reply was lost is not "already stored")', () => {
+    const lost = new driver.MongoBulkWriteError(new driver.MongoNetworkError('connection lost'), { insertedCount: 0 } as never);
+    assert.equal(isDuplicateKey(lost), false);
+    const duplicates = new driver.MongoBulkWriteError({ message: 'E11000', code: 11000, writeErrors: [{ index: 0, code: 11000 }] as never }, { insertedCount: 0 } as never);
+    assert.equal(isDuplicateKey(duplicates), true);
   });
 });

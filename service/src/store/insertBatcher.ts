@@ -2,7 +2,7 @@ import { MongoBulkWriteError, MongoServerError, type Collection, type Document, 
 import { timed, type Metrics } from '../metrics';
 import { withDeadline } from './deadline';
 import { StoreError } from './storeError';
-import { classifyWriteError, OUTCOME_UNKNOWN, wrappedDriverError } from './writeErrors';
+import { classifyWriteError, OUTCOME_UNKNOWN } from './writeErrors';
 
 export interface InsertBatcherLimits {
   /** Batches on their way to the database at once; a request arriving while that many are out waits for one. */
@@ -104,24 +104,22 @@ export class InsertBatcher {
 /** Each request of a failed batch gets its own document's error, or the batch's when nothing singles it out. */
 function settleFailed(batch: Pending[], error: unknown): void {
   const rejectAll = (reason: unknown) => batch.forEach((pending) => pending.reject(reason));
-  if (!(error instanceof MongoBulkWriteError) || wrappedDriverError(error)) {
-    rejectAll(classifyWriteError(error)); // about the batch, not a document: no server, no reply
+  const own = error instanceof MongoBulkWriteError ? writeErrorsByIndex(error) : undefined;
+  if (own === undefined || own.size === 0) {
+    // About the batch, not a document: no server, no reply, a write concern not met (the driver reports
+    // that as a bulk error without write errors). Classified as an insertOne's would be.
+    rejectAll(classifyWriteError(error));
     return;
   }
-  const own = writeErrorsByIndex(error);
-  // Unordered: every document without an error of its own was stored, unless the write concern failed,
-  // which is about them all (as an insertOne would have been told).
-  const concern = error.writeConcernError;
-  if (!concern && error.insertedCount !== batch.length - own.size) {
-    // A count that does not add up is not trusted: nobody is told "stored", nor "refused".
+  // Unordered: every document without an error of its own was stored. A count that does not add up is
+  // not trusted: nobody is told "stored", nor "refused".
+  if ((error as MongoBulkWriteError).insertedCount !== batch.length - own.size) {
     rejectAll(new StoreError('outcome-unknown', OUTCOME_UNKNOWN, { cause: error }));
     return;
   }
-  const forTheRest = concern ? classifyWriteError(serverError(concern)) : undefined;
   batch.forEach((pending, index) => {
     const writeError = own.get(index);
     if (writeError) pending.reject(classifyWriteError(serverError(writeError)));
-    else if (forTheRest) pending.reject(forTheRest);
     else pending.resolve();
   });
 }
@@ -132,5 +130,6 @@ const serverError = ({ errmsg, code }: { errmsg?: string; code?: number }): Mong
 
 function writeErrorsByIndex(error: MongoBulkWriteError): Map<number, WriteError> {
   const writeErrors = error.writeErrors;
-  return new Map((Array.isArray(writeErrors) ? writeErrors : [writeErrors]).map((writeError) => [writeError.index, writeError]));
+  const list = Array.isArray(writeErrors) ? writeErrors : writeErrors ? [writeErrors] : [];
+  return new Map(list.map((writeError) => [writeError.index, writeError]));
 }

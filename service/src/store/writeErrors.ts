@@ -32,8 +32,14 @@ export function wrappedDriverError(error: unknown): Error | undefined {
   return original instanceof Error ? original : undefined;
 }
 
-export const isDuplicateKey = (error: unknown): boolean =>
-  error instanceof MongoServerError && (Number(error.code) === 11000 || (error as { writeErrors?: Array<{ code?: number }> }).writeErrors?.every((e) => e.code === 11000) === true);
+/** A duplicate _id, and nothing else: a wrapper with no write errors at all (a lost reply, no server) is not one. */
+export const isDuplicateKey = (error: unknown): boolean => {
+  if (!(error instanceof MongoServerError)) return false;
+  if (Number(error.code) === 11000) return true;
+  const writeErrors = (error as { writeErrors?: { code?: number } | Array<{ code?: number }> }).writeErrors;
+  const list = Array.isArray(writeErrors) ? writeErrors : writeErrors ? [writeErrors] : [];
+  return list.length > 0 && list.every((e) => e.code === 11000);
+};
 
 /** True when the error proves the write never reached the server (no server, no connection, no slot in the pool). */
 function neverSent(error: unknown): boolean {
@@ -76,7 +82,12 @@ export const OUTCOME_UNKNOWN =
 export function classifyWriteError(error: unknown): unknown {
   if (error instanceof StoreError) return error;
   const behind = wrappedDriverError(error);
-  if (behind) return classifyWriteError(behind);
+  if (behind) {
+    // The driver splits a large insertMany into several commands: when a later one fails, even unsent,
+    // the earlier ones are stored, and "try again" would store them twice.
+    if ((error as MongoBulkWriteError).insertedCount > 0) return new StoreError('outcome-unknown', OUTCOME_UNKNOWN, { cause: error });
+    return classifyWriteError(behind);
+  }
   if (BSON.BSONError.isBSONError(error)) return new StoreError('rejected', `a document cannot be stored: ${error.message}`, { cause: error });
   if (error instanceof MongoServerError && REJECTION_CODES.has(Number(error.code))) {
     return new StoreError('rejected', `the database refused a document: ${error.errmsg ?? error.message}`, { cause: error });
