@@ -302,6 +302,8 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
         last = id;
         return true;
       };
+      /** The page of the documents taken one by one. */
+      const collected = (): Page => ({ json: `[${items.join(',')}]`, count: items.length, ...(full ? { next: last } : {}) });
       /**
        * The page, when the first batch holds all of it (with its look-ahead document, or all there is):
        * when small, in one JSON.stringify rather than one per document and a join (about a tenth of a
@@ -328,7 +330,7 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
           // Too large to take whole: document by document, as below, from the same documents.
           docs.forEach((doc, index) => (doc._id = ids[index]));
           if (docs.every(take) && more) full = true;
-          return { json: `[${items.join(',')}]`, count: items.length, ...(full ? { next: last } : {}) };
+          return collected();
         }
         sizes.record(json.length);
         return more ? { json, count: docs.length, next: ids[docs.length - 1] } : { json, count: docs.length };
@@ -347,7 +349,7 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
             while (more && cursor.bufferedCount() > 0) more = take(cursor.readBufferedDocuments(1)[0]);
             if (!more) break;
           }
-          return { json: `[${items.join(',')}]`, count: items.length, ...(full ? { next: last } : {}) };
+          return collected();
         });
       } finally {
         // Closed whatever happened; a cursor the server already exhausted costs nothing to close.
