@@ -116,14 +116,15 @@ export class DataService extends pulumi.ComponentResource {
                     { name: 'MONGODB_PASSWORD', valueFrom: args.mongo.password },
                   ],
                   resources: args.resources,
+                  // Probes on the internal port, beside /metrics: public connections cannot starve them.
                   readinessProbe: {
-                    httpGet: { path: '/readyz', port: 'http' },
+                    httpGet: { path: '/readyz', port: 'metrics' },
                     periodSeconds: 5,
                     timeoutSeconds: 3,
                     failureThreshold: 2,
                   },
                   livenessProbe: {
-                    httpGet: { path: '/healthz', port: 'http' },
+                    httpGet: { path: '/healthz', port: 'metrics' },
                     initialDelaySeconds: 5,
                     periodSeconds: 10,
                     timeoutSeconds: 3,

@@ -252,8 +252,8 @@ describe('Pulumi program, dev stack', () => {
 
     it('probes /healthz for liveness and /readyz for readiness, each waiting longer than the service\'s own deadline', () => {
       assert.ok(container().readinessProbe.timeoutSeconds * 1000 > 1000, 'READY_TIMEOUT_MS (1000) fits in the probe');
-      assert.deepEqual(container().livenessProbe.httpGet, { path: '/healthz', port: 'http' });
-      assert.deepEqual(container().readinessProbe.httpGet, { path: '/readyz', port: 'http' });
+      assert.deepEqual(container().livenessProbe.httpGet, { path: '/healthz', port: 'metrics' });
+      assert.deepEqual(container().readinessProbe.httpGet, { path: '/readyz', port: 'metrics' });
     });
 
     it('is locked down: non-root, no privilege escalation, read-only root, no API token', () => {
