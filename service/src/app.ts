@@ -23,6 +23,8 @@ export interface AppDeps {
 
 export interface App {
   koa: Koa;
+  /** The internal listener's app (see server.ts): the probes, and /metrics unless turned off. */
+  internal: Koa;
   metrics: Metrics;
   lifecycle: Lifecycle;
   store: DataStore;
@@ -41,6 +43,8 @@ export function createApp({ db, logger, config, metrics = createMetrics(), lifec
   const store = createDataStore(db, metrics, {
     ...config.limits,
     maxDocumentBytes: config.bodyLimitBytes,
+    // Inside the socket timeout: the server gives up first and says so (code 50), and the connection stays usable.
+    queryTimeoutMs: Math.max(50, Math.floor(config.mongo.operationTimeoutMs * 0.9)),
     // Past every timeout of the driver's own (finding a server, then one round trip): only a hang gets there.
     operationDeadlineMs: config.mongo.serverSelectionTimeoutMs + config.mongo.operationTimeoutMs + 1000,
   });
@@ -68,7 +72,8 @@ export function createApp({ db, logger, config, metrics = createMetrics(), lifec
 
   // One router per resource, mounted on one root so that 405/501 answers
   // (allowedMethods) know every route.
-  const api = new Router();
+  // Strict: /data/ and /DATA are not /data (nor echoed in its Link header).
+  const api = new Router({ strict: true, sensitive: true });
   const routers = [
     rootRouter(),
     dataRouter({
@@ -79,8 +84,10 @@ export function createApp({ db, logger, config, metrics = createMetrics(), lifec
       streamStallTimeoutMs: config.limits.streamStallTimeoutMs,
       streamMaxMs: config.limits.streamMaxMs,
     }),
-    healthRouter((timeoutMs) => store.probe(timeoutMs), lifecycle, config.readyTimeoutMs, logger),
   ];
+  const health = () => healthRouter((timeoutMs) => store.probe(timeoutMs), lifecycle, config.readyTimeoutMs, logger);
+  // The probes on the public port too (for curl and `npm run up`'s checks), though Kubernetes uses the internal one.
+  routers.push(health());
   // /metrics on the public port only when it has no port of its own (see server.ts) and is not turned off.
   if (config.metrics.port === undefined && config.metrics.path !== '') routers.push(metricsRouter(metrics, config.metrics.path));
   for (const router of routers) {
@@ -88,5 +95,17 @@ export function createApp({ db, logger, config, metrics = createMetrics(), lifec
   }
   koa.use(api.routes());
   koa.use(api.allowedMethods());
-  return { koa, metrics, lifecycle, store };
+
+  const internal = new Koa();
+  internal.silent = true;
+  const inside = new Router({ strict: true, sensitive: true });
+  inside.use(health().routes());
+  if (config.metrics.path !== '') inside.use(metricsRouter(metrics, config.metrics.path).routes());
+  internal.use(errorHandler(logger));
+  internal.use((ctx, next) => {
+    ctx.res.setHeader('X-Content-Type-Options', 'nosniff');
+    return next();
+  });
+  internal.use(inside.routes());
+  return { koa, internal, metrics, lifecycle, store };
 }

@@ -40,13 +40,18 @@ export interface ServiceConfig {
   /** Bounds on what one request or connection may hold (see README, Environment). */
   limits: Limits;
   http: HttpTimeouts;
-  /** Where /metrics is served: the public listener (port undefined) or a port of its own; path '' turns it off. */
+  /**
+   * The internal listener (port set): /metrics, /healthz and /readyz, off the public Service and its connection
+   * caps. Unset: all on the public port. Path '' turns /metrics off.
+   */
   metrics: { port?: number; path: string };
 }
 
 export interface Limits {
-  /** Database cursors this process keeps open at once (streamed GET /data); more get 503. */
+  /** Database cursors this process keeps open at once (streamed GET /data); more wait their turn. */
   maxOpenCursors: number;
+  /** How long a streamed GET waits for a cursor before it gets 503. */
+  cursorWaitMs: number;
   /** A streamed response whose reader takes nothing for this long is cut off (its cursor closed). */
   streamStallTimeoutMs: number;
   /** A streamed response still going after this long is cut off: a slow but steady reader holds a cursor no longer. */
@@ -72,6 +77,8 @@ export interface HttpTimeouts {
   keepAliveTimeoutMs: number;
   /** Connections open at once; more are refused (closed at accept). */
   maxConnections: number;
+  /** Connections one client address may hold at once; more from it are refused (closed at accept). */
+  maxConnectionsPerPeer: number;
   /** While draining, an idle keep-alive connection is closed once idle this long (a request on the wire wins). */
   drainIdleMs: number;
 }
@@ -172,7 +179,10 @@ export function parseConfig(env: Env): ServiceConfig {
     shutdownDelayMs: int('SHUTDOWN_DELAY_MS', 0, 0, 600_000),
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 20_000, 0, 600_000),
     limits: {
+      // 16: on FerretDB every open cursor holds one of its ~100 SQLite connections, and 5 replicas (the
+      // HPA's maximum) × 16 leave room for writes and probes. MongoDB needs no such ceiling: raise it there.
       maxOpenCursors: int('MAX_OPEN_CURSORS', 16, 1, 10_000),
+      cursorWaitMs: int('CURSOR_WAIT_MS', 5000, 0, 600_000),
       streamStallTimeoutMs: int('STREAM_STALL_TIMEOUT_MS', 30_000, 100, 3_600_000),
       streamMaxMs: int('STREAM_MAX_MS', 900_000, 1000, 86_400_000),
       maxBulkDocuments: int('MAX_BULK_DOCUMENTS', 1000, 1, 100_000),
@@ -186,6 +196,9 @@ export function parseConfig(env: Env): ServiceConfig {
       headersTimeoutMs: int('HEADERS_TIMEOUT_MS', 10_000, 1000, 3_600_000),
       keepAliveTimeoutMs: int('KEEP_ALIVE_TIMEOUT_MS', 65_000, 1000, 3_600_000),
       maxConnections: int('MAX_CONNECTIONS', 1024, 1, 1_000_000),
+      // A quarter of the default cap: no one address can take every slot. (Behind a NodePort with SNAT every
+      // client has the node's address: raise it there, or use externalTrafficPolicy: Local.)
+      maxConnectionsPerPeer: int('MAX_CONNECTIONS_PER_PEER', 256, 1, 1_000_000),
       drainIdleMs: int('DRAIN_IDLE_MS', 1000, 0, 600_000),
     },
     metrics: { port: optionalInt('METRICS_PORT'), path: metricsPath },

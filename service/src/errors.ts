@@ -1,5 +1,6 @@
 import {
   MongoNetworkError,
+  MongoNetworkTimeoutError,
   MongoNotConnectedError,
   MongoOperationTimeoutError,
   MongoServerSelectionError,
@@ -14,6 +15,8 @@ export class HttpError extends Error {
     readonly status: number,
     message: string,
     readonly headers: Record<string, string> = {},
+    /** A 5xx that is the load or the database's pace, not a fault here: logged as a warning, without a stack. */
+    readonly expected = false,
   ) {
     super(message);
     this.name = 'HttpError';
@@ -55,6 +58,17 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return false;
 }
 
+/**
+ * True when the database did not answer in time: the server gave up on the query (maxTimeMS, code 50), no
+ * reply came within the socket timeout, or our own deadline passed. Not an outage: the database is there,
+ * and slow (a page FerretDB sorts in memory, a server under load).
+ */
+export function isTimeout(error: unknown): boolean {
+  if (error instanceof MongoNetworkTimeoutError || error instanceof MongoOperationTimeoutError) return true;
+  if (error instanceof MongoServerError && Number(error.code) === 50) return true;
+  return error instanceof Error && error.name === 'TimeoutError';
+}
+
 const STORE_STATUS: Record<StoreErrorKind, { status: number; headers?: Record<string, string> }> = {
   busy: { status: 503, headers: { 'Retry-After': '1' } },
   // Not 503 "try again": a blind retry could store the data twice.
@@ -72,7 +86,11 @@ export function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
   if (error instanceof StoreError) {
     const { status, headers } = STORE_STATUS[error.kind];
-    return new HttpError(status, error.message, headers);
+    return new HttpError(status, error.message, headers, error.kind === 'busy');
+  }
+  // Reads only: a write's timeout is classified by the store first (outcome unknown, 504, no "try again").
+  if (isTimeout(error)) {
+    return new HttpError(504, 'the database did not answer in time (the query timed out), try again shortly', { 'Retry-After': '2' }, true);
   }
   if (isDatabaseUnavailable(error)) {
     return new HttpError(503, 'database unavailable, try again shortly', { 'Retry-After': '2' });

@@ -42,6 +42,13 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: net.Sock
   socket.end(rawResponse(known.status, { error: known.message }, requestId));
 }
 
+/** The server's 'connect' (a CONNECT request, which Node hands over outside the app): a JSON 405 rather than a bare close. */
+export function answerConnect(_req: http.IncomingMessage, socket: net.Socket): void {
+  const body = { error: `method CONNECT is not allowed: this is not a proxy` };
+  socket.on('error', () => undefined);
+  socket.end(rawResponse(405, body, randomUUID(), 'Allow: GET, HEAD, POST, OPTIONS\r\n'));
+}
+
 /** For `Expect: 100-continue`: true (and answered 413) when the announced body is over the limit. */
 export function refuseOversizeUpload(req: http.IncomingMessage, res: http.ServerResponse, limitBytes: number): boolean {
   const length = Number(req.headers['content-length']);

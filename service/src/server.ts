@@ -4,7 +4,7 @@ import type { App } from './app';
 import type { HttpTimeouts, ServiceConfig } from './config';
 import type { Database } from './db';
 import type { Logger } from './logger';
-import { answerClientError, refuseExpectation, refuseOversizeUpload } from './nodeErrors';
+import { answerClientError, answerConnect, refuseExpectation, refuseOversizeUpload } from './nodeErrors';
 import { trackConnections } from './connections';
 
 export interface ServerOptions extends Pick<ServiceConfig, 'port' | 'host' | 'shutdownDelayMs' | 'shutdownTimeoutMs' | 'bodyLimitBytes' | 'metrics'> {
@@ -14,7 +14,7 @@ export interface ServerOptions extends Pick<ServiceConfig, 'port' | 'host' | 'sh
 export interface RunningServer {
   server: http.Server;
   address: AddressInfo;
-  /** The separate /metrics listener, when METRICS_PORT is set. */
+  /** The internal listener (probes and /metrics), when METRICS_PORT is set. */
   metricsAddress?: AddressInfo;
   /** Drains and stops; resolves with the exit code the process should use. */
   shutdown(reason: string): Promise<number>;
@@ -40,6 +40,7 @@ export async function startServer(app: App, db: Pick<Database, 'close'>, logger:
     app.koa.callback(),
   );
   server.maxConnections = limits.maxConnections;
+  limitPerPeer(server, limits.maxConnectionsPerPeer);
   const connections = trackConnections(server);
   // Malformed requests, oversized headers and timeouts, answered by Node's parser: JSON like every other answer.
   server.on('clientError', (error: NodeJS.ErrnoException, socket: net.Socket) => answerClientError(error, socket, logger));
@@ -50,13 +51,15 @@ export async function startServer(app: App, db: Pick<Database, 'close'>, logger:
     server.emit('request', req, res);
   });
   server.on('checkExpectation', refuseExpectation);
+  server.on('connect', answerConnect);
 
   await listen(server, options.port, options.host);
   const address = server.address() as AddressInfo;
 
+  // The probes and /metrics on a listener of their own: the public caps cannot starve them.
   let metricsServer: http.Server | undefined;
-  if (options.metrics.port !== undefined && options.metrics.path !== '') {
-    metricsServer = metricsListener(app, options.metrics.path);
+  if (options.metrics.port !== undefined) {
+    metricsServer = http.createServer({ keepAliveTimeout: 5000 }, app.internal.callback());
     await listen(metricsServer, options.metrics.port, options.host);
   }
 
@@ -97,25 +100,23 @@ export async function startServer(app: App, db: Pick<Database, 'close'>, logger:
   return { server, address, metricsAddress: metricsServer?.address() as AddressInfo | undefined, shutdown };
 }
 
-/** /metrics alone, on a port of its own (kept off the public Service). */
-function metricsListener(app: App, path: string): http.Server {
-  return http.createServer((req, res) => {
-    const url = (req.url ?? '').split('?')[0];
-    if (url !== path || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      res.writeHead(404, { 'Content-Type': 'application/json; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
-      res.end(JSON.stringify({ error: `no route for ${req.method} ${url}` }));
+/** Refuses (closes at accept) a connection from an address that already holds `max`. */
+function limitPerPeer(server: net.Server, max: number): void {
+  const held = new Map<string, number>();
+  // Before Node's own listener, so that a refused connection never reaches the HTTP parser.
+  server.prependListener('connection', (socket: net.Socket) => {
+    const peer = socket.remoteAddress ?? '';
+    const count = held.get(peer) ?? 0;
+    if (count >= max) {
+      socket.destroy();
       return;
     }
-    app.metrics.registry.metrics().then(
-      (text) => {
-        res.writeHead(200, { 'Content-Type': app.metrics.registry.contentType, 'X-Content-Type-Options': 'nosniff' });
-        res.end(req.method === 'HEAD' ? undefined : text);
-      },
-      () => {
-        res.writeHead(500, { 'Content-Type': 'application/json; charset=utf-8' });
-        res.end(JSON.stringify({ error: 'internal server error' }));
-      },
-    );
+    held.set(peer, count + 1);
+    socket.once('close', () => {
+      const left = (held.get(peer) ?? 1) - 1;
+      if (left === 0) held.delete(peer);
+      else held.set(peer, left);
+    });
   });
 }
 

@@ -59,6 +59,8 @@ function walk(node: unknown, depth: number, budget: { left: number; readonly lim
     if (key.charCodeAt(0) === 36 /* $ */) return new Refusal(400, (where) => `key "${key}" at ${where} must not start with "$"`);
     if (key.includes('.')) return new Refusal(400, (where) => `key "${key}" at ${where} must not contain "."`);
     if (key.includes('\0')) return new Refusal(400, (where) => `key at ${where} must not contain a NUL character`);
+    // The BSON encoder takes an object with this key for one of its own types, and refuses it.
+    if (key === '_bsontype') return new Refusal(400, (where) => `key "_bsontype" at ${where} is reserved (the BSON encoder reads it as a type tag)`);
     // Two such keys would become the same key once encoded as UTF-8 (both U+FFFD).
     if (!wellFormed(key)) return new Refusal(400, (where) => `a key at ${where} holds an unpaired UTF-16 surrogate`);
     const refusal = walk((node as JsonObject)[key], depth + 1, budget);

@@ -20,6 +20,7 @@ describe('configuration (env parsed once, at start)', () => {
     const config = parseConfig({});
     assert.deepEqual(config.limits, {
       maxOpenCursors: 16,
+      cursorWaitMs: 5000,
       streamStallTimeoutMs: 30_000,
       streamMaxMs: 900_000,
       maxBulkDocuments: 1000,
@@ -28,7 +29,7 @@ describe('configuration (env parsed once, at start)', () => {
       idempotencyTtlSeconds: 86_400,
       insertBatchesInFlight: 4,
     });
-    assert.deepEqual(config.http, { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 65_000, maxConnections: 1024, drainIdleMs: 1000 });
+    assert.deepEqual(config.http, { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 65_000, maxConnections: 1024, maxConnectionsPerPeer: 256, drainIdleMs: 1000 });
     assert.deepEqual(config.metrics, { port: undefined, path: '/metrics' });
     assert.equal(parseConfig({ METRICS_PATH: 'off' }).metrics.path, '');
     assert.throws(

@@ -24,7 +24,7 @@ describe('single-document inserts that arrive together are stored together (grou
 
   const storeWith = (insertBatchesInFlight: number): DataStore => {
     const collection = (() => data()) as unknown as Database['collection']; // see serviceDriver: same types, another copy
-    return createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, idempotencyTtlSeconds: 60, insertBatchesInFlight, operationDeadlineMs: 30_000, maxDocumentBytes: 1024 * 1024 });
+    return createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, cursorWaitMs: 1000, queryTimeoutMs: 10_000, idempotencyTtlSeconds: 60, insertBatchesInFlight, operationDeadlineMs: 30_000, maxDocumentBytes: 1024 * 1024 });
   };
 
   before(() => {
@@ -103,6 +103,20 @@ describe('single-document inserts that arrive together are stored together (grou
     assert.equal(await data().countDocuments({ bad: { $exists: true } }), 0);
   });
 
+  it('a document the BSON encoder refuses (the whole batch with it) fails only its own request: the others go again alone', async () => {
+    const store = storeWith(1);
+    // The HTTP layer refuses `_bsontype` keys; the store alone lets this one reach the encoder, which
+    // refuses the whole insertMany for it.
+    const settled = await Promise.allSettled(
+      Array.from({ length: 11 }, (_, n) => store.insert([n === 5 ? { n, nested: { _bsontype: 'ObjectId' } } : { n }], { bodyChars: 10 })),
+    );
+    assert.deepEqual(settled.map((outcome) => outcome.status), settled.map((_, n) => (n === 5 ? 'rejected' : 'fulfilled')), 'only the request that sent it fails');
+    const reason = (settled[5] as PromiseRejectedResult).reason as unknown;
+    assert.ok(reason instanceof StoreError && reason.kind === 'rejected', String(reason));
+    assert.doesNotMatch((reason as Error).message, /version|7\.x/, 'no library version in what the client is told');
+    assert.equal(await data().countDocuments(), 10, 'all but the refused one, each once');
+  });
+
   it('a batch the driver leaves unsettled is answered at the deadline: outcome unknown, for each request', async () => {
     // The driver's own socket timeout far off (20 s), the store's deadline near (600 ms): only the deadline can end it.
     const proxy = TcpProxy.forUri(dbUri(), await freePort());
@@ -110,7 +124,7 @@ describe('single-document inserts that arrive together are stored together (grou
     const slow = new (serviceDriver().MongoClient)(`mongodb://127.0.0.1:${proxy.port}/`, { socketTimeoutMS: 20_000 });
     try {
       const collection = (() => slow.db(dbName).collection('data')) as unknown as Database['collection'];
-      const store = createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, idempotencyTtlSeconds: 60, insertBatchesInFlight: 1, operationDeadlineMs: 600, maxDocumentBytes: 1024 * 1024 });
+      const store = createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, cursorWaitMs: 1000, queryTimeoutMs: 10_000, idempotencyTtlSeconds: 60, insertBatchesInFlight: 1, operationDeadlineMs: 600, maxDocumentBytes: 1024 * 1024 });
       await store.insert([{ warm: true }]);
       proxy.silence();
       const started = Date.now();
@@ -132,7 +146,7 @@ describe('single-document inserts that arrive together are stored together (grou
     const away = new (serviceDriver().MongoClient)('mongodb://127.0.0.1:1/', { serverSelectionTimeoutMS: 300 });
     try {
       const collection = (() => away.db(dbName).collection('data')) as unknown as Database['collection'];
-      const store = createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, idempotencyTtlSeconds: 60, insertBatchesInFlight: 1, operationDeadlineMs: 30_000, maxDocumentBytes: 1024 * 1024 });
+      const store = createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, cursorWaitMs: 1000, queryTimeoutMs: 10_000, idempotencyTtlSeconds: 60, insertBatchesInFlight: 1, operationDeadlineMs: 30_000, maxDocumentBytes: 1024 * 1024 });
       // No bodyChars: nothing to record in the sizes record first, so the batch is the first to fail.
       const settled = await Promise.allSettled(Array.from({ length: 8 }, (_, n) => store.insert([{ n }])));
       assert.deepEqual(settled.map((outcome) => outcome.status), Array(8).fill('rejected'));

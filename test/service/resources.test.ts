@@ -32,6 +32,7 @@ describe('resources held by a request are released whatever the client does', fu
       READY_TIMEOUT_MS: '1000',
       STREAM_STALL_TIMEOUT_MS: '1000',
       MAX_OPEN_CURSORS: '8',
+      CURSOR_WAIT_MS: '300',
       LOG_LEVEL: 'warn',
     });
   });

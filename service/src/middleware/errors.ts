@@ -21,7 +21,9 @@ export function errorHandler(logger: Logger): Middleware {
       const log = requestId === undefined ? logger : logger.child({ requestId });
       // Our failures are logged with their cause; a method we do not implement (501) is the client's
       // doing and already has its request line.
-      if (http.status >= 500 && http.status !== 501) {
+      if (http.expected) {
+        log.warn({ status: http.status, reason: http.message }, 'request not served');
+      } else if (http.status >= 500 && http.status !== 501) {
         log.error({ err: error }, 'request failed');
       }
       // Headers set by inner middleware (e.g. CORS) ride on the error; keep them.

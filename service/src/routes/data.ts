@@ -32,7 +32,7 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
  * optionally a page at a time. Parses and answers; the store does the rest.
  */
 export function dataRouter({ store, bodyLimitBytes, documentLimits, pageMaxChars, streamStallTimeoutMs, streamMaxMs }: DataRouterOptions): Router {
-  const router = new Router();
+  const router = new Router({ strict: true, sensitive: true });
 
   router.post('/data', async (ctx) => {
     const key = idempotencyKey(ctx);
@@ -61,7 +61,10 @@ export function dataRouter({ store, bodyLimitBytes, documentLimits, pageMaxChars
     if (query.limit === undefined) {
       // Everything, streamed as the client reads: memory stays flat whatever the
       // collection's size. Natural order, as the guide's app returned it.
-      const source = await store.openStream(query.after, JSON.stringify);
+      // A reader that leaves while it waits for a cursor slot gives up its place.
+      const gone = new AbortController();
+      ctx.res.once('close', () => gone.abort());
+      const source = await store.openStream(query.after, JSON.stringify, gone.signal);
       ctx.body = new JsonArrayStream(source, streamStallTimeoutMs, streamMaxMs);
       return;
     }
@@ -71,7 +74,7 @@ export function dataRouter({ store, bodyLimitBytes, documentLimits, pageMaxChars
     if (page.next) {
       const next = page.next.toHexString();
       ctx.set('X-Next-Cursor', next);
-      ctx.set('Link', `<${ctx.path}?limit=${query.limit}&after=${next}>; rel="next"`);
+      ctx.set('Link', `</data?limit=${query.limit}&after=${next}>; rel="next"`);
     }
     ctx.body = page.json;
     ctx.type = 'application/json; charset=utf-8';
@@ -89,9 +92,10 @@ function parseJson(text: string): unknown {
 }
 
 function idempotencyKey(ctx: Context): string | undefined {
-  const raw = ctx.get('Idempotency-Key');
-  if (raw === '') return undefined;
-  if (!IDEMPOTENCY_KEY.test(raw)) throw badRequest('Idempotency-Key must be 1 to 255 printable ASCII characters');
+  // Present but empty (Node trims a whitespace-only value to ''): a key the client meant to send, refused.
+  const raw = ctx.req.headers['idempotency-key'];
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'string' || !IDEMPOTENCY_KEY.test(raw)) throw badRequest('Idempotency-Key must be 1 to 255 printable ASCII characters');
   return raw;
 }
 

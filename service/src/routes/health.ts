@@ -12,7 +12,7 @@ export interface Lifecycle {
  * /readyz: send traffic here (this process can read its collection in time, and we are not shutting down).
  */
 export function healthRouter(probe: (timeoutMs: number) => Promise<void>, lifecycle: Lifecycle, readyTimeoutMs: number, logger: Logger): Router {
-  const router = new Router();
+  const router = new Router({ strict: true, sensitive: true });
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });

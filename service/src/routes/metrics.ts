@@ -3,7 +3,7 @@ import type { Metrics } from '../metrics';
 
 /** Prometheus text exposition of this process's metrics. */
 export function metricsRouter(metrics: Metrics, path = '/metrics'): Router {
-  const router = new Router();
+  const router = new Router({ strict: true, sensitive: true });
   router.get(path, async (ctx) => {
     ctx.type = metrics.registry.contentType;
     ctx.body = await metrics.registry.metrics();

@@ -1,16 +1,18 @@
 import { StoreError } from './storeError';
 
 /**
- * Counts the database cursors this process holds open. A cursor left open by a
- * request that went away keeps a server resource (on FerretDB, one of its ~100
- * backend connections) until the process restarts, so every cursor is taken
- * from here and given back exactly once, and there is a ceiling.
+ * The database cursors this process holds open at once, and the readers waiting for one. A stream's
+ * cursor lives at its reader's pace, and on FerretDB each open cursor holds one of its ~100 SQLite
+ * connections (so the ceiling keeps every replica's streams within them). A reader over the ceiling
+ * waits, first come first served, up to `waitMs`; only then is it turned away (503 with Retry-After).
  */
 export class CursorBudget {
   private open = 0;
+  private readonly waiting: Array<() => void> = [];
 
   constructor(
     private readonly max: number,
+    private readonly waitMs: number,
     private readonly onChange: (open: number) => void = () => undefined,
   ) {}
 
@@ -18,17 +20,46 @@ export class CursorBudget {
     return this.open;
   }
 
-  /** Takes a slot or throws StoreError('busy'); the returned function gives it back (idempotent). */
-  take(): () => void {
-    if (this.open >= this.max) {
-      throw new StoreError('busy', `too many reads in progress (MAX_OPEN_CURSORS=${this.max}), try again shortly`);
+  /**
+   * A slot: at once when one is free and nobody waits, else the next one given back, in turn. Rejects
+   * with StoreError('busy') when none is within `waitMs`, or when `signal` aborts (the client left).
+   * The function it resolves with gives the slot back (idempotent).
+   */
+  async take(signal?: AbortSignal): Promise<() => void> {
+    if (this.open < this.max && this.waiting.length === 0) {
+      this.onChange(++this.open);
+    } else {
+      await new Promise<void>((resolve, reject) => {
+        const leave = (error: StoreError) => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          const at = this.waiting.indexOf(grant);
+          if (at >= 0) this.waiting.splice(at, 1);
+          reject(error);
+        };
+        const grant = () => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const onAbort = () => leave(new StoreError('busy', 'the client went away while waiting for a read slot'));
+        const timer = setTimeout(
+          () => leave(new StoreError('busy', `too many reads in progress: waited ${this.waitMs} ms (CURSOR_WAIT_MS) for one of MAX_OPEN_CURSORS=${this.max}; try again shortly`)),
+          this.waitMs,
+        );
+        this.waiting.push(grant);
+        if (signal?.aborted) onAbort();
+        else signal?.addEventListener('abort', onAbort, { once: true });
+      });
     }
-    this.onChange(++this.open);
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      this.onChange(--this.open);
+      // Handed straight to the first waiter (the count stays), or given back.
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.onChange(--this.open);
     };
   }
 }

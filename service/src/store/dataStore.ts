@@ -12,6 +12,10 @@ import { classifyWriteError, isDuplicateKey } from './writeErrors';
 
 export interface StoreLimits {
   maxOpenCursors: number;
+  /** How long a stream waits for a cursor slot before it is turned away (see CursorBudget). */
+  cursorWaitMs: number;
+  /** The server-side time limit of a page's query (maxTimeMS): a page not found in time is a timeout, told as one. */
+  queryTimeoutMs: number;
   idempotencyTtlSeconds: number;
   /** Batches of single-document inserts on their way at once (see InsertBatcher). */
   insertBatchesInFlight: number;
@@ -67,7 +71,7 @@ export interface DataStore {
    * Everything, natural order (or `_id` order after `after`); the first batch is fetched before it resolves.
    * `serialize` gets each document without `_id`, as every read answers.
    */
-  openStream(after: ObjectId | undefined, serialize: (doc: Document) => string): Promise<DocumentSource>;
+  openStream(after: ObjectId | undefined, serialize: (doc: Document) => string, signal?: AbortSignal): Promise<DocumentSource>;
   /** One page in `_id` order, bounded by count and by serialised size; its cursor is closed before it resolves. */
   readPage(query: PageQuery): Promise<Page>;
   /** Resolves when this process can really read the collection within `timeoutMs` (not only ping the server). */
@@ -101,12 +105,23 @@ const setNextBatchSize = (cursor: FindCursor<Document>, size: number): void => {
 };
 
 /**
+ * The document with `_id` first. Not Object.assign or a spread: JSON.parse makes `__proto__` an own
+ * field, and those run its setter, which would drop it (and set the copy's prototype).
+ */
+function withId(id: ObjectId, doc: NewDocument): Document & { _id: ObjectId } {
+  const out: Document & { _id: ObjectId } = { _id: id };
+  if (!Object.prototype.hasOwnProperty.call(doc, '__proto__')) return Object.assign(out, doc);
+  for (const key of Object.keys(doc)) Object.defineProperty(out, key, { value: doc[key], enumerable: true, writable: true, configurable: true });
+  return out;
+}
+
+/**
  * Owns the collection: the queries, the lifetime of every cursor, and the
  * timing of each operation. The HTTP layer parses and answers; it never sees a
  * driver cursor.
  */
 export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metrics, limits: StoreLimits): DataStore {
-  const budget = new CursorBudget(limits.maxOpenCursors, (open) => metrics.openCursors.set(open));
+  const budget = new CursorBudget(limits.maxOpenCursors, limits.cursorWaitMs, (open) => metrics.openCursors.set(open));
   const idempotency: IdempotencyRecords = createIdempotencyRecords(db, limits.idempotencyTtlSeconds);
   // Single-document POSTs that arrive together are stored together (group commit: see InsertBatcher).
   const batcher = new InsertBatcher(() => db.collection(), metrics, {
@@ -150,8 +165,12 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
   };
 
   /** Runs `work` with a cursor slot, giving it back whatever happens unless the cursor is handed on. */
-  const withCursor = <T>(open: (collection: Collection<Document>) => FindCursor<Document>, use: (cursor: FindCursor<Document>, release: () => void) => Promise<T>): Promise<T> => {
-    const release = budget.take();
+  const withCursor = async <T>(
+    open: (collection: Collection<Document>) => FindCursor<Document>,
+    use: (cursor: FindCursor<Document>, release: () => void) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> => {
+    const release = await budget.take(signal);
     let cursor: FindCursor<Document>;
     try {
       cursor = open(db.collection());
@@ -213,7 +232,7 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
         });
       }
       // Ids are assigned here rather than by the driver, so a compensation or a replay knows them.
-      const withIds = documents.map((doc, index) => Object.assign({ _id: ids[index] }, doc));
+      const withIds = documents.map((doc, index) => withId(ids[index], doc));
       if (withIds.length === 1 && !key) {
         // Keyed requests and bulks keep their own insert: their retries and compensations need it alone.
         await batcher.insert(withIds[0], bodyChars ?? 0);
@@ -229,7 +248,7 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
       return { ids, replayed };
     },
 
-    openStream(after, serialize) {
+    openStream(after, serialize, signal) {
       return withCursor(
         (collection) => {
           const cursor = collection.find(after ? { _id: { $gt: after } } : {}, { projection: { _id: 0 }, batchSize: firstBatch(STREAM_BATCH) });
@@ -266,6 +285,7 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
             },
           };
         },
+        signal,
       );
     },
 
@@ -275,8 +295,11 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
       const wanted = Math.min(limit + 1, STREAM_BATCH + 1);
       const cursor = db
         .collection()
-        .find(after ? { _id: { $gt: after } } : {}, withDeadline(limits.operationDeadlineMs, { batchSize: firstBatch(wanted) }))
+        // The shape MongoDB answers from the _id index, every page alike: a range on _id, sorted by it
+        // (bounded IXSCAN, no in-memory sort). FerretDB v1.24 ignores the hint and sorts in memory.
+        .find(after ? { _id: { $gt: after } } : {}, withDeadline(limits.operationDeadlineMs, { batchSize: firstBatch(wanted), maxTimeMS: limits.queryTimeoutMs }))
         .sort({ _id: 1 })
+        .hint({ _id: 1 })
         .limit(limit + 1);
       const items: string[] = [];
       let chars = 0;

@@ -2,7 +2,7 @@ import { MongoBulkWriteError, MongoServerError, type Collection, type Document, 
 import { timed, type Metrics } from '../metrics';
 import { withDeadline } from './deadline';
 import { StoreError } from './storeError';
-import { classifyWriteError, OUTCOME_UNKNOWN } from './writeErrors';
+import { classifyWriteError, isDuplicateKey, OUTCOME_UNKNOWN } from './writeErrors';
 
 export interface InsertBatcherLimits {
   /** Batches on their way to the database at once; a request arriving while that many are out waits for one. */
@@ -96,9 +96,34 @@ export class InsertBatcher {
       }
       for (const pending of batch) pending.resolve();
     } catch (error) {
+      if (batch.length > 1 && mayBeOneDocuments(error)) {
+        // Refused as a whole for a reason that may be one document's (the encoder stops at the first it
+        // cannot encode): each goes again alone, so that no other request pays for it.
+        await Promise.all(batch.map((pending) => this.writeAlone(pending)));
+        return;
+      }
       settleFailed(batch, error);
     }
   }
+
+  /** One document on its own; a duplicate _id is that document, stored by the batch before it failed (the ids are ours). */
+  private async writeAlone(pending: Pending): Promise<void> {
+    try {
+      await timed(this.metrics, 'insertOne', () => this.collection().insertOne(pending.doc, withDeadline(this.limits.deadlineMs)));
+      pending.resolve();
+    } catch (error) {
+      if (isDuplicateKey(error)) pending.resolve();
+      else pending.reject(classifyWriteError(error));
+    }
+  }
+}
+
+/** A failure of the whole batch, with no document singled out, that says a document was refused. */
+function mayBeOneDocuments(error: unknown): boolean {
+  const own = error instanceof MongoBulkWriteError ? writeErrorsByIndex(error) : undefined;
+  if (own !== undefined && own.size > 0) return false;
+  const classified = classifyWriteError(error);
+  return classified instanceof StoreError && classified.kind === 'rejected';
 }
 
 /** Each request of a failed batch gets its own document's error, or the batch's when nothing singles it out. */

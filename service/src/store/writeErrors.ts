@@ -88,7 +88,9 @@ export function classifyWriteError(error: unknown): unknown {
     if ((error as MongoBulkWriteError).insertedCount > 0) return new StoreError('outcome-unknown', OUTCOME_UNKNOWN, { cause: error });
     return classifyWriteError(behind);
   }
-  if (BSON.BSONError.isBSONError(error)) return new StoreError('rejected', `a document cannot be stored: ${error.message}`, { cause: error });
+  // The encoder's own words name its library and version, which tell the client nothing (validation
+  // refuses, with the field's path, everything it is known to refuse).
+  if (BSON.BSONError.isBSONError(error)) return new StoreError('rejected', 'a document cannot be stored: it cannot be encoded as BSON', { cause: error });
   if (error instanceof MongoServerError && REJECTION_CODES.has(Number(error.code))) {
     return new StoreError('rejected', `the database refused a document: ${error.errmsg ?? error.message}`, { cause: error });
   }
