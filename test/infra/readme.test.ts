@@ -1,29 +1,143 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parse } from 'yaml';
 import { ROOT } from './fixtures';
 
-const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-const scripts = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
+const readme = read('README.md');
+const docs = readdirSync(path.join(ROOT, 'docs'))
+  .filter((name) => name.endsWith('.md'))
+  .map((name) => `docs/${name}`);
+/** The user's guide and the pages it links, each as its path and text. */
+const pages = [{ file: 'README.md', text: readme }, ...docs.map((file) => ({ file, text: read(file) }))];
+const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts;
+const configKeys = new Set(Object.keys((parse(read('Pulumi.yaml')) as { config: Record<string, unknown> }).config));
+/** Read by the program but deliberately not declared in Pulumi.yaml (see the comment there). */
+configKeys.add('registryPassword');
 
-/** The README is the guide: its first commands and every command and link it names must be real. */
+const INSTALL_AND_TEST = 'npm ci && npm run setup && npm test';
+const MAIN_JOB = 'npm ci && npm run setup && npm run up';
+
+/** The command lines of a bash block: neither blank nor comments. */
+function commands(block: string): string[] {
+  return block.split('\n').filter((line) => line.trim() !== '' && !line.trim().startsWith('#'));
+}
+
+/** GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens; repeats get -1, -2. */
+function anchors(markdown: string): Set<string> {
+  const seen = new Map<string, number>();
+  const out = new Set<string>();
+  const body = markdown.replace(/```[\s\S]*?```/g, '');
+  for (const [, title] of body.matchAll(/^#{1,6} (.+)$/gm)) {
+    const slug = title.toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, '').replace(/ /g, '-');
+    const n = seen.get(slug) ?? 0;
+    seen.set(slug, n + 1);
+    out.add(n === 0 ? slug : `${slug}-${n}`);
+  }
+  return out;
+}
+
+/** The README is the guide: its first commands and every command, key and link it names must be real. */
 describe('README', () => {
-  it('starts with the two set-up commands: install + test, and the main job', () => {
+  it('opens with the two commands, the main job and install + test, in its first bash block', () => {
+    const start = readme.indexOf('```bash\n');
+    assert.ok(start >= 0 && start < readme.indexOf('\n## '), 'the first bash block comes before the first section');
     const first = /```bash\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
-    assert.ok(readme.indexOf('```bash') < 200, 'the commands come first');
-    const commands = first.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('#'));
-    assert.deepEqual(commands, ['npm ci && npm run setup && npm test', 'npm ci && npm run setup && npm run up']);
+    assert.deepEqual(commands(first).sort(), [INSTALL_AND_TEST, MAIN_JOB].sort());
   });
 
-  it('names only npm scripts that exist', () => {
-    const named = new Set([...readme.matchAll(/npm run ([\w:-]+)/g)].map((m) => m[1]));
-    assert.ok(named.size >= 10);
-    for (const name of named) assert.ok(scripts[name], `npm run ${name} is defined`);
+  it("its test command is what CI runs: npm test after npm ci and npm run setup (.ci/run)", () => {
+    // The npm commands .ci/run executes, in order (not the ones it only prints).
+    const ci = read('.ci/run')
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => /^npm /.test(line));
+    const steps = INSTALL_AND_TEST.split(' && ');
+    let at = 0;
+    for (const step of steps) {
+      const found = ci.findIndex((line, i) => i >= at && (line === step || line.startsWith(`${step} `)));
+      assert.ok(found >= 0, `.ci/run runs \`${step}\` after ${steps.slice(0, steps.indexOf(step)).join(', ') || 'nothing'} (it runs: ${ci.join('; ')})`);
+      at = found + 1;
+    }
+    const development = readme.slice(readme.indexOf('\n## Development'));
+    assert.ok(development.length > 1, 'a Development section');
+    assert.deepEqual(commands(/```bash\n([\s\S]*?)```/.exec(development)?.[1] ?? ''), [INSTALL_AND_TEST], 'Development starts with the test command');
   });
 
-  it('links only files that exist', () => {
-    const links = [...readme.matchAll(/\]\((?!https?:|#)([^)]+)\)/g)].map((m) => m[1]);
-    assert.ok(links.length >= 10);
-    for (const link of links) assert.ok(existsSync(path.join(ROOT, link)), `${link} exists`);
+  it('puts deploying first and development last', () => {
+    const sections = [...readme.matchAll(/^## (.+)$/gm)].map((m) => m[1]);
+    assert.equal(sections[0], 'Deploy');
+    assert.equal(sections.at(-1), 'Development');
+    for (const needed of ['What is deployed', 'Day 2', 'Configuration reference', 'Troubleshooting']) {
+      assert.ok(sections.includes(needed), `a section "${needed}"`);
+    }
+    assert.match(readme, /```mermaid\n/, 'a picture of what is deployed');
+  });
+
+  it('names only npm scripts that exist, here and in docs/', () => {
+    let count = 0;
+    for (const { file, text } of pages) {
+      for (const [, name] of text.matchAll(/npm run ([\w:-]+)/g)) {
+        count += 1;
+        assert.ok(scripts[name], `${file}: npm run ${name} is defined in package.json`);
+      }
+    }
+    assert.ok(count >= 10);
+  });
+
+  it('links only files and headings that exist, here and in docs/', () => {
+    let count = 0;
+    for (const { file, text } of pages) {
+      for (const [, link] of text.matchAll(/\]\((?!https?:)([^)\s]+)\)/g)) {
+        count += 1;
+        const [target, anchor] = link.split('#');
+        const resolved = target === '' ? file : path.join(path.dirname(file), target);
+        assert.ok(existsSync(path.join(ROOT, resolved)), `${file}: ${link} exists`);
+        if (anchor !== undefined && resolved.endsWith('.md')) {
+          assert.ok(anchors(read(resolved)).has(anchor), `${file}: ${link} names a heading of ${resolved}`);
+        }
+      }
+    }
+    assert.ok(count >= 20);
+  });
+
+  it('names only config keys that Pulumi.yaml declares', () => {
+    const named = new Set<string>();
+    for (const { text } of pages) {
+      for (const [, key] of text.matchAll(/pulumi config (?:set|get)(?: --secret)? ([A-Za-z]\w*)/g)) named.add(key);
+    }
+    // The key columns of the tables: `| key |` first, or a column headed `config keys`.
+    for (const table of readme.match(/^\|.*\|\n\|[-| ]+\|\n(?:\|.*\|\n)+/gm) ?? []) {
+      const [header, , ...rows] = table.trim().split('\n').map((row) => row.split('|').map((cell) => cell.trim()));
+      const column = header[1] === 'key' ? 1 : header.indexOf('config keys');
+      if (column < 1) continue;
+      for (const row of rows) for (const [, key] of row[column].matchAll(/`([a-z][A-Za-z]+)`/g)) named.add(key);
+    }
+    assert.ok(named.size >= 20, `found ${named.size} keys`);
+    for (const key of named) assert.ok(configKeys.has(key), `${key} is a config key of Pulumi.yaml`);
+  });
+
+  it("names the stack's own namespace and objects in its kubectl commands", () => {
+    // guide-errata.md quotes the guide's own (wrong) commands.
+    const lines = pages
+      .filter(({ file }) => file !== 'docs/guide-errata.md')
+      .flatMap(({ file, text }) => text.split('\n').filter((line) => /\bkubectl\b/.test(line)).map((line) => ({ file, line })));
+    assert.ok(lines.length >= 10);
+    for (const { file, line } of lines) {
+      for (const [, ns] of line.matchAll(/(?:-n|--namespace) ([\w.-]+)/g)) assert.ok(['koa-mongodb', 'kube-system'].includes(ns), `${file}: ${line}`);
+      for (const [, kind, name] of line.matchAll(/\b(deploy|deployment|statefulset|sts|job|svc|service)\/([\w-]+)/g)) {
+        const ours: Record<string, string[]> = {
+          deploy: ['data-service'],
+          deployment: ['data-service'],
+          statefulset: ['mongodb'],
+          sts: ['mongodb'],
+          job: ['mongodb-users'],
+          svc: ['data-service', 'mongodb'],
+          service: ['data-service', 'mongodb'],
+        };
+        assert.ok(ours[kind].includes(name), `${file}: ${kind}/${name} is an object of the stack: ${line}`);
+      }
+    }
   });
 });
