@@ -27,11 +27,11 @@ class RawObjectApi extends KubernetesObjectApi {
     return this.specUriPath({ apiVersion, kind, metadata: { name, namespace } }, action);
   }
 
-  async send(method: string, path: string, body?: unknown): Promise<KubeResponse> {
+  async send(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<KubeResponse> {
     const request = this.configuration.baseServer.makeRequestContext(path, method as HttpMethod);
     request.setHeaderParam('Accept', 'application/json');
     if (body !== undefined) {
-      request.setHeaderParam('Content-Type', 'application/json');
+      request.setHeaderParam('Content-Type', contentType);
       request.setBody(JSON.stringify(body));
     }
     request.setSignal(AbortSignal.timeout(10_000));
@@ -65,8 +65,8 @@ export class KubeClient {
   }
 
   /** Any request; never throws on an HTTP error status (the status is returned), only when no answer comes. */
-  request(method: string, path: string, body?: unknown): Promise<KubeResponse> {
-    return this.api.send(method, path, body);
+  request(method: string, path: string, body?: unknown, contentType?: string): Promise<KubeResponse> {
+    return this.api.send(method, path, body, contentType);
   }
 
   /** Creates an object, refusing unknown or duplicated fields (fieldValidation=Strict). */

@@ -15,6 +15,7 @@
  * kubelet's cgroups and the kernel settings it changed.
  */
 import { spawnSync } from 'node:child_process';
+import net from 'node:net';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,7 +33,7 @@ import { createCgroupRoot, readSysctls } from './host-state';
 import { LINK, createNodeNamespace } from './namespace';
 import { writeScratchImage, type ScratchImage } from './oci-image';
 import { startProvisioner } from './provisioner';
-import { startApiRelay } from './relay';
+import { RELAY, startApiRelay } from './relay';
 import { NODE_DIR_PREFIX, sweepStaleNodes, tearDown, writeNodeState, type NodeState } from './teardown';
 
 export const NODE_NAME = 'koa-node';
@@ -47,6 +48,14 @@ export interface NodePlan {
 export interface NodeOptions {
   /** metrics-server's --metric-resolution: Minikube's 60s by default; shorter makes the HPA react sooner. */
   metricResolution?: string;
+  /** Start metrics-server with the node (default true); false leaves it to `addons enable` (the minikube stand-in). */
+  metricsServer?: boolean;
+  /**
+   * Also serve the API server on the node's own address at this port, as a Minikube node does
+   * (https://192.168.49.2:8443): a relay inside the node's namespaces to the host-side relay. A
+   * kubeconfig naming it keeps its address when the control plane is recreated on another port.
+   */
+  nodeApiPort?: number;
 }
 
 export interface LocalNode {
@@ -181,6 +190,11 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
     writeFileSync(path.join(dir, 'kubelet.yaml'), kubeletConfig({ cgroupRoot, clientCaFile: plan.caCert, nodeIp: LINK.node, resolvConf: '/etc/resolv.conf' }));
     writeFileSync(path.join(dir, 'kube-proxy.yaml'), kubeProxyConfig({ kubeconfig: path.join(dir, 'kubeconfig'), nodeName: NODE_NAME }));
 
+    if (options.nodeApiPort) {
+      const port = options.nodeApiPort;
+      daemon('api-relay-node', process.execPath, ['-e', RELAY, LINK.node, String(port), LINK.host, String(apiPort)]);
+      await eventually(`the API server relay on ${LINK.node}:${port}`, () => canConnect(LINK.node, port), { timeoutMs: 15_000, everyMs: 100, detail: tail('api-relay-node') });
+    }
     daemon('containerd', 'containerd', ['--config', path.join(dir, 'containerd.toml')]);
     const ctr = (args: string[]) => node.exec('ctr', ['--address', CONTAINERD_SOCKET, '--namespace', 'k8s.io', ...args]);
     await eventually('containerd', async () => (await ctr(['version'])).includes('Server'), { timeoutMs: 30_000, detail: tail('containerd') });
@@ -205,7 +219,8 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
     log(`node ${NODE_NAME} Ready at ${LINK.node} (${since()})`);
 
     daemon('kube-proxy', bin.kubeProxy, [`--config=${path.join(dir, 'kube-proxy.yaml')}`, '--v=1']);
-    await createAll(api, [storageClassManifest(), ...corednsManifests(), ...metricsServerManifests(options.metricResolution)]);
+    const metrics = options.metricsServer === false ? [] : metricsServerManifests(options.metricResolution);
+    await createAll(api, [storageClassManifest(), ...corednsManifests(), ...metrics]);
     provisioner = startProvisioner(api, path.join(dir, 'hostpath'), (line) => log(`storage: ${line}`));
     await eventually(
       'CoreDNS to be ready',
@@ -263,4 +278,12 @@ export async function startNodeCluster(log: (line: string) => void = console.log
     rmSync(plan.dir, { recursive: true, force: true });
     throw error;
   }
+}
+
+function canConnect(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, host);
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
 }

@@ -7,11 +7,12 @@
  */
 import { supervise, waitReady, type Supervised } from '../supervisor';
 
-const RELAY = `
+/** `node -e RELAY <listen host> <listen port> [<upstream host> <upstream port>]`: plain TCP, both ways. */
+export const RELAY = `
 const net = require('node:net');
-const [host, port] = process.argv.slice(1);
+const [host, port, upstreamHost = '127.0.0.1', upstreamPort = port] = process.argv.slice(1);
 const server = net.createServer((client) => {
-  const upstream = net.connect(Number(port), '127.0.0.1');
+  const upstream = net.connect(Number(upstreamPort), upstreamHost);
   const close = () => { client.destroy(); upstream.destroy(); };
   client.on('error', close);
   upstream.on('error', close);
