@@ -97,6 +97,7 @@ async function main(): Promise<void> {
     }
     for (const cleanup of cleanups.reverse()) await cleanup();
     opened.session?.close();
+    say('stopped: forward, log streams and watches ended; the stack is running as it was');
     process.exit(0);
   };
   process.on('SIGINT', () => void stop());
@@ -104,6 +105,8 @@ async function main(): Promise<void> {
 
   const s = await openSession(root, stack, say);
   opened.session = s;
+  // What this first up deploys: the build context as it is now (a save during it is caught below).
+  const startHash = await hashNow();
   say(`bringing stack ${stack} up to date first: npm run up -- --yes --skip-preview`);
   current = runUpScript(s, ['--yes', '--skip-preview']);
   const code = await current.done;
@@ -135,7 +138,7 @@ async function main(): Promise<void> {
   const pods = new PodSet();
   const watch = await watchPods(kc, namespace, selector, pods, say);
   cleanups.push(() => watch.stop());
-  const logs = new LogFollower({ pods, open: apiServerLogs(kc, namespace, 'data-service'), print: (pod, line) => console.log(prettyLine(pod, line, { color })) });
+  const logs = new LogFollower({ pods, open: apiServerLogs(kc, namespace), print: (pod, line) => console.log(prettyLine(pod, line, { color })) });
   logs.start();
   cleanups.push(() => logs.stop());
   const forward = new Forward({ pods, dial: await apiServerDial(kc, namespace), port, log: say });
@@ -143,7 +146,7 @@ async function main(): Promise<void> {
   cleanups.push(() => forward.close());
   say(`http://127.0.0.1:${listening} → svc/${serviceName} in ${namespace} (${context}), to whichever of its pods is Ready; watching service/ for changes (Ctrl-C to stop)`);
 
-  let deployedHash = await hashNow();
+  let deployedHash = startHash;
   let changes = 0;
   const update = async (batch: Batch) => {
     const hash = await hashNow();
@@ -169,6 +172,7 @@ async function main(): Promise<void> {
     if (code !== 0) {
       probing.abort();
       say(bold(`change ${n} FAILED: pulumi up exit ${code} after ${seconds(times.totalMs)}; the running version keeps serving. Fix it and save again.`));
+      deployedHash = ''; // the stack may be part-way: the next save updates whatever it holds
       return;
     }
     deployedHash = hash;
@@ -195,6 +199,7 @@ async function main(): Promise<void> {
     queue.submit(file);
   });
   cleanups.push(() => watcher.close());
+  if ((await hashNow()) !== deployedHash) queue.submit('(files saved while the stack was brought up to date)');
 }
 
 main().catch((error: Error) => {

@@ -90,12 +90,12 @@ export class LogFollower {
 }
 
 /** OpenLog through the API server (GET …/pods/<pod>/log?follow=true&timestamps=true), with the kubeconfig's credentials. */
-export function apiServerLogs(kc: KubeConfig, namespace: string, container: string): OpenLog {
+export function apiServerLogs(kc: KubeConfig, namespace: string): OpenLog {
   return async (pod, sinceTime, signal) => {
     const server = kc.getCurrentCluster()?.server;
     if (!server) throw new Error('no cluster in the kubeconfig');
     const url = new URL(`${server}/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod.name)}/log`);
-    url.searchParams.set('container', container);
+    url.searchParams.set('container', pod.container);
     url.searchParams.set('follow', 'true');
     url.searchParams.set('timestamps', 'true');
     if (sinceTime) url.searchParams.set('sinceTime', sinceTime);

@@ -22,6 +22,8 @@ export interface PodInfo {
   rollout: string;
   /** The container port named "http" (the Service's targetPort), else the first. */
   port: number;
+  /** Its first container's name: the service's, whose log is followed. */
+  container: string;
 }
 
 export function podInfo(pod: V1Pod): PodInfo {
@@ -39,6 +41,7 @@ export function podInfo(pod: V1Pod): PodInfo {
     created: new Date(pod.metadata?.creationTimestamp ?? 0).getTime(),
     rollout: pod.metadata?.labels?.['pod-template-hash'] ?? '',
     port: (ports.find((p) => p.name === 'http') ?? ports[0])?.containerPort ?? 0,
+    container: container?.name ?? '',
   };
 }
 

@@ -36,7 +36,7 @@ async function fakePod(name: string, rollout: string, created: number): Promise<
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as net.AddressInfo).port;
   pod.server = server;
-  pod.info = { name, ready: true, started: true, deleting: false, image: `img:${rollout}`, created, rollout, port };
+  pod.info = { name, ready: true, started: true, deleting: false, image: `img:${rollout}`, created, rollout, port, container: 'data-service' };
   pod.drain = async () => {
     draining = true;
     const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve()));
@@ -88,7 +88,7 @@ describe('npm run dev: the port-forward across rollouts (fake pods)', function (
 
   it('chooses Ready pods of the newest rollout, round robin, never a deleting or unready one', () => {
     const info = (name: string, rollout: string, created: number, extra: Partial<PodInfo> = {}): PodInfo => ({
-      name, ready: true, started: true, deleting: false, image: rollout, created, rollout, port: 1, ...extra,
+      name, ready: true, started: true, deleting: false, image: rollout, created, rollout, port: 1, container: 'c', ...extra,
     });
     const old1 = info('old-1', 'a', 1);
     const old2 = info('old-2', 'a', 2);
