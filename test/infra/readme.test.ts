@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
+import { METRICS_PORT } from '../../components/dataService';
 import { ROOT } from './fixtures';
 
 const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
@@ -139,5 +140,10 @@ describe('README', () => {
         assert.ok(ours[kind].includes(name), `${file}: ${kind}/${name} is an object of the stack: ${line}`);
       }
     }
+  });
+
+  it('reads /metrics from the pods\' metrics port, never through the public url (a 404 there)', () => {
+    for (const { file, text } of pages) assert.doesNotMatch(text, /(?:url\)|\$URL)"?\/metrics/, `${file} fetches /metrics through the Service`);
+    assert.match(readme, new RegExp(`port-forward deploy/data-service ${METRICS_PORT}:${METRICS_PORT}`));
   });
 });
