@@ -9,9 +9,13 @@
  * A dynamic resource, so that its lifecycle follows the node rather than this program's inputs only:
  * - check (runs at preview, before any change): the profile must be running, with a runtime minikube
  *   can build for; otherwise the error names the exact fix;
- * - diff: a new tag, profile or cluster (minikube delete + start) rebuilds, and so does an image the
- *   node no longer has (a node whose images were pruned, or a restarted VM without a disk);
- * - delete: removes the tag from the node, so replaced images do not pile up.
+ * - a new tag or profile is a new image (create, then delete the old one: replaced images do not pile
+ *   up); a new cluster (minikube delete + start) or a node that lost the image (pruned, a VM restarted
+ *   without its disk) REBUILDS THE SAME TAG IN PLACE (update). A replacement there would delete the old
+ *   resource last, and its `image rm` would remove the very tag just rebuilt: the running pods go on,
+ *   every new pod fails to pull, and every later `up` rebuilds and deletes again.
+ * - a build is believed only when the node then has the image: `minikube image build` exits 0 when
+ *   the build fails (machine.BuildImage logs the failure and returns nil; kubernetes/minikube#16576).
  */
 import * as pulumi from '@pulumi/pulumi';
 
@@ -31,6 +35,13 @@ export interface MinikubeImageOutputs extends MinikubeImageInputs {
   runtime: string;
 }
 
+/**
+ * `minikube profile list` statuses of a profile that serves: one node's API server (Running; OK in
+ * older releases), an HA profile's (HAppy, or Degraded: a control plane down, the cluster up),
+ * from pkg/minikube/cluster/status.go.
+ */
+export const SERVING_STATUSES = ['Running', 'OK', 'HAppy', 'Degraded'];
+
 /** Container runtimes `minikube image build` supports. */
 export const BUILDABLE_RUNTIMES = ['docker', 'containerd', 'cri-o', 'crio'];
 
@@ -39,10 +50,8 @@ export const BUILDABLE_RUNTIMES = ['docker', 'containerd', 'cri-o', 'crio'];
  * serializes the provider's code into the dynamic provider's own process.
  */
 export const minikubeCli = {
-  run(args: string[], timeoutMs = 60_000): string {
-    // Required here, not imported at the top: the serialized provider then carries no captured module object.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
+  /** The environment minikube runs with. */
+  env(): NodeJS.ProcessEnv {
     // A Docker endpoint left in the shell by an old `eval $(minikube docker-env)` (maybe of another
     // profile, maybe of a port that no longer exists) must not steer minikube: it finds its node itself.
     // Your own DOCKER_HOST (rootless Docker, colima) stays: minikube's docker driver needs it.
@@ -51,7 +60,14 @@ export const minikubeCli = {
       for (const name of ['DOCKER_HOST', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH', 'MINIKUBE_ACTIVE_DOCKERD']) delete env[name];
     }
     if (env.MINIKUBE_ACTIVE_PODMAN) for (const name of ['CONTAINER_HOST', 'CONTAINER_SSHKEY', 'MINIKUBE_ACTIVE_PODMAN']) delete env[name];
-    return execFileSync('minikube', args, { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
+    return env;
+  },
+
+  run(args: string[], timeoutMs = 60_000): string {
+    // Required here, not imported at the top: the serialized provider then carries no captured module object.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
+    return execFileSync('minikube', args, { encoding: 'utf8', env: minikubeCli.env(), stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
   },
 
   /** The profile's state, or why it cannot build: `{ runtime }` or `{ problem }` naming the fix. */
@@ -75,7 +91,7 @@ export const minikubeCli = {
       const known = (parsed.valid ?? []).map((p) => p.Name);
       return { problem: `minikube profile "${profile}" does not exist${known.length ? ` (profiles: ${known.join(', ')})` : ''}: run \`minikube start -p ${profile}\`, or set \`pulumi config set minikubeProfile <profile>\`` };
     }
-    if (found.Status !== undefined && found.Status !== 'Running' && found.Status !== 'OK') {
+    if (found.Status !== undefined && !SERVING_STATUSES.includes(found.Status)) {
       return { problem: `minikube profile "${profile}" is ${found.Status}: run \`minikube start -p ${profile}\`` };
     }
     const runtime = found.Config?.KubernetesConfig?.ContainerRuntime || 'docker';
@@ -92,17 +108,67 @@ export const minikubeCli = {
     return listing.split('\n').some((line) => wanted.includes(line.trim()));
   },
 
-  build(inputs: MinikubeImageInputs): void {
+  /** Builds on every node; returns what minikube and the builder printed (stdout and stderr). */
+  build(inputs: MinikubeImageInputs): string {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
     // --all: every node of a multi-node profile gets the image, wherever the pod lands.
-    minikubeCli.run(['-p', inputs.profile, 'image', 'build', '--all', '-t', inputs.imageName, inputs.contextDir], 30 * 60_000);
+    const args = ['-p', inputs.profile, 'image', 'build', '--all', '-t', inputs.imageName, inputs.contextDir];
+    const result = spawnSync('minikube', args, { encoding: 'utf8', env: minikubeCli.env(), timeout: 30 * 60_000, maxBuffer: 64 * 1024 * 1024 });
+    const output = `${result.stdout ?? ''}\n${result.stderr ?? ''}`.trim();
+    if (result.error || result.status !== 0) {
+      throw Object.assign(new Error(`minikube ${args.join(' ')} exited ${result.status ?? result.error?.message}`), { output });
+    }
+    return output;
   },
 
+  /**
+   * Builds, and believes it only when the node then has the image (see the header): otherwise fails
+   * with the builder's last lines, which name the cause (a failing RUN, a compile error).
+   */
+  buildAndVerify(inputs: MinikubeImageInputs): void {
+    let output: string;
+    try {
+      output = minikubeCli.build(inputs);
+    } catch (error) {
+      throw buildFailure(inputs, (error as Error).message, (error as { output?: string }).output ?? '');
+    }
+    if (!minikubeCli.has(inputs.profile, inputs.imageName)) {
+      throw buildFailure(inputs, 'minikube exited 0, but the node has no such image (minikube reports a failed build only in its output)', output);
+    }
+  },
+
+  /**
+   * Removes the tag, unless the image also goes by another tag: the CRI's RemoveImage (containerd,
+   * cri-o) removes an image with every reference to it, and a content-identical rebuild under a new tag
+   * is the same image.
+   */
   remove(profile: string, imageName: string): void {
+    const wanted = [imageName, `docker.io/library/${imageName}`, `localhost/${imageName}`];
+    // `image ls --format json`: minikube's []cruntime.ListImage, one entry per image with all its tags.
+    const listed = JSON.parse(minikubeCli.run(['-p', profile, 'image', 'ls', '--format', 'json']) || '[]') as Array<{ repoTags?: string[] }>;
+    const tags = listed.map((image) => image.repoTags ?? []).find((refs) => refs.some((ref) => wanted.includes(ref)));
+    if (tags && tags.some((ref) => !wanted.includes(ref))) return;
     minikubeCli.run(['-p', profile, 'image', 'rm', imageName]);
   },
 };
 
-const KEYS: Array<keyof MinikubeImageInputs> = ['profile', 'imageName', 'clusterId'];
+function buildFailure(inputs: MinikubeImageInputs, reason: string, output: string): Error {
+  const tail = output.split('\n').slice(-40).join('\n');
+  return new Error(`minikube image build of ${inputs.imageName} failed: ${reason}\n${tail}`);
+}
+
+/** A new tag or profile is another image: a replacement (create the new one, then delete the old). */
+const REPLACE_KEYS: Array<keyof MinikubeImageInputs> = ['profile', 'imageName'];
+
+/** The node lacks the image (or cannot tell): it must be built again. */
+function missing(inputs: MinikubeImageInputs): boolean {
+  try {
+    return !minikubeCli.has(inputs.profile, inputs.imageName);
+  } catch {
+    return true; // cannot tell: build again rather than roll out an image that may be missing
+  }
+}
 
 export const minikubeImageProvider: pulumi.dynamic.ResourceProvider = {
   async check(_olds: MinikubeImageInputs, news: MinikubeImageInputs) {
@@ -112,37 +178,31 @@ export const minikubeImageProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async diff(_id: string, olds: MinikubeImageOutputs, news: MinikubeImageInputs) {
-    const replaces: string[] = KEYS.filter((key) => olds[key] !== news[key]);
-    if (replaces.length === 0) {
-      let present = false;
-      try {
-        present = minikubeCli.has(news.profile, news.imageName);
-      } catch {
-        present = false; // cannot tell: build again rather than roll out an image that may be missing
-      }
-      if (!present) replaces.push('imageName');
-    }
-    // A moved checkout (another contextDir) alone is an update: the image is the same.
-    return { changes: replaces.length > 0 || olds.contextDir !== news.contextDir, replaces, deleteBeforeReplace: false };
+    const replaces = REPLACE_KEYS.filter((key) => olds[key] !== news[key]);
+    if (replaces.length > 0) return { changes: true, replaces, deleteBeforeReplace: false };
+    // Same tag: a new cluster or a node without the image is rebuilt in place (see the header);
+    // a moved checkout (another contextDir) alone is an update that builds nothing.
+    const changes = olds.clusterId !== news.clusterId || olds.contextDir !== news.contextDir || missing(news);
+    return { changes, replaces: [], deleteBeforeReplace: false };
   },
 
   async create(inputs: MinikubeImageInputs) {
     const state = minikubeCli.profile(inputs.profile);
     if ('problem' in state) throw new Error(state.problem);
-    try {
-      minikubeCli.build(inputs);
-    } catch (error) {
-      const failure = error as { stderr?: string; stdout?: string; message: string };
-      const output = `${failure.stdout ?? ''}\n${failure.stderr ?? ''}`.trim().split('\n').slice(-40).join('\n');
-      throw new Error(`minikube image build of ${inputs.imageName} failed: ${failure.message.split('\n')[0]}\n${output}`);
-    }
+    minikubeCli.buildAndVerify(inputs);
     const outs: MinikubeImageOutputs = { ...inputs, runtime: state.runtime };
     return { id: `${inputs.profile}/${inputs.imageName}`, outs };
   },
 
   async update(_id: string, olds: MinikubeImageOutputs, news: MinikubeImageInputs) {
-    // Only contextDir can change without a replacement; the image itself is the same.
-    return { outs: { ...news, runtime: olds.runtime } };
+    let runtime = olds.runtime;
+    if (olds.clusterId !== news.clusterId || missing(news)) {
+      const state = minikubeCli.profile(news.profile);
+      if ('problem' in state) throw new Error(state.problem);
+      minikubeCli.buildAndVerify(news);
+      runtime = state.runtime;
+    }
+    return { outs: { ...news, runtime } };
   },
 
   async read(id: string, props: MinikubeImageOutputs) {

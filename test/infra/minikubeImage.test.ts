@@ -35,8 +35,15 @@ const fs = require('fs'); const dir = ${JSON.stringify(dir)}; const args = proce
 fs.appendFileSync(dir + '/calls', JSON.stringify({ args, dockerHost: process.env.DOCKER_HOST || '', activeDockerd: process.env.MINIKUBE_ACTIVE_DOCKERD || '' }) + '\\n');
 const rest = args[0] === '-p' ? args.slice(2) : args;
 if (rest[0] === 'profile') { process.stdout.write(fs.readFileSync(dir + '/profiles.json', 'utf8')); process.exit(0); }
+const images = () => fs.readFileSync(dir + '/images', 'utf8').split('\\n').filter(Boolean);
+if (rest[0] === 'image' && rest[1] === 'ls' && rest.includes('json')) { const shared = fs.existsSync(dir + '/shared') ? fs.readFileSync(dir + '/shared', 'utf8').split('\\n').filter(Boolean) : []; process.stdout.write(JSON.stringify(images().map((ref) => ({ id: ref, repoDigests: [], repoTags: shared.includes(ref) ? shared : [ref], size: '1' })))); process.exit(0); }
 if (rest[0] === 'image' && rest[1] === 'ls') { process.stdout.write(fs.readFileSync(dir + '/images', 'utf8')); process.exit(0); }
-if (rest[0] === 'image' && rest[1] === 'build') { if (fs.existsSync(dir + '/fail-build')) { console.error('ERROR: failed to solve: npm ci exited 1'); process.exit(1); } fs.appendFileSync(dir + '/images', 'docker.io/library/' + rest[rest.indexOf('-t') + 1] + '\\n'); process.exit(0); }
+if (rest[0] === 'image' && rest[1] === 'build') {
+  if (fs.existsSync(dir + '/fail-build')) { console.error('ERROR: failed to solve: npm ci exited 1'); process.exit(1); }
+  // minikube's own quirk: a build that fails on the node is logged, and the command exits 0.
+  if (fs.existsSync(dir + '/fail-build-exit-0')) { console.error('error TS2322: Type \\'string\\' is not assignable to type \\'number\\'.'); process.exit(0); }
+  fs.appendFileSync(dir + '/images', 'docker.io/library/' + rest[rest.indexOf('-t') + 1] + '\\n'); process.exit(0);
+}
 if (rest[0] === 'image' && rest[1] === 'rm') { if (fs.existsSync(dir + '/fail-rm')) { console.error('image is in use'); process.exit(1); } process.exit(0); }
 console.error('stub minikube: unexpected ' + args.join(' ')); process.exit(2);
 `,
@@ -117,6 +124,20 @@ console.error('stub minikube: unexpected ' + args.join(' ')); process.exit(2);
       writeFileSync(path.join(dir, 'fail-build'), '');
       await assert.rejects(minikubeImageProvider.create(inputs), /minikube image build of data-service:0123456789abcdef failed[\s\S]*npm ci exited 1/);
     });
+
+    it('fails when minikube exits 0 but the node has no image (minikube logs a failed build and exits 0), naming the builder\'s error', async () => {
+      profiles([{ Name: 'dev', Status: 'Running', runtime: 'containerd' }]);
+      writeFileSync(path.join(dir, 'fail-build-exit-0'), '');
+      await assert.rejects(minikubeImageProvider.create(inputs), /failed: minikube exited 0, but the node has no such image[\s\S]*TS2322/);
+    });
+
+    it('accepts the serving statuses of an HA profile (HAppy, Degraded) at check', async () => {
+      for (const status of ['HAppy', 'Degraded']) {
+        profiles([{ Name: 'dev', Status: status, runtime: 'containerd' }]);
+        const result = await minikubeImageProvider.check!({} as MinikubeImageInputs, inputs);
+        assert.deepEqual(result.failures ?? [], [], status);
+      }
+    });
   });
 
   describe('diff: the image follows the node', () => {
@@ -128,27 +149,61 @@ console.error('stub minikube: unexpected ' + args.join(' ')); process.exit(2);
       assert.equal(diff.changes, false);
     });
 
-    it('rebuilds when the node lost it (pruned images, a node made anew)', async () => {
+    it('the node lost it (pruned images, a node made anew): rebuilt IN PLACE, so no delete removes the same tag afterwards', async () => {
+      profiles([{ Name: 'dev', Status: 'Running', runtime: 'containerd' }]);
       nodeImages(['registry.k8s.io/pause:3.10']);
       const diff = await minikubeImageProvider.diff!('id', olds, inputs);
       assert.equal(diff.changes, true);
-      assert.deepEqual(diff.replaces, ['imageName']);
+      assert.deepEqual(diff.replaces, [], 'an update, not a replacement: a replacement\'s delete would `image rm` the tag just rebuilt');
+      await minikubeImageProvider.update!('id', olds, inputs);
+      assert.deepEqual(calls().filter((call) => call.args.includes('build') || call.args.includes('rm')).map((call) => call.args[3]), ['build']);
+      assert.match(readFileSync(path.join(dir, 'images'), 'utf8'), /data-service:0123456789abcdef/);
     });
 
-    it('rebuilds for a new cluster (minikube delete + start), a new tag or another profile', async () => {
+    it('a new cluster (minikube delete + start): rebuilt in place too', async () => {
+      profiles([{ Name: 'dev', Status: 'Running', runtime: 'containerd' }]);
       nodeImages(['docker.io/library/data-service:0123456789abcdef']);
-      for (const [key, value] of [['clusterId', 'uid-2'], ['imageName', 'data-service:fedcba9876543210'], ['profile', 'other']] as const) {
+      const news = { ...inputs, clusterId: 'uid-2' };
+      const diff = await minikubeImageProvider.diff!('id', olds, news);
+      assert.equal(diff.changes, true);
+      assert.deepEqual(diff.replaces, []);
+      const updated = await minikubeImageProvider.update!('id', olds, news);
+      assert.equal((updated.outs as MinikubeImageOutputs).clusterId, 'uid-2');
+      assert.ok(calls().some((call) => call.args.includes('build')), 'built on the new cluster');
+    });
+
+    it('a new tag or another profile is another image: replaced (the old one deleted after)', async () => {
+      nodeImages(['docker.io/library/data-service:0123456789abcdef']);
+      for (const [key, value] of [['imageName', 'data-service:fedcba9876543210'], ['profile', 'other']] as const) {
         const diff = await minikubeImageProvider.diff!('id', olds, { ...inputs, [key]: value });
         assert.equal(diff.changes, true, key);
-        assert.ok(diff.replaces!.includes(key), key);
+        assert.deepEqual(diff.replaces, [key]);
+        assert.equal(diff.deleteBeforeReplace, false, 'the old image serves until the new one has rolled out');
       }
+    });
+
+    it('a moved checkout alone: an update that builds nothing', async () => {
+      nodeImages(['docker.io/library/data-service:0123456789abcdef']);
+      const news = { ...inputs, contextDir: '/elsewhere/service' };
+      const diff = await minikubeImageProvider.diff!('id', olds, news);
+      assert.deepEqual([diff.changes, diff.replaces], [true, []]);
+      await minikubeImageProvider.update!('id', olds, news);
+      assert.ok(!calls().some((call) => call.args.includes('build')));
     });
   });
 
   describe('delete', () => {
     it('removes the tag from the node, so replaced images do not pile up', async () => {
+      nodeImages(['docker.io/library/data-service:0123456789abcdef']);
       await minikubeImageProvider.delete!('id', { ...inputs, runtime: 'docker' });
-      assert.deepEqual(calls().map((call) => call.args), [['-p', 'dev', 'image', 'rm', 'data-service:0123456789abcdef']]);
+      assert.deepEqual(calls().map((call) => call.args).at(-1), ['-p', 'dev', 'image', 'rm', 'data-service:0123456789abcdef']);
+    });
+
+    it('keeps an image that another tag also names (CRI removes an image with all its tags)', async () => {
+      nodeImages(['docker.io/library/data-service:0123456789abcdef']);
+      writeFileSync(path.join(dir, 'shared'), 'docker.io/library/data-service:0123456789abcdef\ndocker.io/library/data-service:fedcba9876543210\n');
+      await minikubeImageProvider.delete!('id', { ...inputs, runtime: 'docker' });
+      assert.ok(!calls().some((call) => call.args.includes('rm')), 'no image rm');
     });
 
     it('does not fail a destroy when the node is gone or the image is still in use', async () => {
