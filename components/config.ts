@@ -68,6 +68,8 @@ export interface StackConfig {
     nodePort?: number;
     logLevel: string;
     corsOrigins: string;
+    /** Longest `pulumi up` waits for a rollout before it fails with what the pods say. */
+    rolloutTimeoutSeconds: number;
   };
   /** Keep the namespace and MongoDB's volume on `pulumi destroy`, so a later `up` finds the data. */
   retainOnDelete: boolean;
@@ -83,7 +85,7 @@ export const CONFIG_KEYS = [
   'mongoStorageSize', 'mongoStorageClass', 'mongoStaticVolume', 'mongoHostPath', 'mongoWiredTigerCacheGb',
   'mongoCpuRequest', 'mongoMemoryRequest', 'mongoCpuLimit', 'mongoMemoryLimit',
   'replicas', 'minReplicas', 'maxReplicas', 'targetCpuPercent', 'cpuRequest', 'memoryRequest', 'cpuLimit', 'memoryLimit',
-  'serviceType', 'servicePort', 'nodePort', 'logLevel', 'corsOrigins', 'retainOnDelete', 'skipAwait',
+  'serviceType', 'servicePort', 'nodePort', 'logLevel', 'corsOrigins', 'rolloutTimeoutSeconds', 'retainOnDelete', 'skipAwait',
 ] as const;
 type Key = (typeof CONFIG_KEYS)[number];
 
@@ -266,6 +268,7 @@ export function loadConfig(): StackConfig {
       port: num('servicePort', 1, 65535),
       logLevel,
       corsOrigins: str('corsOrigins'),
+      rolloutTimeoutSeconds: num('rolloutTimeoutSeconds', 30, 3600),
     },
     retainOnDelete: bool('retainOnDelete'),
     skipAwait: bool('skipAwait'),

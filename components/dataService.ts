@@ -40,6 +40,8 @@ export interface DataServiceArgs {
   awaitLoadBalancer: boolean;
   logLevel: string;
   corsOrigins: string;
+  /** Longest `pulumi up` waits for a rollout (the provider's `pulumi.com/timeoutSeconds`). */
+  rolloutTimeoutSeconds: number;
   /** Create objects without waiting for readiness (see metadata.ts). */
   skipAwait?: boolean;
 }
@@ -67,7 +69,7 @@ export class DataService extends pulumi.ComponentResource {
     this.deployment = new k8s.apps.v1.Deployment(
       name,
       {
-        metadata,
+        metadata: { ...metadata, annotations: annotations(args.skipAwait, { 'pulumi.com/timeoutSeconds': String(args.rolloutTimeoutSeconds) }) },
         spec: {
           // The starting count only: from then on the HPA owns spec.replicas (see ignoreChanges).
           replicas: args.replicas,
@@ -77,7 +79,13 @@ export class DataService extends pulumi.ComponentResource {
           template: {
             metadata: {
               labels: args.labels.all,
-              annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(METRICS_PORT), 'prometheus.io/path': '/metrics' },
+              annotations: {
+                'prometheus.io/scrape': 'true',
+                'prometheus.io/port': String(METRICS_PORT),
+                'prometheus.io/path': '/metrics',
+                // A rotated password rolls the pods (see MongoConnection.revision).
+                'koa-mongodb/credentials-revision': args.mongo.revision,
+              },
             },
             spec: {
               automountServiceAccountToken: false,

@@ -30,6 +30,12 @@ export interface MongoConnection {
   uri: pulumi.Output<string>;
   username: k8s.types.input.core.v1.EnvVarSource;
   password: k8s.types.input.core.v1.EnvVarSource;
+  /**
+   * Changes whenever the credentials do (the Secret's resourceVersion): put into a client's pod template,
+   * so that a rotated password rolls the client's pods, which read it from the environment only at start.
+   * (Their open connections stay logged in; every new one would fail with the old password.)
+   */
+  revision: pulumi.Output<string>;
 }
 
 /** The program that reconciles the application user (see the users Job below). */
@@ -272,6 +278,7 @@ export class MongoDb extends pulumi.ComponentResource {
       uri: pulumi.interpolate`mongodb://${host}:${MONGO_PORT}/`,
       username: fromSecret(SECRET_KEYS.appUsername),
       password: fromSecret(SECRET_KEYS.appPassword),
+      revision: secret.metadata.resourceVersion,
     };
     this.registerOutputs({ host, database: args.database, claimName: this.claimName });
   }

@@ -72,6 +72,7 @@ describe('components on their own', () => {
           uri: pulumi.output('mongodb://db.shop.svc.cluster.local:27017/'),
           username: { secretKeyRef: { name: 'db-credentials', key: 'u' } },
           password: { secretKeyRef: { name: 'db-credentials', key: 'p' } },
+          revision: pulumi.output('4711'),
         },
         collection: 'items',
         awaitLoadBalancer: true,
@@ -84,6 +85,7 @@ describe('components on their own', () => {
         port: 8080,
         logLevel: 'warn',
         corsOrigins: 'https://shop.example',
+        rolloutTimeoutSeconds: 300,
       });
       return service;
     });
