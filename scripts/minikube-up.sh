@@ -168,36 +168,72 @@ recreate="${local_backend:+PULUMI_BACKEND_URL=$backend }pulumi destroy --yes   #
       minikube delete -p $profile   # deletes the cluster and the data in it
       MINIKUBE_PROFILE=$profile npm run up"
 
+# minikube's docker and podman drivers run the node as a container, and refuse more CPUs or memory
+# than that engine has (cmd/minikube/cmd/start_flags.go: "… has only N MB memory but you specified
+# M MB"; start.go likewise for CPUs). On a Mac or Windows the engine is a VM (Docker Desktop, colima,
+# podman machine) that is often far smaller than the host, so its own size is what counts:
+# `docker info` / `podman info` (what minikube reads, pkg/drivers/kic/oci/info.go).
+engine_size() { # prints "<memory MB> <CPUs>" of the docker or podman engine, or nothing
+  case "$1" in
+    docker) docker info --format '{{.MemTotal}} {{.NCPU}}' 2>/dev/null ;;
+    podman) podman info --format '{{.Host.MemTotal}} {{.Host.CPUs}}' 2>/dev/null ;;
+  esac | awk 'NF == 2 && $1 > 0 { printf "%d %d\n", $1 / 1048576, $2 }'
+}
+# The driver a new profile gets: yours, minikube's configured default, else (as minikube picks on
+# most laptops) docker when a Docker engine answers.
+driver="${MINIKUBE_DRIVER:-$(minikube -p "$profile" config get driver 2>/dev/null || true)}"
+if [[ -z "$driver" ]] && docker info >/dev/null 2>&1; then driver=docker; fi
+
+# What a profile can be given: the host's CPUs and memory less 2 GiB for the host itself, or, for the
+# docker and podman drivers, the engine's less 512 MB for the engine VM's own processes (minikube
+# refuses more than the engine has). Within that, the size asked for (an explicit MINIKUBE_CPUS /
+# MINIKUBE_MEMORY is passed as given: VM drivers may overcommit). Later runs compare the profile with
+# this size, so a profile the script itself made smaller does not warn ever after.
+avail_cpus="$host_cpus"; avail_memory="$host_memory"; headroom=2048; avail_what="this machine has"
+if [[ "$driver" == docker || "$driver" == podman ]]; then
+  read -r engine_memory engine_cpus <<<"$(engine_size "$driver")" || true
+  if [[ -n "${engine_memory:-}" ]]; then
+    avail_cpus="$engine_cpus"; avail_memory="$engine_memory"; headroom=512; avail_what="$driver's engine (docker info) has"
+  fi
+fi
+cpus="$want_cpus"; memory="$want_memory"
+if [[ -z "${MINIKUBE_CPUS:-}" ]] && (( avail_cpus > 0 && avail_cpus < cpus )); then cpus="$avail_cpus"; capped_cpus=1; fi
+if [[ -z "${MINIKUBE_MEMORY:-}" ]] && (( avail_memory > 0 && avail_memory - headroom < memory )); then
+  memory=$(( avail_memory - headroom > 2200 ? avail_memory - headroom : 2200 ))
+  (( memory <= avail_memory )) || memory="$avail_memory"
+  capped_memory=1
+fi
+
+profile_exists=""
+if minikube profile list -o json 2>/dev/null | node scripts/lib/minikube-profile.js "$profile" >/dev/null 2>&1; then profile_exists=1; fi
 if ! minikube -p "$profile" status >/dev/null 2>&1; then
-  cpus="$want_cpus"; memory="$want_memory"
-  # minikube's docker and podman drivers refuse more CPUs or memory than the host has; an
-  # explicit MINIKUBE_CPUS / MINIKUBE_MEMORY is passed as given (VM drivers may overcommit).
-  if [[ -z "${MINIKUBE_CPUS:-}" ]] && (( host_cpus > 0 && host_cpus < cpus )); then
-    cpus="$host_cpus"
-    say "this machine has $host_cpus CPUs, so Minikube gets $cpus (MINIKUBE_CPUS=$want_cpus overcommits with a VM driver; the docker driver refuses it)"
+  if [[ -n "$profile_exists" ]]; then
+    # A stopped profile keeps its size and network: sizing flags would only be refused (docker
+    # driver) or ignored, so it is started as it is.
+    say "starting Minikube: minikube -p $profile start (an existing profile keeps its size)"
+    minikube -p "$profile" start
+  else
+    [[ -z "${capped_cpus:-}" ]] || say "$avail_what $avail_cpus CPUs, so Minikube gets $cpus, which fit $(service_pods_fitting "$cpus") data-service pods at the stack's peak (MINIKUBE_CPUS=$want_cpus overcommits with a VM driver; the docker and podman drivers refuse it)"
+    [[ -z "${capped_memory:-}" ]] || say "$avail_what $avail_memory MB of memory, so Minikube gets $memory MB"
+    start=(start --cpus="$cpus" --memory="${memory}mb" --cni=calico)
+    [[ -z "${MINIKUBE_DRIVER:-}" ]] || start+=(--driver="$MINIKUBE_DRIVER")
+    [[ -z "${MINIKUBE_CONTAINER_RUNTIME:-}" ]] || start+=(--container-runtime="$MINIKUBE_CONTAINER_RUNTIME")
+    say "starting Minikube: minikube -p $profile ${start[*]}"
+    minikube -p "$profile" "${start[@]}"
   fi
-  if [[ -z "${MINIKUBE_MEMORY:-}" ]] && (( host_memory > 0 && host_memory - 2048 < memory )); then
-    memory=$(( host_memory - 2048 > 2200 ? host_memory - 2048 : 2200 ))
-    say "this machine has $host_memory MB of memory, so Minikube gets $memory MB"
-  fi
-  start=(start --cpus="$cpus" --memory="${memory}mb" --cni=calico)
-  [[ -z "${MINIKUBE_DRIVER:-}" ]] || start+=(--driver="$MINIKUBE_DRIVER")
-  [[ -z "${MINIKUBE_CONTAINER_RUNTIME:-}" ]] || start+=(--container-runtime="$MINIKUBE_CONTAINER_RUNTIME")
-  say "starting Minikube: minikube -p $profile ${start[*]}"
-  minikube -p "$profile" "${start[@]}"
 fi
 
 # minikube keeps a profile's CPUs, memory and CNI from its creation (a later start ignores new
 # flags), so check what it has rather than what was asked.
 facts="$(minikube profile list -o json 2>/dev/null | node scripts/lib/minikube-profile.js "$profile" || true)"
 read -r have_cpus have_memory have_cni have_runtime _have_driver <<<"${facts:-- - - - -}"
-if [[ "$have_cpus" =~ ^[0-9]+$ ]] && (( have_cpus * 1000 < NEED_CPU_M || have_cpus < want_cpus )); then
+if [[ "$have_cpus" =~ ^[0-9]+$ ]] && (( have_cpus < cpus )); then
   warn "Minikube profile $profile has $have_cpus CPUs; the stack requests $NEED_CPU_M""m at its peak (5 data-service pods + 1 surge pod x 200m, MongoDB 200m, control plane, CoreDNS, Calico and metrics-server 1100m), and $have_cpus CPUs fit $(service_pods_fitting "$have_cpus") data-service pods: the HPA stops there and a rollout at that size waits for a free slot.
     To give it $want_cpus CPUs and $want_memory MB:
       $recreate"
 fi
-if [[ "$have_memory" =~ ^[0-9]+$ ]] && (( have_memory < want_memory )); then
-  warn "Minikube profile $profile has $have_memory MB of memory, less than the $want_memory MB it is started with here (the pods' limits alone reach 3.5 GiB at the peak). To recreate it:
+if [[ "$have_memory" =~ ^[0-9]+$ ]] && (( have_memory < memory )); then
+  warn "Minikube profile $profile has $have_memory MB of memory, less than the $memory MB it is started with here (the pods' limits alone reach 3.5 GiB at the peak). To recreate it:
       $recreate"
 fi
 if [[ -n "${MINIKUBE_CONTAINER_RUNTIME:-}" && "$have_runtime" != - && "$have_runtime" != "$MINIKUBE_CONTAINER_RUNTIME" ]]; then
@@ -253,7 +289,14 @@ for key in mongoRootPassword mongoAppPassword; do
   fi
 done
 
-pulumi_run up "$@"
+# A failed update says which resource failed; the pods say why: their events and last log lines.
+pulumi_run up "$@" || {
+  status=$?
+  context="$(stack_file value kubeContext)"; namespace="$(stack_file value namespace)"
+  echo >&2
+  node_modules/.bin/tsx scripts/diagnose.ts --context "${context:-$profile}" --namespace "${namespace:-koa-mongodb}" >&2 || true
+  exit "$status"
+}
 
 stack_yaml="$(stack_file path)"
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git diff --quiet -- "$stack_yaml" 2>/dev/null; then

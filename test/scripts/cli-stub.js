@@ -1,5 +1,5 @@
 /**
- * Stand-ins for `minikube`, `pulumi`, `kubectl` and `getconf`, for the test of
+ * Stand-ins for `minikube`, `pulumi`, `kubectl`, `docker` and `getconf`, for the test of
  * scripts/minikube-up.sh. Each call is appended to STUB_LOG (one JSON line: the
  * command, its arguments, the environment variables the script must control,
  * and whether a value came on stdin), and answers from the simulated machine in
@@ -67,7 +67,21 @@ function minikube() {
     if (!profiles[profile].running) fail(`${profile}\ntype: Control Plane\nhost: Stopped`, 7);
     return out(`${profile}\ntype: Control Plane\nhost: Running\nkubelet: Running\napiserver: Running`);
   }
+  if (command === 'config' && sub === 'get') {
+    // minikube's config is global; -p changes nothing here.
+    if (rest[2] === 'driver' && state.minikube.configDriver) return out(state.minikube.configDriver);
+    fail('Error: specified key could not be found in config', 14);
+  }
   if (command === 'start') {
+    // The docker and podman drivers refuse more than the engine has (cmd/minikube/cmd/start_flags.go,
+    // start.go), for a new profile and for flags given to an existing one alike.
+    const driver = profiles[profile]?.Driver ?? flag('driver') ?? state.minikube.configDriver ?? (state.docker ? 'docker' : 'kvm2');
+    if ((driver === 'docker' || driver === 'podman') && state.docker) {
+      const asked = flag('memory');
+      const mb = asked && (/g/i.test(asked) ? Number.parseFloat(asked) * 1024 : Number.parseInt(asked, 10));
+      if (mb && mb > state.docker.memoryMb) fail(`X Exiting due to MK_USAGE: Docker Desktop has only ${state.docker.memoryMb}MB memory but you specified ${mb}MB`, 14);
+      if (flag('cpus') && Number(flag('cpus')) > state.docker.cpus) fail(`X Exiting due to RSRC_INSUFFICIENT_CORES: Docker Desktop has only ${state.docker.cpus} CPUs available, but requested ${flag('cpus')} CPUs`, 29);
+    }
     if (profiles[profile]) profiles[profile].running = true; // minikube keeps an existing profile's size and network
     else {
       const memory = flag('memory') ?? '3900mb';
@@ -77,7 +91,7 @@ function minikube() {
         Memory: /g/i.test(memory) ? Number.parseFloat(memory) * 1024 : Number.parseInt(memory, 10),
         CNI: flag('cni') ?? '',
         ContainerRuntime: flag('container-runtime') ?? 'containerd',
-        Driver: flag('driver') ?? 'docker',
+        Driver: driver,
         addons: {},
       };
     }
@@ -166,6 +180,7 @@ function pulumi() {
     return undefined;
   }
   if (command === 'config' && sub === 'get') {
+    // minikube's config is global; -p changes nothing here.
     const entry = readStack(current).config?.[`koa-mongodb:${positional[0]}`];
     if (entry === undefined) fail(`error: configuration key 'koa-mongodb:${positional[0]}' not found for stack '${current}'`);
     if (typeof entry === 'object') {
@@ -176,6 +191,7 @@ function pulumi() {
   }
   if (command === 'up') {
     if (usesPassphrase(current)) needPassphrase();
+    if (state.pulumi.upFails) fail('error: 1 error occurred:\n\t* the Kubernetes API server reported that "koa-mongodb/data-service" failed to fully initialize', 255);
     return out('Resources:\n    12 unchanged');
   }
   fail(`pulumi stub: unexpected ${args.join(' ')}`, 64);
@@ -191,10 +207,18 @@ function kubectl() {
   fail(`kubectl stub: unexpected ${args.join(' ')}`, 64);
 }
 
+function docker() {
+  if (args[0] === 'info' && state.docker) {
+    if (args.includes('--format')) return out(`${state.docker.memoryMb * 1048576} ${state.docker.cpus}`);
+    return out('Server:\n Containers: 0');
+  }
+  fail('Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?', 1);
+}
+
 function getconf() {
   const answers = { _NPROCESSORS_ONLN: state.host.cpus, _PHYS_PAGES: state.host.memoryMb * 256, PAGE_SIZE: 4096 };
   if (!(args[0] in answers)) fail(`getconf stub: unexpected ${args[0]}`, 64);
   out(String(answers[args[0]]));
 }
 
-({ minikube, pulumi, kubectl, getconf })[tool]();
+({ minikube, pulumi, kubectl, docker, getconf })[tool]();

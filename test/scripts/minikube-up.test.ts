@@ -200,8 +200,48 @@ describe('npm run up (scripts/minikube-up.sh)', function () {
     const run = await box.run(PASS);
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(argsOf(run.calls, 'minikube', 'start'), [['-p', 'minikube', 'start', '--cpus=2', '--memory=2200mb', '--cni=calico']]);
-    assert.match(run.stdout, /this machine has 2 CPUs, so Minikube gets 2/);
-    assert.match(run.stderr, /2 CPUs fit 3 data-service pods/);
+    assert.match(run.stdout, /this machine has 2 CPUs, so Minikube gets 2, which fit 3 data-service pods at the stack's peak/);
+    // The size the script itself chose is not "too small" on the next run.
+    const again = await box.run(PASS);
+    assert.equal(again.code, 0, again.stderr);
+    assert.doesNotMatch(again.stderr, /profile minikube has 2 CPUs|MB of memory, less than/, 'no size warning for a profile the script capped itself');
+  });
+
+  it('a Mac whose Docker VM is smaller than the host: sized from `docker info`, not the host (minikube refuses more)', async () => {
+    box = new Sandbox({ ...freshMachine(), host: { cpus: 10, memoryMb: 32768 }, docker: { cpus: 2, memoryMb: 3936 } });
+    const run = await box.run(PASS);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.deepEqual(argsOf(run.calls, 'minikube', 'start'), [['-p', 'minikube', 'start', '--cpus=2', '--memory=3424mb', '--cni=calico']]);
+    assert.match(run.stdout, /docker's engine \(docker info\) has 3936 MB of memory, so Minikube gets 3424 MB/);
+    assert.match(run.stdout, /docker's engine \(docker info\) has 2 CPUs, so Minikube gets 2/);
+    assert.deepEqual(changes(run.calls).at(-1), 'pulumi up');
+  });
+
+  it('a VM driver set in minikube's config is sized from the host, not from the Docker engine', async () => {
+    const machine = { ...freshMachine(), host: { cpus: 8, memoryMb: 16384 }, docker: { cpus: 2, memoryMb: 3936 } };
+    machine.minikube.configDriver = 'kvm2';
+    box = new Sandbox(machine);
+    const run = await box.run(PASS);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.deepEqual(argsOf(run.calls, 'minikube', 'start'), [['-p', 'minikube', 'start', '--cpus=4', '--memory=6144mb', '--cni=calico']], 'kvm2 runs its own VM: the Docker engine is not the limit');
+  });
+
+  it('an existing stopped profile is started as it is: no sizing flags for minikube to refuse', async () => {
+    const machine = { ...freshMachine(), host: { cpus: 10, memoryMb: 32768 }, docker: { cpus: 4, memoryMb: 3936 } };
+    machine.minikube.profiles.minikube = { running: false, CPUs: 4, Memory: 3424, CNI: 'calico', ContainerRuntime: 'docker', Driver: 'docker', addons: { 'metrics-server': true } };
+    box = new Sandbox(machine);
+    const run = await box.run(PASS);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.deepEqual(argsOf(run.calls, 'minikube', 'start'), [['-p', 'minikube', 'start']]);
+    assert.match(run.stdout, /an existing profile keeps its size/);
+  });
+
+  it('pulumi up fails: the exit code is pulumi\'s, and the diagnosis of the failing pods follows', async () => {
+    box = new Sandbox();
+    box.state = { ...box.state, pulumi: { ...box.state.pulumi, upFails: true } };
+    const run = await box.run(PASS, ['--yes']);
+    assert.equal(run.code, 255, run.stdout + run.stderr);
+    assert.match(run.stderr, /up: diagnosis/, 'scripts/diagnose.ts ran (it cannot reach a cluster here, and says so)');
   });
 
   it('a running profile with 2 CPUs, 3900 MB and minikube\'s default network: warns with the figures and the fix, and goes on', async () => {

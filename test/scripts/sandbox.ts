@@ -1,7 +1,7 @@
 /**
  * A throw-away copy of what `npm run up` runs (the script, its helpers, the
- * project and dev stack files) with stub `minikube`, `pulumi`, `kubectl` and
- * `getconf` first on PATH (see cli-stub.js), a fresh HOME, and no terminal.
+ * project and dev stack files) with stub `minikube`, `pulumi`, `kubectl`, `docker`
+ * and `getconf` first on PATH (see cli-stub.js), a fresh HOME, and no terminal.
  * With `realPulumi` (a directory holding the real CLI), `pulumi` is the real
  * one and only the other three are stubs (its calls are then not recorded).
  */
@@ -25,13 +25,16 @@ export interface Profile {
 
 export interface MachineState {
   host: { cpus: number; memoryMb: number };
-  minikube: { profiles: Record<string, Profile> };
+  /** A Docker engine that answers `docker info` (Docker Desktop's VM on a Mac); none when absent. */
+  docker?: { cpus: number; memoryMb: number };
+  /** configDriver: what `minikube config get driver` answers, if set. */
+  minikube: { profiles: Record<string, Profile>; configDriver?: string };
   /** login: the backend `pulumi login` chose, if any; whoamiError: how `pulumi whoami` fails otherwise (offline, say). */
-  pulumi: { login?: string; whoamiError?: string; stacks: Record<string, string[]>; current?: string; passphrase?: string };
+  pulumi: { login?: string; whoamiError?: string; stacks: Record<string, string[]>; current?: string; passphrase?: string; upFails?: boolean };
 }
 
 export interface Call {
-  tool: 'minikube' | 'pulumi' | 'kubectl' | 'getconf';
+  tool: 'minikube' | 'pulumi' | 'kubectl' | 'docker' | 'getconf';
   args: string[];
   env: Record<string, string>;
   stdin: boolean;
@@ -65,11 +68,11 @@ export class Sandbox {
     mkdirSync(path.join(this.project, 'scripts', 'lib'), { recursive: true });
     mkdirSync(this.home);
     mkdirSync(this.bin);
-    for (const file of ['scripts/minikube-up.sh', 'scripts/lib/stack-file.js', 'scripts/lib/minikube-profile.js', 'Pulumi.yaml', 'Pulumi.dev.yaml']) {
+    for (const file of ['scripts/minikube-up.sh', 'scripts/diagnose.ts', 'scripts/lib/stack-file.js', 'scripts/lib/minikube-profile.js', 'Pulumi.yaml', 'Pulumi.dev.yaml']) {
       copyFileSync(path.join(ROOT, file), path.join(this.project, file));
     }
     symlinkSync(path.join(ROOT, 'node_modules'), path.join(this.project, 'node_modules'));
-    for (const tool of realPulumi ? ['minikube', 'kubectl', 'getconf'] : ['minikube', 'pulumi', 'kubectl', 'getconf']) {
+    for (const tool of realPulumi ? ['minikube', 'kubectl', 'docker', 'getconf'] : ['minikube', 'pulumi', 'kubectl', 'docker', 'getconf']) {
       const file = path.join(this.bin, tool);
       writeFileSync(file, `#!/bin/sh\nexec "${process.execPath}" "${STUB}" ${tool} "$@"\n`);
       chmodSync(file, 0o755);
@@ -146,7 +149,7 @@ export class Sandbox {
 
 /** The calls that change something (everything but queries). */
 export function changes(calls: Call[]): string[] {
-  const queries = [/^minikube (-p \S+ )?status/, /^minikube profile list/, /^minikube (-p \S+ )?addons list/, /^pulumi whoami/, /^pulumi stack select/, /^pulumi version/, /^kubectl /, /^getconf /];
+  const queries = [/^minikube (-p \S+ )?status/, /^minikube profile list/, /^minikube config get/, /^docker info/, /^minikube (-p \S+ )?addons list/, /^pulumi whoami/, /^pulumi stack select/, /^pulumi version/, /^kubectl /, /^getconf /];
   return calls.map((call) => `${call.tool} ${call.args.join(' ')}`).filter((line) => !queries.some((query) => query.test(line)));
 }
 
