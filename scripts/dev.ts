@@ -72,6 +72,14 @@ async function apiServerDial(kc: KubeConfig, namespace: string): Promise<Dial> {
   };
 }
 
+// What to stop and remove at the end, newest first; run on Ctrl-C and on a failure alike.
+const cleanups: Array<() => unknown> = [];
+const opened: { session?: Session } = {};
+async function cleanUp(): Promise<void> {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  opened.session?.close();
+}
+
 async function main(): Promise<void> {
   const stack = process.env.PULUMI_STACK ?? 'dev';
   const port = Number(process.env.DEV_PORT ?? 5000);
@@ -79,8 +87,6 @@ async function main(): Promise<void> {
 
   let stopping = false;
   let current: Running | undefined;
-  const cleanups: Array<() => unknown> = [];
-  const opened: { session?: Session } = {};
   // Ctrl-C: a running pulumi gets ONE interrupt (it finishes the step in progress and saves its
   // state; a second Ctrl-C is passed on and makes it stop at once), then everything of ours stops.
   const stop = async () => {
@@ -95,8 +101,7 @@ async function main(): Promise<void> {
       current.interrupt();
       await current.done;
     }
-    for (const cleanup of cleanups.reverse()) await cleanup();
-    opened.session?.close();
+    await cleanUp();
     say('stopped: forward, log streams and watches ended; the stack is running as it was');
     process.exit(0);
   };
@@ -113,7 +118,6 @@ async function main(): Promise<void> {
   current = undefined;
   if (stopping) return;
   if (code !== 0) {
-    s.close();
     throw new Error(`npm run up failed (exit ${code}); fix what it says and run npm run dev again`);
   }
 
@@ -202,7 +206,8 @@ async function main(): Promise<void> {
   if ((await hashNow()) !== deployedHash) queue.submit('(files saved while the stack was brought up to date)');
 }
 
-main().catch((error: Error) => {
+main().catch(async (error: Error) => {
   console.error(`dev: ${error.message}`);
+  await cleanUp().catch(() => undefined);
   process.exit(1);
 });
