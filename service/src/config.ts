@@ -196,9 +196,9 @@ export function parseConfig(env: Env): ServiceConfig {
       headersTimeoutMs: int('HEADERS_TIMEOUT_MS', 10_000, 1000, 3_600_000),
       keepAliveTimeoutMs: int('KEEP_ALIVE_TIMEOUT_MS', 65_000, 1000, 3_600_000),
       maxConnections: int('MAX_CONNECTIONS', 1024, 1, 1_000_000),
-      // A quarter of the default cap: no one address can take every slot. (Behind a NodePort with SNAT every
-      // client has the node's address: raise it there, or use externalTrafficPolicy: Local.)
-      maxConnectionsPerPeer: int('MAX_CONNECTIONS_PER_PEER', 256, 1, 1_000_000),
+      // Half the default cap: no one address can take every slot, and the guide's `wrk -c400` from one
+      // machine still fits. (Behind a NodePort with SNAT every client has the node's address: raise it there.)
+      maxConnectionsPerPeer: int('MAX_CONNECTIONS_PER_PEER', 512, 1, 1_000_000),
       drainIdleMs: int('DRAIN_IDLE_MS', 1000, 0, 600_000),
     },
     metrics: { port: optionalInt('METRICS_PORT'), path: metricsPath },

@@ -29,7 +29,7 @@ describe('configuration (env parsed once, at start)', () => {
       idempotencyTtlSeconds: 86_400,
       insertBatchesInFlight: 4,
     });
-    assert.deepEqual(config.http, { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 65_000, maxConnections: 1024, maxConnectionsPerPeer: 256, drainIdleMs: 1000 });
+    assert.deepEqual(config.http, { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 65_000, maxConnections: 1024, maxConnectionsPerPeer: 512, drainIdleMs: 1000 });
     assert.deepEqual(config.metrics, { port: undefined, path: '/metrics' });
     assert.equal(parseConfig({ METRICS_PATH: 'off' }).metrics.path, '');
     assert.throws(
