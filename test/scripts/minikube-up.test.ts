@@ -217,7 +217,7 @@ describe('npm run up (scripts/minikube-up.sh)', function () {
     assert.deepEqual(changes(run.calls).at(-1), 'pulumi up');
   });
 
-  it('a VM driver set in minikube's config is sized from the host, not from the Docker engine', async () => {
+  it('a VM driver set in minikube\'s config is sized from the host, not from the Docker engine', async () => {
     const machine = { ...freshMachine(), host: { cpus: 8, memoryMb: 16384 }, docker: { cpus: 2, memoryMb: 3936 } };
     machine.minikube.configDriver = 'kvm2';
     box = new Sandbox(machine);
