@@ -140,19 +140,35 @@ describe('the stack on a real node: pulumi up with real containers', function ()
     assert.deepEqual(restartsAfter, restartsBefore, 'no data-service container restarted');
   });
 
-  it('npm run load drives the HPA from 2 towards 5 replicas on real CPU metrics', async () => {
+  it('npm run load drives the HPA from 2 to 5 Ready pods on real CPU metrics, with no failed request', async () => {
     const out = path.join(scratchDir('koa-node-load-'), 'load.svg');
     const args = ['tsx', 'scripts/load.ts', '--url', url, '--path', '/data?limit=100', '--duration', '150', '--connections', '40', '--interval', '10', '--context', CONTEXT, '--out', out];
+    // Ready pods counted here from the API, not the HPA's own count (which includes pods still starting).
+    const readyCounts: number[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        readyCounts.push((await pods('data-service-')).filter(isReady).length);
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+      }
+    })();
     const output = await new Promise<string>((resolve, reject) => {
       execFile('npx', args, { cwd: REPO_ROOT, env: { ...process.env, KUBECONFIG: cluster.plane.kubeconfig }, maxBuffer: 16 << 20 }, (error, stdout, stderr) =>
         error ? reject(new Error(`${error.message}\n${stdout}\n${stderr}`)) : resolve(stdout),
       );
     });
+    sampling = false;
+    await sampler;
     for (const line of output.split('\n').filter((l) => /^t=|replicas .* → |errors/.test(l))) log(line);
-    const peak = Math.max(...[...output.matchAll(/replicas \d+ ready\/(\d+)/g)].map((m) => Number(m[1])));
-    const first = output.split('\n').find((line) => /replicas \d+ ready\/([3-9])/.test(line));
-    log(`HPA: ${peak} replicas at the peak; first above 2 at: ${first ?? 'never'}`);
-    assert.ok(peak > 2, `the HPA scaled out (peak ${peak})`);
+    const peak = Math.max(...readyCounts);
+    const firstAbove = readyCounts.findIndex((n) => n > 2);
+    log(`Ready pods: ${readyCounts[0]} at the start, ${peak} at the peak; first above 2 about ${firstAbove < 0 ? 'never' : `${firstAbove * 2} s`} into the load`);
+    assert.equal(readyCounts[0], 2, 'the HPA starts from minReplicas');
+    assert.equal(peak, 5, 'the HPA takes the Deployment to maxReplicas Ready pods');
+    const total = /total (\d+) requests, .* (\d+) errors/.exec(output);
+    assert.ok(total, output);
+    assert.ok(Number(total[1]) > 1000, `the load ran (${total[1]} requests)`);
+    assert.equal(Number(total[2]), 0, 'no request of the load failed');
   });
 
   it('an image change (a new tag) rolls out with zero failed requests under steady load', async () => {
@@ -187,6 +203,8 @@ describe('the stack on a real node: pulumi up with real containers', function ()
   });
 
   it('pulumi destroy leaves nothing of ours: no pods, no volume, no iptables rules of our Services', async () => {
+    const before = await cluster.node.exec('iptables-save', []);
+    assert.ok(before.includes(`${NAMESPACE}/data-service`), 'kube-proxy has our Service\'s rules before the destroy (the check below reads real rules)');
     await pulumi.ok(['destroy', '--yes']);
     await eventually('the namespace gone', async () => (await api.get('v1', 'Namespace', undefined, NAMESPACE)) === undefined, { timeoutMs: 180_000 });
     await eventually('no volume of ours', async () => (await api.request('GET', '/api/v1/persistentvolumes')).body.items.every((pv: Manifest) => pv.spec.claimRef?.namespace !== NAMESPACE), { timeoutMs: 60_000 });
