@@ -1,0 +1,238 @@
+/**
+ * The README's main job, run as a user runs it, on the real node: `npm run up -- --yes` (the script, the
+ * real Pulumi CLI and engine, a project-local backend, the passphrase from the environment, the DEFAULT
+ * imageMode, minikube) with the minikube STAND-IN first on PATH (devkit/minikube-standin: the real
+ * minikube cannot be had here; the stand-in does what minikube's source says, quirks included), then a
+ * user's first weeks: a second run, a code change, `minikube delete` + start, a password rotation, a
+ * broken build, a crashing version, and `pulumi destroy`.
+ *
+ * The one thing set before the first run is the MongoDB image: the official one cannot be pulled here,
+ * so the stack runs MongoDB's STAND-IN (FerretDB posing as the mongo image, devkit/images), which the
+ * stand-in node holds as a registry image.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { MongoClient } from 'mongodb';
+import { ensureMongoStandIn } from '../../devkit/images';
+import { KubeClient, type Manifest } from '../../devkit/kube';
+import { startMinikubeStandIn, type MinikubeStandIn } from '../../devkit/minikube-standin';
+import { ensurePulumiEngine } from '../../devkit/pulumi-engine';
+import { eventually } from '../../devkit/wait';
+import { steadyLoad } from './steady-load';
+import { UserProject } from './user-project';
+
+const NAMESPACE = 'koa-mongodb';
+const MONGO_IMAGE = 'local/mongo-standin:1.24.2-ferretdb';
+const log = (line: string) => console.log(`      ${line}`);
+const isReady = (pod: Manifest) => pod.status?.phase === 'Running' && pod.status?.conditions?.some((c: Manifest) => c.type === 'Ready' && c.status === 'True');
+/** What `pulumi up` did, from its closing summary ("Resources: + 3 created, 14 unchanged"). */
+const summary = (output: string) => output.slice(output.lastIndexOf('Resources:'));
+
+describe('the main job on the real node: npm run up, with the minikube stand-in, then a user\'s first weeks', function () {
+  this.timeout(60 * 60_000);
+  let mk: MinikubeStandIn;
+  let user: UserProject;
+  let api: KubeClient;
+  let url: string;
+  const welcome = () => fetch(`${url}/`, { signal: AbortSignal.timeout(10_000) }).then((res) => res.text());
+
+  before(async () => {
+    const engine = ensurePulumiEngine(log);
+    const mongo = await ensureMongoStandIn({ log });
+    mk = await startMinikubeStandIn({ log, registryImages: [{ archive: mongo.archive, as: MONGO_IMAGE }] });
+    user = new UserProject(engine, mk.env, randomBytes(12).toString('hex'));
+    // The one setting a user here needs that a user with Docker Hub does not (see the header).
+    writeFileSync(path.join(user.dir, 'Pulumi.dev.yaml'), `config:\n  koa-mongodb:mongoImage: ${MONGO_IMAGE}\n`);
+  });
+
+  after(async () => {
+    if (user && mk?.node()) await user.pulumi(['destroy', '--yes', '--skip-preview']).catch((error: Error) => log(`clean-up destroy: ${error.message.split('\n')[0]}`));
+    await mk?.stop();
+  });
+
+  const pods = async (prefix: string) => (await api.list('v1', 'Pod', NAMESPACE)).filter((pod) => pod.metadata.name.startsWith(prefix));
+  const servicePods = () => pods('data-service-');
+  const deployedImage = async () => (await api.get('apps/v1', 'Deployment', NAMESPACE, 'data-service'))!.spec.template.spec.containers[0].image as string;
+  const nodeImages = async () => (await mk.run(['image', 'ls', '--format', 'short'])).stdout.split('\n').filter(Boolean);
+  const answersAt = async (target: string) =>
+    eventually(`${target} to answer`, async () => (await fetch(`${target}/`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined))?.status === 200, { timeoutMs: 120_000, everyMs: 200 });
+  /** Load kept on until no pod of the old version is left (its drain included), then stopped. */
+  const untilOldPodsGone = async (oldImage: string) =>
+    eventually('the last old pod to finish its drain and go', async () => (await servicePods()).every((pod) => pod.spec.containers[0].image !== oldImage), { timeoutMs: 180_000, everyMs: 500 });
+
+  it('first run: starts the profile, builds the image in the node, every pod Ready, the URL answers', async () => {
+    const started = Date.now();
+    const up = await user.up();
+    assert.equal(up.code, 0, up.output);
+    api = KubeClient.fromKubeconfig(mk.kubeconfig);
+    url = (await user.pulumi(['stack', 'output', 'url'])).trim();
+    assert.match(url, /^http:\/\/192\.168\.49\.2:3\d{4}$/, 'the node IP from the kube context, as on Minikube');
+    await answersAt(url);
+    log(`first npm run up: ${up.seconds.toFixed(1)} s; to an answering URL ${((Date.now() - started) / 1000).toFixed(1)} s (builder cache ${mk.builds.length === 1 && mk.builds[0].seconds > 60 ? 'cold' : 'warm'}, build ${mk.builds[0]?.seconds.toFixed(1)} s)`);
+    assert.match(up.output, /starting Minikube/);
+    assert.match(up.output, /enabling metrics-server/);
+    assert.deepEqual(mk.builds.map((b) => b.ok), [true], 'one build, in the node');
+    const service = await servicePods();
+    assert.equal(service.length, 2);
+    assert.ok(service.every(isReady), 'both data-service pods Ready');
+    assert.ok(isReady((await pods('mongodb-0'))[0]), 'mongodb-0 Ready');
+    assert.equal((await api.get('batch/v1', 'Job', NAMESPACE, 'mongodb-users'))?.status?.succeeded, 1);
+    const image = await deployedImage();
+    assert.ok((await nodeImages()).includes(`docker.io/library/${image}`), `the node holds ${image}`);
+    assert.match(await welcome(), /^Welcome to the Flask app!/);
+  });
+
+  it('second run: no change reported, nothing rebuilt', async () => {
+    const builds = mk.builds.length;
+    const up = await user.up();
+    assert.equal(up.code, 0, up.output);
+    log(`second npm run up: ${up.seconds.toFixed(1)} s`);
+    assert.doesNotMatch(summary(up.output), /created|updated|replaced|deleted/, summary(up.output));
+    assert.match(summary(up.output), /\d+ unchanged/);
+    assert.doesNotMatch(up.output, /^up: (starting|enabling|generating|creating stack|setting)/m);
+    assert.equal(mk.builds.length, builds, 'no image build');
+  });
+
+  it('a one-line change to service/src: one new image built in the node, rolled out under load with no failed request', async () => {
+    const oldImage = await deployedImage();
+    const builds = mk.builds.length;
+    user.edit('service/src/routes/root.ts', 'Welcome to the Flask app!', 'Welcome to the Flask app! (v2)');
+    const load = steadyLoad(`${url}/`, { body: (text) => text.slice(0, 30) });
+    const started = Date.now();
+    const up = await user.up();
+    assert.equal(up.code, 0, up.output);
+    const upSeconds = (Date.now() - started) / 1000;
+    await eventually('the new version to answer', async () => (await welcome()).includes('(v2)'), { timeoutMs: 60_000 });
+    const firstNew = (Date.now() - started) / 1000;
+    await untilOldPodsGone(oldImage);
+    await load.stop();
+    log(`change → rolled out: npm run up ${upSeconds.toFixed(1)} s (build ${mk.builds.at(-1)?.seconds.toFixed(1)} s), first new answer at ${firstNew.toFixed(1)} s; ${load.answered} requests answered, ${load.failures.length} failed`);
+    assert.deepEqual(load.failures, []);
+    assert.ok(load.answered > 50, `steady load ran (${load.answered})`);
+    assert.equal(mk.builds.length, builds + 1, 'exactly one new build');
+    const image = await deployedImage();
+    assert.notEqual(image, oldImage);
+    const onNode = await nodeImages();
+    assert.ok(onNode.includes(`docker.io/library/${image}`), 'the new image is on the node');
+    assert.ok(!onNode.includes(`docker.io/library/${oldImage}`), 'the replaced image was removed from the node');
+  });
+
+  it('minikube delete + start: the next npm run up creates everything again and rebuilds; new pods find the image', async () => {
+    const deleted = await mk.run(['delete']);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    const builds = mk.builds.length;
+    const up = await user.up();
+    assert.equal(up.code, 0, up.output);
+    log(`npm run up on the recreated cluster: ${up.seconds.toFixed(1)} s`);
+    assert.match(up.output, /starting Minikube/);
+    assert.match(summary(up.output), /created|replaced/);
+    assert.equal(mk.builds.length, builds + 1, 'the image was built again on the new node');
+    api = KubeClient.fromKubeconfig(mk.kubeconfig); // minikube rewrote the kubeconfig (same context and address, new token)
+    assert.equal((await user.pulumi(['stack', 'output', 'url'])).trim().replace(/:\d+$/, ''), url.replace(/:\d+$/, ''));
+    url = (await user.pulumi(['stack', 'output', 'url'])).trim();
+    await answersAt(url);
+    const image = await deployedImage();
+    assert.ok((await nodeImages()).includes(`docker.io/library/${image}`), `the rebuilt image ${image} is still on the node after the update`);
+    // A scale-up (the HPA's, a restart, a new node's) makes new pods, which must find the image.
+    const patched = await api.request('PATCH', `/apis/autoscaling/v2/namespaces/${NAMESPACE}/horizontalpodautoscalers/data-service`, { spec: { minReplicas: 4 } }, 'application/merge-patch+json');
+    assert.equal(patched.status, 200, JSON.stringify(patched.body));
+    const scaled = await eventually('4 data-service pods Ready', async () => {
+      const ready = (await servicePods()).filter(isReady);
+      return ready.length >= 4 ? ready : undefined;
+    }, { timeoutMs: 180_000, everyMs: 1000, detail: () => 'pods did not turn Ready (ErrImagePull: the image is gone from the node?)' });
+    assert.ok(scaled.every((pod) => pod.spec.containers[0].image === image));
+    await api.request('PATCH', `/apis/autoscaling/v2/namespaces/${NAMESPACE}/horizontalpodautoscalers/data-service`, { spec: { minReplicas: 2 } }, 'application/merge-patch+json');
+  });
+
+  it('a password rotation: the service\'s pods roll, the old password is refused, new connections work, no failed request', async () => {
+    const oldPassword = (await user.pulumi(['config', 'get', 'mongoAppPassword'])).trim();
+    const newPassword = `rotated-${randomBytes(12).toString('base64url')}`;
+    const before = new Set((await servicePods()).map((pod) => pod.metadata.name));
+    await user.pulumi(['config', 'set', '--secret', 'mongoAppPassword', newPassword]);
+    const load = steadyLoad(`${url}/data?limit=5`);
+    const up = await user.up();
+    assert.equal(up.code, 0, up.output);
+    await eventually('every pod from before the rotation to go', async () => (await servicePods()).every((pod) => !before.has(pod.metadata.name)), { timeoutMs: 180_000, everyMs: 500 });
+    await load.stop();
+    log(`rotation: npm run up ${up.seconds.toFixed(1)} s; ${load.answered} requests answered, ${load.failures.length} failed`);
+    assert.deepEqual(load.failures, []);
+    assert.ok(load.answered > 20, `steady load ran (${load.answered})`);
+    const after = await servicePods();
+    assert.ok(after.length >= 2 && after.every((pod) => !before.has(pod.metadata.name)), 'the service\'s pods rolled');
+    // Straight to mongod (the host routes to pod IPs; the bridge CNI enforces no NetworkPolicy).
+    const mongoIp = (await pods('mongodb-0'))[0].status.podIP;
+    const login = async (password: string) => {
+      const client = new MongoClient(`mongodb://${mongoIp}:27017/?directConnection=true`, { auth: { username: 'app', password }, authSource: 'flask_db', serverSelectionTimeoutMS: 5000 });
+      try {
+        await client.db('flask_db').collection('data').findOne({});
+        return 'ok';
+      } catch (error) {
+        return (error as Error).message;
+      } finally {
+        await client.close();
+      }
+    };
+    assert.notEqual(await login(oldPassword), 'ok', 'the old password is refused');
+    assert.equal(await login(newPassword), 'ok', 'the new password works');
+    const posted = await fetch(`${url}/data`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ rotated: true }), signal: AbortSignal.timeout(10_000) });
+    assert.equal(posted.status, 201, 'the rolled pods write with the new password');
+  });
+
+  it('a broken build: up fails within a minute naming the builder\'s error, and the running version keeps serving', async () => {
+    const running = await deployedImage();
+    const undo = user.edit('service/src/routes/root.ts', 'export function rootRouter', "export const broken: number = 'not a number';\nexport function rootRouter");
+    try {
+      const load = steadyLoad(`${url}/`);
+      const up = await user.up();
+      await load.stop();
+      log(`broken build: npm run up failed in ${up.seconds.toFixed(1)} s (exit ${up.code}); ${load.answered} requests answered meanwhile, ${load.failures.length} failed`);
+      assert.notEqual(up.code, 0, 'the update fails');
+      assert.ok(up.seconds < 60 + 30, `it fails quickly (${up.seconds} s, of which the build ~${mk.builds.at(-1)?.seconds.toFixed(0)} s)`);
+      assert.match(up.output, /TS2322|Type 'string' is not assignable to type 'number'/, 'the builder\'s own error is shown');
+      assert.equal(await deployedImage(), running, 'the Deployment still runs the last good image');
+      assert.deepEqual(load.failures, []);
+      assert.match(await welcome(), /\(v2\)/);
+    } finally {
+      undo();
+    }
+  });
+
+  it('a version that crashes on start: up fails with the pods\' events and last log lines and the kubectl commands to look further; the old version serves', async () => {
+    const running = await deployedImage();
+    await user.pulumi(['config', 'set', 'rolloutTimeoutSeconds', '60']);
+    const undo = user.edit('service/src/main.ts', 'async function main(): Promise<void> {', "async function main(): Promise<void> {\n  if (process.env.PORT) {\n    process.stderr.write('crash-test: refusing to start\\n');\n    process.exit(3);\n  }");
+    try {
+      const up = await user.up();
+      log(`crashing version: npm run up failed in ${up.seconds.toFixed(1)} s (exit ${up.code})`);
+      const diagnosis = up.output.slice(up.output.indexOf('up: diagnosis'));
+      for (const line of diagnosis.split('\n').slice(0, 30)) log(`| ${line}`);
+      assert.notEqual(up.code, 0);
+      assert.match(diagnosis, /crash-test: refusing to start/, 'the crashing container\'s last log lines');
+      assert.match(diagnosis, /BackOff|CrashLoopBackOff|Back-off/, 'the pod\'s events');
+      assert.match(diagnosis, /kubectl --context minikube -n koa-mongodb (logs|describe)/, 'the commands to look further');
+      assert.equal((await fetch(`${url}/`, { signal: AbortSignal.timeout(10_000) })).status, 200, 'the old pods still serve');
+    } finally {
+      undo();
+    }
+    await user.pulumi(['config', 'rm', 'rolloutTimeoutSeconds']);
+    const fixed = await user.up();
+    assert.equal(fixed.code, 0, fixed.output);
+    assert.equal(await deployedImage(), running, 'back on the good version');
+  });
+
+  it('pulumi destroy (by hand, as the README says): nothing of ours left on the node, images included', async () => {
+    const saved = await mk.node()!.exec('iptables-save', []);
+    assert.ok(saved.includes(`${NAMESPACE}/data-service`), 'our Service rules exist before (the check reads real rules)');
+    await user.pulumi(['destroy', '--yes', '--skip-preview']);
+    await eventually('the namespace gone', async () => (await api.get('v1', 'Namespace', undefined, NAMESPACE)) === undefined, { timeoutMs: 180_000 });
+    await eventually('no volume of ours', async () => (await api.request('GET', '/api/v1/persistentvolumes')).body.items.every((pv: Manifest) => pv.spec.claimRef?.namespace !== NAMESPACE), { timeoutMs: 60_000 });
+    await eventually('kube-proxy to drop our Services\' rules', async () => !(await mk.node()!.exec('iptables-save', [])).includes(`${NAMESPACE}/`), { timeoutMs: 90_000 });
+    await eventually('no container of ours left on the node', async () => {
+      const containers = await mk.node()!.exec('ctr', ['--address', '/run/containerd/containerd.sock', '--namespace', 'k8s.io', 'containers', 'list']);
+      return !/data-service|mongo-standin/.test(containers);
+    }, { timeoutMs: 120_000 });
+    assert.deepEqual((await nodeImages()).filter((ref) => ref.includes('data-service')), [], 'the service\'s images are gone from the node');
+  });
+});
