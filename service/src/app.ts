@@ -43,10 +43,10 @@ export function createApp({ db, logger, config, metrics = createMetrics(), lifec
   const store = createDataStore(db, metrics, {
     ...config.limits,
     maxDocumentBytes: config.bodyLimitBytes,
-    // Inside the socket timeout: the server gives up first and says so (code 50), and the connection stays usable.
-    queryTimeoutMs: Math.max(50, Math.floor(config.mongo.operationTimeoutMs * 0.9)),
+    // The server ends a page's query at this (code 50), before the socket timeout would (see db.ts).
+    queryTimeoutMs: config.mongo.operationTimeoutMs,
     // Past every timeout of the driver's own (finding a server, then one round trip): only a hang gets there.
-    operationDeadlineMs: config.mongo.serverSelectionTimeoutMs + config.mongo.operationTimeoutMs + 1000,
+    operationDeadlineMs: config.mongo.serverSelectionTimeoutMs + config.mongo.operationTimeoutMs + 1500,
   });
   const allowAny = config.corsOrigins.includes('*');
   koa.use(requestContext(logger, metrics, lifecycle));

@@ -19,7 +19,9 @@ export function clientOptions(settings: MongoSettings): MongoClientOptions {
     // The bound on any one round trip: a server that accepts but never answers
     // turns into a network timeout (503) instead of a request that hangs.
     // (The driver's `timeoutMS` is a no-op in mongodb 7, so it is not used.)
-    socketTimeoutMS: settings.operationTimeoutMs,
+    // Half a second past the queries' own time limit (maxTimeMS): a slow query is ended by the server, which
+    // says so (a timeout, 504), and the connection stays usable.
+    socketTimeoutMS: settings.operationTimeoutMs + 500,
   };
   if (settings.user !== undefined && settings.password !== undefined) {
     // Credentials travel as options, never spliced into the URI, so no log line

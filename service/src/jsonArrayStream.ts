@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
 import type { DocumentSource } from './store/dataStore';
 
-/** Output leaves in pieces of about this size: fewer writes, flat memory. */
-const CHUNK_CHARS = 16 * 1024;
+/** What the stream holds before it waits for its reader (the source hands over up to 64 KiB at a time). */
+const HIGH_WATER_BYTES = 16 * 1024;
 
 export class StalledReaderError extends Error {
   constructor(ms: number) {
@@ -19,7 +19,7 @@ export class StreamTooLongError extends Error {
 }
 
 /**
- * A JSON array streamed from a source of serialised documents, pulled only as fast as the
+ * A JSON array streamed from a source of documents written out as JSON, pulled only as fast as the
  * client reads. The source is closed on every way out: the end, an error, the
  * stream destroyed (Koa destroys the body when the response closes or is
  * aborted), a reader that takes nothing for `stallTimeoutMs` while we wait
@@ -37,7 +37,7 @@ export class JsonArrayStream extends Readable {
     private readonly stallTimeoutMs: number,
     maxMs: number,
   ) {
-    super({ highWaterMark: CHUNK_CHARS });
+    super({ highWaterMark: HIGH_WATER_BYTES });
     this.lifetime = setTimeout(() => this.destroy(new StreamTooLongError(maxMs)), maxMs);
     this.lifetime.unref();
   }
@@ -54,27 +54,20 @@ export class JsonArrayStream extends Readable {
   }
 
   private async pull(): Promise<void> {
-    let chunk = this.started ? '' : '[';
     let wantsMore = true;
     while (wantsMore) {
       const batch = await this.source.nextBatch();
       if (this.destroyed) return;
-      if (batch.length === 0) {
-        this.push(chunk + ']');
+      if (batch === undefined) {
+        this.push(this.started ? ']' : '[]');
         this.push(null);
         await this.source.close();
         return;
       }
-      for (const json of batch) {
-        chunk += (this.started ? ',' : '') + json;
-        this.started = true;
-        if (chunk.length >= CHUNK_CHARS) {
-          wantsMore = this.push(chunk) && wantsMore;
-          chunk = '';
-        }
-      }
+      this.push(this.started ? ',' : '[');
+      this.started = true;
+      wantsMore = this.push(batch);
     }
-    if (chunk !== '') this.push(chunk);
     // The reader's buffer is full: it has this long to take some before we give up on it.
     this.stallTimer = setTimeout(() => this.destroy(new StalledReaderError(this.stallTimeoutMs)), this.stallTimeoutMs);
     this.stallTimer.unref();

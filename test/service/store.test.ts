@@ -75,11 +75,11 @@ describe('pages are read in one round trip once documents are known to be small'
     assert.equal(ofKind('getMore').length, 0, 'one round trip');
     assert.deepEqual(warm, cold);
     assert.equal(warm.count, 100);
-    assert.deepEqual((JSON.parse(warm.json) as Document[])[0], { n: 0, key: 'value0' }, 'documents come without _id');
+    assert.deepEqual((JSON.parse(String(warm.json)) as Document[])[0], { n: 0, key: 'value0' }, 'documents come without _id');
     assert.ok(warm.next, 'a next page exists');
 
     const second = await page(warm.next);
-    assert.deepEqual((JSON.parse(second.json) as Document[])[0], { n: 100, key: 'value100' }, 'the next page starts after the last one');
+    assert.deepEqual((JSON.parse(String(second.json)) as Document[])[0], { n: 100, key: 'value100' }, 'the next page starts after the last one');
   });
 
   it('a page held whole by its first batch is the same JSON as one taken document by document, and is cut by size alike', async () => {
@@ -89,20 +89,20 @@ describe('pages are read in one round trip once documents are known to be small'
     const expected = (await client.db(dbName).collection('data').find({}).sort({ _id: 1 }).toArray()).map(({ _id, ...rest }) => ({ _id, json: JSON.stringify(rest) }));
 
     const first = await page();
-    assert.equal(first.json, `[${expected.slice(0, 100).map((doc) => doc.json).join(',')}]`);
+    assert.equal(String(first.json), `[${expected.slice(0, 100).map((doc) => doc.json).join(',')}]`);
     assert.equal(first.count, 100);
     assert.equal(first.next?.toHexString(), expected[99]._id.toHexString());
 
     // The same first batch, but the page bounded at 1000 characters: cut where the per-document path cuts.
     const fits = expected.findIndex((_, n) => expected.slice(0, n + 1).reduce((sum, doc) => sum + doc.json.length, 0) > 1000);
     const cut = await store.readPage({ limit: 100, maxChars: 1000 });
-    assert.equal(cut.json, `[${expected.slice(0, fits).map((doc) => doc.json).join(',')}]`);
+    assert.equal(String(cut.json), `[${expected.slice(0, fits).map((doc) => doc.json).join(',')}]`);
     assert.equal(cut.count, fits);
     assert.equal(cut.next?.toHexString(), expected[fits - 1]._id.toHexString());
 
     // The last page: all there is (50), no next.
     const rest = await page(first.next);
-    assert.equal(rest.json, `[${expected.slice(100).map((doc) => doc.json).join(',')}]`);
+    assert.equal(String(rest.json), `[${expected.slice(100).map((doc) => doc.json).join(',')}]`);
     assert.equal(rest.next, undefined);
     // Exactly a page left: a full page, and no next (nothing follows it).
     const exact = await store.readPage({ limit: 50, after: first.next, maxChars: 4 * MiB });
@@ -128,7 +128,7 @@ describe('pages are read in one round trip once documents are known to be small'
     // learns, it learns from the record, which it reads again every few seconds.
     await waitFor('the reader to learn of it from the record', async () => {
       const { json } = await reader.page();
-      assert.ok((JSON.parse(json) as Document[]).every((doc) => JSON.stringify(doc).length < 100));
+      assert.ok((JSON.parse(String(json)) as Document[]).every((doc) => JSON.stringify(doc).length < 100));
       return firstBatchSize() <= Math.floor((8 * MiB) / 600_000);
     }, 15_000, 250);
   });

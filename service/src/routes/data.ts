@@ -64,7 +64,7 @@ export function dataRouter({ store, bodyLimitBytes, documentLimits, pageMaxChars
       // A reader that leaves while it waits for a cursor slot gives up its place.
       const gone = new AbortController();
       ctx.res.once('close', () => gone.abort());
-      const source = await store.openStream(query.after, JSON.stringify, gone.signal);
+      const source = await store.openStream(query.after, gone.signal);
       ctx.body = new JsonArrayStream(source, streamStallTimeoutMs, streamMaxMs);
       return;
     }

@@ -1,4 +1,5 @@
-import { ObjectId, type Collection, type Document, type FindCursor } from 'mongodb';
+import { ObjectId, type Collection, type Document, type FindCursor, type FindOptions } from 'mongodb';
+import { JsonBytes } from '../bsonJson';
 import type { Database } from '../db';
 import { timed, type Metrics } from '../metrics';
 import { CursorBudget } from './cursorBudget';
@@ -41,16 +42,16 @@ export interface InsertOutcome {
   replayed: boolean;
 }
 
-/** Documents read from an open cursor, each already serialised; close() must be called on every exit path. */
+/** Documents read from an open cursor, as JSON; close() must be called on every exit path. */
 export interface DocumentSource {
-  /** The documents the cursor holds now (fetching a batch first when it holds none); empty at the end. */
-  nextBatch(): Promise<string[]>;
+  /** The documents the cursor holds now (fetching a batch first when it holds none), as JSON joined by commas; undefined at the end. */
+  nextBatch(): Promise<Buffer | undefined>;
   close(): Promise<void>;
 }
 
 export interface Page {
-  /** The page as a JSON array of its documents (without `_id`): serialised here, since a page is bounded by its size. */
-  json: string;
+  /** The page as a JSON array of its documents (without `_id`): written here, since a page is bounded by its size. */
+  json: Buffer;
   /** Documents in it. */
   count: number;
   /** Where the next page starts, when more documents follow. */
@@ -60,7 +61,7 @@ export interface Page {
 export interface PageQuery {
   limit: number;
   after?: ObjectId;
-  /** Stop before the page's serialised size passes this (a page holds at least one document). */
+  /** Stop before the page's JSON passes this many bytes (a page holds at least one document). */
   maxChars: number;
 }
 
@@ -68,10 +69,10 @@ export interface DataStore {
   /** Stores all documents or none (one document is an array of one). */
   insert(documents: NewDocument[], options?: InsertOptions): Promise<InsertOutcome>;
   /**
-   * Everything, natural order (or `_id` order after `after`); the first batch is fetched before it resolves.
-   * `serialize` gets each document without `_id`, as every read answers.
+   * Everything, natural order (or `_id` order after `after`), without `_id`; the first batch is fetched
+   * before it resolves. Waits for a cursor slot (see CursorBudget); `signal`: the client left.
    */
-  openStream(after: ObjectId | undefined, serialize: (doc: Document) => string, signal?: AbortSignal): Promise<DocumentSource>;
+  openStream(after: ObjectId | undefined, signal?: AbortSignal): Promise<DocumentSource>;
   /** One page in `_id` order, bounded by count and by serialised size; its cursor is closed before it resolves. */
   readPage(query: PageQuery): Promise<Page>;
   /** Resolves when this process can really read the collection within `timeoutMs` (not only ping the server). */
@@ -89,20 +90,19 @@ const STREAM_BATCH = 100;
  */
 const BATCH_CHARS = 8 * 1024 * 1024;
 
-/**
- * A page whose whole JSON is at most this long is serialised in one call, and its length recorded as the
- * size of its largest document: an overestimate, but one under which batches are full-sized anyway
- * (BATCH_CHARS / (STREAM_BATCH + 1)), so nothing is lost by it.
- */
-const WHOLE_PAGE_CHARS = Math.floor(BATCH_CHARS / (STREAM_BATCH + 1));
-
-/** How much serialised output a stream takes from its cursor at a time. */
-const SLICE_CHARS = 64 * 1024;
+/** How much JSON a stream takes from its cursor at a time. */
+const SLICE_BYTES = 64 * 1024;
 
 /** Sets how many documents the cursor's next getMore asks for (mongodb 7.9 reads this option on every getMore). */
-const setNextBatchSize = (cursor: FindCursor<Document>, size: number): void => {
+const setNextBatchSize = (cursor: FindCursor<Uint8Array>, size: number): void => {
   (cursor as unknown as { cursorOptions: { batchSize?: number } }).cursorOptions.batchSize = size;
 };
+
+/** The page written so far, closed; `next` when more documents follow. */
+function page(out: JsonBytes, count: number, next?: ObjectId): Page {
+  out.push(0x5d);
+  return next ? { json: out.take(), count, next } : { json: out.take(), count };
+}
 
 /**
  * The document with `_id` first. Not Object.assign or a spread: JSON.parse makes `__proto__` an own
@@ -145,14 +145,16 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
     const known = stored.largest();
     return batchFor(wanted, known === undefined ? sizes.largest() : Math.max(known, sizes.seen()));
   };
-  /** Serialises each document, keeps the cursor's next batch within BATCH_CHARS, and tells the estimate what it saw. */
-  const measured = (cursor: FindCursor<Document>, serialize: (doc: Document) => string, wanted: number) => {
+  /**
+   * Writes each raw document as JSON into `out`, keeps the cursor's next batch within BATCH_CHARS, and tells
+   * the estimate what it saw (a document's BSON size: within a few per cent of its JSON's).
+   */
+  const writer = (cursor: FindCursor<Uint8Array>, out: JsonBytes, wanted: number) => {
     let largest = 0;
     let next = firstBatch(wanted);
-    return (doc: Document): string => {
-      const json = serialize(doc);
-      if (json.length > largest) {
-        largest = json.length;
+    return (raw: Uint8Array): ObjectId | undefined => {
+      if (raw.byteLength > largest) {
+        largest = raw.byteLength;
         sizes.record(largest);
         const size = batchFor(wanted, largest);
         if (size !== next) {
@@ -160,20 +162,22 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
           setNextBatchSize(cursor, size);
         }
       }
-      return json;
+      return out.document(raw);
     };
   };
+  /** The raw options: documents as BSON bytes, written out as JSON by JsonBytes (never decoded into objects). */
+  const find = (filter: Document, options: FindOptions) => db.collection().find(filter, { ...options, raw: true }) as unknown as FindCursor<Uint8Array>;
 
   /** Runs `work` with a cursor slot, giving it back whatever happens unless the cursor is handed on. */
   const withCursor = async <T>(
-    open: (collection: Collection<Document>) => FindCursor<Document>,
-    use: (cursor: FindCursor<Document>, release: () => void) => Promise<T>,
+    open: () => FindCursor<Uint8Array>,
+    use: (cursor: FindCursor<Uint8Array>, release: () => void) => Promise<T>,
     signal?: AbortSignal,
   ): Promise<T> => {
     const release = await budget.take(signal);
-    let cursor: FindCursor<Document>;
+    let cursor: FindCursor<Uint8Array>;
     try {
-      cursor = open(db.collection());
+      cursor = open();
     } catch (error) {
       release();
       throw error;
@@ -248,31 +252,31 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
       return { ids, replayed };
     },
 
-    openStream(after, serialize, signal) {
+    openStream(after, signal) {
       return withCursor(
-        (collection) => {
-          const cursor = collection.find(after ? { _id: { $gt: after } } : {}, { projection: { _id: 0 }, batchSize: firstBatch(STREAM_BATCH) });
+        () => {
+          const cursor = find(after ? { _id: { $gt: after } } : {}, { projection: { _id: 0 }, batchSize: firstBatch(STREAM_BATCH) });
           return after ? cursor.sort({ _id: 1 }) : cursor;
         },
         async (cursor, release) => {
           // The first batch before the caller commits to a status: an unreachable database is still a clean 503.
           await timed(metrics, 'find', () => cursor.hasNext());
-          const toJson = measured(cursor, serialize, STREAM_BATCH);
+          const out = new JsonBytes();
+          const write = writer(cursor, out, STREAM_BATCH);
           let closed = false;
           return {
             nextBatch: async () => {
-              const doc = await cursor.next();
-              if (doc === null) return [];
+              const first = await cursor.next();
+              if (first === null) return undefined;
               // More of what the cursor already holds, without one await per document, up to a slice of
-              // the output: documents are decoded only when taken, so the rest stay compact until asked for.
-              const batch = [toJson(doc)];
-              let chars = batch[0].length;
-              while (chars < SLICE_CHARS && cursor.bufferedCount() > 0) {
-                const json = toJson(cursor.readBufferedDocuments(1)[0]);
-                batch.push(json);
-                chars += json.length;
+              // the output: documents are written out only when taken, so the rest stay compact until asked for.
+              out.truncate(0);
+              write(first);
+              while (out.length < SLICE_BYTES && cursor.bufferedCount() > 0) {
+                out.push(0x2c);
+                write(cursor.readBufferedDocuments(1)[0]);
               }
-              return batch;
+              return out.take();
             },
             async close() {
               if (closed) return;
@@ -293,86 +297,35 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
       // No cursor slot: a page's cursor lives only while this call reads it (never at the client's pace),
       // so concurrent pages are bounded by the connection pool, not by the stream budget.
       const wanted = Math.min(limit + 1, STREAM_BATCH + 1);
-      const cursor = db
-        .collection()
+      const cursor = find(after ? { _id: { $gt: after } } : {}, withDeadline(limits.operationDeadlineMs, { batchSize: firstBatch(wanted), maxTimeMS: limits.queryTimeoutMs }))
         // The shape MongoDB answers from the _id index, every page alike: a range on _id, sorted by it
         // (bounded IXSCAN, no in-memory sort). FerretDB v1.24 ignores the hint and sorts in memory.
-        .find(after ? { _id: { $gt: after } } : {}, withDeadline(limits.operationDeadlineMs, { batchSize: firstBatch(wanted), maxTimeMS: limits.queryTimeoutMs }))
         .sort({ _id: 1 })
         .hint({ _id: 1 })
         .limit(limit + 1);
-      const items: string[] = [];
-      let chars = 0;
+      const out = new JsonBytes();
+      const write = writer(cursor, out, wanted);
+      let count = 0;
       let last: ObjectId | undefined;
-      let full = false;
-      const toJson = measured(cursor, JSON.stringify, wanted);
-      /** Adds one document; false once the page is complete. */
-      const take = (doc: Document): boolean => {
-        if (items.length === limit) {
-          full = true; // the extra document: only says that a next page exists
-          return false;
-        }
-        const id = doc._id as ObjectId;
-        // Undefined rather than deleted: JSON leaves it out, and the object keeps its shape (fast to serialise).
-        doc._id = undefined;
-        const json = toJson(doc);
-        if (items.length > 0 && chars + json.length > maxChars) {
-          full = true; // bounded by size: this document starts the next page
-          return false;
-        }
-        items.push(json);
-        chars += json.length;
-        last = id;
-        return true;
-      };
-      /** The page of the documents taken one by one. */
-      const collected = (): Page => ({ json: `[${items.join(',')}]`, count: items.length, ...(full ? { next: last } : {}) });
-      /**
-       * The page, when the first batch holds all of it (with its look-ahead document, or all there is):
-       * when small, in one JSON.stringify rather than one per document and a join (about a tenth of a
-       * page's CPU); when not, document by document from the same documents. Undefined: more to fetch.
-       */
-      const whole = (first: Document): Page | undefined => {
-        const inHand = 1 + cursor.bufferedCount();
-        // Either the page and its look-ahead document are here, or the server has nothing more.
-        if (inHand <= limit && !(cursor.id?.isZero() ?? false)) return undefined;
-        // And its first document says they are small: a batch of large ones (written behind the service's
-        // back, so not yet known here) is never decoded and serialised whole, only one at a time.
-        const id = first._id as ObjectId;
-        first._id = undefined;
-        const sample = JSON.stringify(first).length;
-        first._id = id;
-        if (sample * Math.min(inHand, limit) > WHOLE_PAGE_CHARS) return undefined;
-        const docs = [first, ...cursor.readBufferedDocuments(Math.min(inHand - 1, limit))];
-        const more = docs.length > limit;
-        if (more) docs.length = limit;
-        const ids = docs.map((doc) => doc._id as ObjectId);
-        for (const doc of docs) doc._id = undefined;
-        const json = JSON.stringify(docs);
-        if (json.length > Math.min(maxChars, WHOLE_PAGE_CHARS)) {
-          // Too large to take whole: document by document, as below, from the same documents.
-          docs.forEach((doc, index) => (doc._id = ids[index]));
-          if (docs.every(take) && more) full = true;
-          return collected();
-        }
-        sizes.record(json.length);
-        return more ? { json, count: docs.length, next: ids[docs.length - 1] } : { json, count: docs.length };
-      };
       try {
         return await timed(metrics, 'findPage', async () => {
-          const first = await cursor.next();
-          if (first === null) return { json: '[]', count: 0 };
-          const page = whole(first);
-          if (page) return page;
-          // Document by document: each measured, and the cursor's next batches following the largest seen.
-          for (let doc: Document | null = first; doc !== null && take(doc); doc = await cursor.next()) {
-            // The rest of the batch the cursor already holds, without one await per document (and
-            // decoded one at a time, so that nothing past the page's end is decoded).
-            let more = true;
-            while (more && cursor.bufferedCount() > 0) more = take(cursor.readBufferedDocuments(1)[0]);
-            if (!more) break;
+          out.push(0x5b);
+          // Taken from what the cursor holds without an await each; fetched when it holds none.
+          for (let raw = await cursor.next(); raw !== null; raw = cursor.bufferedCount() > 0 ? cursor.readBufferedDocuments(1)[0] : await cursor.next()) {
+            // The extra document only says that a next page exists.
+            if (count === limit) return page(out, count, last);
+            const mark = out.length;
+            if (count > 0) out.push(0x2c);
+            const id = write(raw);
+            // The documents' bytes so far (the bracket and commas aside) past the bound?
+            if (count > 0 && out.length - 1 - count > maxChars) {
+              out.truncate(mark); // bounded by size: this document starts the next page
+              return page(out, count, last);
+            }
+            count++;
+            last = id;
           }
-          return collected();
+          return page(out, count);
         });
       } finally {
         // Closed whatever happened; a cursor the server already exhausted costs nothing to close.
