@@ -9,7 +9,8 @@
  *                               each figure is the median of its rounds, and the spread is printed
  *   BENCH_CONNECTIONS (32)      concurrent connections / in-flight operations
  *   BENCH_DOCS (100000)         documents streamed for the memory figure
- *   BENCH_PARTS (cpu,memory)    which parts to run: the CPU comparison, the memory worst cases, or both
+ *   BENCH_PARTS (cpu,scale,memory)  which parts to run: the CPU comparison; a page's cost at 1 000 and
+ *                               20 000 documents, with the plan the database gives the page's query; the memory worst cases
  *   BENCH_ON (ferretdb,stub)    where the CPU comparison runs: the database, the instant-reply wire stub, or both
  *   BENCH_PROFILE=dir           also write a V8 CPU profile of the service (node --cpu-prof) into dir
  *   MONGODB_URI                 use this database instead of starting FerretDB
@@ -18,6 +19,7 @@ import autocannon from 'autocannon';
 import { MongoClient, type Collection } from 'mongodb';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import { startTestDatabase } from '../devkit/database';
 import { REPO_ROOT } from '../devkit/paths';
@@ -31,7 +33,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const DOCS = Number(process.env.BENCH_DOCS ?? 100_000);
-const PARTS = new Set((process.env.BENCH_PARTS ?? 'cpu,memory').split(',').map((part) => part.trim()));
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'cpu,scale,memory').split(',').map((part) => part.trim()));
 const ON = new Set((process.env.BENCH_ON ?? 'ferretdb,stub').split(',').map((target) => target.trim()));
 const POOL = 20; // the service's default MONGODB_MAX_POOL_SIZE, given to the raw driver too
 
@@ -39,7 +41,10 @@ interface Figures {
   rps: number;
   p50: number;
   p99: number;
+  /** Failed requests: non-2xx answers, connection errors and timeouts (for the driver: rejected operations). */
   errors: number;
+  /** Of those, answers with a status outside 2xx. */
+  non2xx: number;
   /** CPU time (user + system) per request or operation, in µs. */
   cpuUs: number;
   /** The same, less what the process burns when idle over the same time (timers, pool upkeep, GC). */
@@ -55,7 +60,8 @@ const median = (values: number[]): number => {
 /** Each field the median of its values over the rounds. */
 function medianFigures(rounds: Figures[]): Figures {
   const field = (key: keyof Figures) => median(rounds.map((round) => round[key]));
-  return { rps: field('rps'), p50: field('p50'), p99: field('p99'), errors: rounds.reduce((sum, round) => sum + round.errors, 0), cpuUs: field('cpuUs'), netCpuUs: field('netCpuUs') };
+  const sum = (key: 'errors' | 'non2xx') => rounds.reduce((total, round) => total + round[key], 0);
+  return { rps: field('rps'), p50: field('p50'), p99: field('p99'), errors: sum('errors'), non2xx: sum('non2xx'), cpuUs: field('cpuUs'), netCpuUs: field('netCpuUs') };
 }
 
 /** CPU a process uses per second while idle, in µs (measured over `seconds`). */
@@ -100,7 +106,7 @@ async function driverRun(operation: () => Promise<unknown>, seconds = SECONDS, i
   );
   const cpu = ownCpu() - cpuBefore;
   const { p50, p99 } = summarize(latencies);
-  return { rps: latencies.length / seconds, p50, p99, errors, cpuUs: cpu / latencies.length, netCpuUs: (cpu - idlePerSecond * seconds) / latencies.length };
+  return { rps: latencies.length / seconds, p50, p99, errors, non2xx: 0, cpuUs: cpu / latencies.length, netCpuUs: (cpu - idlePerSecond * seconds) / latencies.length };
 }
 
 /** autocannon against `url`; CPU is the server process's (`pid`), per request answered. */
@@ -113,6 +119,7 @@ async function httpRun(url: string, pid: number, options: Partial<autocannon.Opt
     p50: result.latency.p50,
     p99: result.latency.p99,
     errors: result.errors + result.non2xx + result.timeouts,
+    non2xx: result.non2xx,
     cpuUs: cpu / Math.max(1, result.requests.total),
     netCpuUs: (cpu - idlePerSecond * seconds) / Math.max(1, result.requests.total),
   };
@@ -156,11 +163,13 @@ function startFloorServer(uri: string, dbName: string): Promise<Server> {
         req.on('data', (chunk) => chunks.push(chunk));
         req.on('end', () => data.insertOne(JSON.parse(Buffer.concat(chunks).toString())).then(
           (result) => send(res, 201, JSON.stringify({ status: 'Data inserted', id: String(result.insertedId) })), () => send(res, 500, '{}')));
-      } else {
+      } else if (req.url === '/data?limit=100') {
         data.find({}).sort({ _id: 1 }).limit(100).toArray().then((docs) => {
           for (const doc of docs) doc._id = undefined;
           send(res, 200, JSON.stringify(docs));
         }, () => send(res, 500, '{}'));
+      } else {
+        data.find({}, { projection: { _id: 0 } }).toArray().then((docs) => send(res, 200, JSON.stringify(docs)), () => send(res, 500, '{}'));
       }
     }).listen(${port}, '127.0.0.1', () => console.log('ready'));`,
     { FLOOR_URI: uri, FLOOR_DB: dbName },
@@ -242,8 +251,9 @@ async function compareCpu(database: string, uri: string, seedData: boolean, bare
   try {
     const raw = client.db(dbName).collection('raw');
     if (seedData) {
-      await seed(client.db(dbName).collection('data'), 1000);
-      await seed(raw, 1000);
+      // The issue's setting: a 100-document collection, read whole (streamed) and as one page of 100.
+      await seed(client.db(dbName).collection('data'), 100);
+      await seed(raw, 100);
     }
     const service = await startServiceProcess(
       { MONGODB_URI: uri, MONGODB_DB: dbName, MONGODB_MAX_POOL_SIZE: String(POOL), LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info' },
@@ -257,6 +267,7 @@ async function compareCpu(database: string, uri: string, seedData: boolean, bare
     const body = JSON.stringify({ key: 'value', n: 1, nested: { ok: true } });
     const post = { method: 'POST' as const, headers: { 'content-type': 'application/json' }, body };
     const page = async () => JSON.stringify(await raw.find({}).sort({ _id: 1 }).limit(100).toArray());
+    const everything = async () => JSON.stringify(await raw.find({}, { projection: { _id: 0 } }).toArray());
     // Warm every path (JIT, connection pools) before measuring.
     await httpRun(`${service.url}/data?limit=100`, service.pid, {}, 2);
     await httpRun(`${floor.url}/data?limit=100`, floor.pid, {}, 2);
@@ -272,8 +283,8 @@ async function compareCpu(database: string, uri: string, seedData: boolean, bare
     const perSecond = (us: number) => `${(us / 1000).toFixed(1)} ms/s`;
     console.log(`idle CPU: service ${perSecond(idle.service)}, bench process (driver) ${perSecond(idle.driver)}, node:http + driver ${perSecond(idle.floor)}, bare server ${perSecond(idle.bare)}`);
 
-    // GET first, while both collections hold exactly 1000 documents (FerretDB sorts in memory,
-    // so a page costs more as the collection grows); POST afterwards.
+    // GETs first, while both collections hold exactly 100 documents (FerretDB sorts in memory, so a page
+    // costs more as the collection grows: see the scale part); POST afterwards.
     const results: Comparison['results'] = [];
     const operations = [
       {
@@ -281,6 +292,13 @@ async function compareCpu(database: string, uri: string, seedData: boolean, bare
         service: () => httpRun(`${service.url}/data?limit=100`, service.pid, {}, SECONDS, idle.service),
         driver: () => driverRun(page, SECONDS, idle.driver),
         floor: () => httpRun(`${floor.url}/data?limit=100`, floor.pid, {}, SECONDS, idle.floor),
+        bare: () => httpRun(`${bare.url}/`, bare.pid, {}, SECONDS, idle.bare),
+      },
+      {
+        name: 'GET /data (all 100, streamed) ↔ find().toArray()+JSON.stringify',
+        service: () => httpRun(`${service.url}/data`, service.pid, {}, SECONDS, idle.service),
+        driver: () => driverRun(everything, SECONDS, idle.driver),
+        floor: () => httpRun(`${floor.url}/data`, floor.pid, {}, SECONDS, idle.floor),
         bare: () => httpRun(`${bare.url}/`, bare.pid, {}, SECONDS, idle.bare),
       },
       {
@@ -324,8 +342,22 @@ function printComparison({ database, results }: Comparison): void {
   console.log(`\nthroughput on ${database} (all processes share the same cores)`);
   console.log(
     table([
-      ['operation', 'service r/s', 'p50 ms', 'p99 ms', 'driver op/s', 'p50 ms', 'p99 ms', 'node:http + driver r/s'],
-      ...results.map(({ name, service, driver, floor }) => [name, service.rps.toFixed(0), service.p50.toFixed(1), service.p99.toFixed(1), driver.rps.toFixed(0), driver.p50.toFixed(1), driver.p99.toFixed(1), floor.rps.toFixed(0)]),
+      ['operation', 'service r/s', 'p50 ms', 'p99 ms', 'non-2xx', 'driver op/s', 'p50 ms', 'p99 ms', 'failed', 'node:http + driver r/s', 'non-2xx', 'bare node:http r/s', 'non-2xx'],
+      ...results.map(({ name, service, driver, floor, bare }) => [
+        name,
+        service.rps.toFixed(0),
+        service.p50.toFixed(1),
+        service.p99.toFixed(1),
+        service.non2xx,
+        driver.rps.toFixed(0),
+        driver.p50.toFixed(1),
+        driver.p99.toFixed(1),
+        driver.errors,
+        floor.rps.toFixed(0),
+        floor.non2xx,
+        bare.rps.toFixed(0),
+        bare.non2xx,
+      ]),
     ]),
   );
   console.log(`\nCPU per request on ${database}: the service process (from /proc) against the driver's own client CPU per operation`);
@@ -356,6 +388,60 @@ function printComparison({ database, results }: Comparison): void {
     if (service.errors || driver.errors || floor.errors || bare.errors) {
       console.log(`  ${name} errors: service ${service.errors}, driver ${driver.errors}, node:http + driver ${floor.errors}, bare ${bare.errors}`);
     }
+  }
+}
+
+/** Median of `count` sequential runs of `work`, in ms. */
+async function medianMs(count: number, work: () => Promise<unknown>): Promise<number> {
+  const times: number[] = [];
+  for (let n = 0; n < count; n++) {
+    const started = process.hrtime.bigint();
+    await work();
+    times.push(Number(process.hrtime.bigint() - started) / 1e6);
+  }
+  return median(times);
+}
+
+/**
+ * What a page costs as the collection grows: the first page and one from the middle, at 1 000 and at
+ * 20 000 documents, one client at a time (the service's answer time and its CPU per page, and the raw
+ * driver's query alone); and the plan the database gives the page's query (`explain`).
+ */
+async function measureScale(database: string, uri: string): Promise<{ rows: Array<Array<string | number>>; explain: unknown }> {
+  const dbName = `bench_${Date.now()}`;
+  const client = new MongoClient(uri, { maxPoolSize: POOL });
+  const service = await startServiceProcess({ MONGODB_URI: uri, MONGODB_DB: dbName, MONGODB_MAX_POOL_SIZE: String(POOL), LOG_LEVEL: 'warn' });
+  const rows: Array<Array<string | number>> = [['documents', 'page', 'service ms (median of 15)', 'service CPU µs per page', 'raw driver find ms', 'status']];
+  let explain: unknown;
+  try {
+    const data = client.db(dbName).collection('data');
+    for (const size of [1000, 20_000]) {
+      await seed(data, size - (await data.countDocuments()));
+      const middle = (await data.find({}, { projection: { _id: 1 } }).sort({ _id: 1 }).skip(size / 2).limit(1).next())?._id;
+      for (const [label, after] of [['first', undefined], ['middle', middle]] as const) {
+        const query = `/data?limit=100${after ? `&after=${String(after)}` : ''}`;
+        let status = 0;
+        await request(`${service.url}${query}`, 'GET'); // warm
+        const cpuBefore = cpuOfPid(service.pid);
+        const ms = await medianMs(15, async () => (status = (await request(`${service.url}${query}`, 'GET')).status));
+        const cpuUs = (cpuOfPid(service.pid) - cpuBefore) / 15;
+        const filter = after ? { _id: { $gt: after } } : {};
+        const driverMs = await medianMs(15, () => data.find(filter).sort({ _id: 1 }).hint({ _id: 1 }).limit(101).toArray());
+        rows.push([size, label, ms.toFixed(1), cpuUs.toFixed(0), driverMs.toFixed(1), status]);
+      }
+      if (size === 20_000 && middle) explain = await data.find({ _id: { $gt: middle } }).sort({ _id: 1 }).hint({ _id: 1 }).limit(101).explain();
+    }
+    console.log(`
+a page of 100 as the collection grows, on ${database} (one client at a time)`);
+    console.log(table(rows));
+    console.log(`
+the page's query, find({_id: {$gt: …}}).sort({_id: 1}).hint({_id: 1}).limit(101), explained by ${database}:`);
+    console.log(JSON.stringify(explain, null, 1).split('\n').slice(0, 40).join('\n'));
+    return { rows, explain };
+  } finally {
+    await service.stop();
+    await client.db(dbName).dropDatabase().catch(() => undefined);
+    await client.close();
   }
 }
 
@@ -432,6 +518,8 @@ async function measureMemory(uri: string): Promise<{ freshIdle: number; idleBefo
 }
 
 async function main(): Promise<void> {
+  const load = () => os.loadavg().map((value) => value.toFixed(2)).join(', ');
+  console.log(`load average at start (1, 5, 15 min): ${load()} on ${os.cpus().length} cores`);
   const db = await startTestDatabase((line) => console.log(`[db] ${line}`));
   const bare = await startBareServer();
   const stub = PARTS.has('cpu') && ON.has('stub') ? await startWireStub() : undefined;
@@ -441,13 +529,14 @@ async function main(): Promise<void> {
       if (ON.has('ferretdb')) comparisons.push(await compareCpu(`${db.kind} (the issue's setting)`, db.uri, true, bare));
       if (stub) comparisons.push(await compareCpu('an instant-reply wire stub (clients busy: their own cost)', stub.uri, false, bare));
     }
+    const scale = PARTS.has('scale') ? await measureScale(db.kind, db.uri) : undefined;
     const memory = PARTS.has('memory') ? await measureMemory(db.uri) : undefined;
 
     const out = path.join(REPO_ROOT, 'bench-results');
     mkdirSync(out, { recursive: true });
     const file = path.join(out, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    writeFileSync(file, JSON.stringify({ seconds: SECONDS, connections: CONNECTIONS, database: db.kind, comparisons, memory }, null, 2));
-    console.log(`\nfigures saved to ${path.relative(REPO_ROOT, file)}`);
+    writeFileSync(file, JSON.stringify({ seconds: SECONDS, connections: CONNECTIONS, database: db.kind, load: os.loadavg(), comparisons, scale, memory }, null, 2));
+    console.log(`\nload average at the end: ${load()}; figures saved to ${path.relative(REPO_ROOT, file)}`);
   } finally {
     bare.stop();
     await stub?.stop();
