@@ -14,10 +14,10 @@
  *   module's own generate.go, and then built.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { ensureGoTool, go } from './go-build';
-import { CACHE_DIR, GO_MODULES, cacheEntry } from './paths';
+import { CACHE_DIR, GO_MODULES, REPO_ROOT, cacheEntry } from './paths';
 
 const CLI_VERSION = 'v3.248.0';
 const LANGUAGE_HOST_VERSION = 'v3.56.0';
@@ -82,6 +82,14 @@ export function ensurePulumiEngine(log: (line: string) => void = console.log): s
     );
   } finally {
     provider?.cleanup();
+  }
+  // The CLI's own distribution carries the SDK's dynamic-provider launcher (a shell script that runs
+  // @pulumi/pulumi's cmd/dynamic-provider from the program's node_modules): without it, a dynamic
+  // resource (MinikubeImage) fails with "no resource plugin 'pulumi-resource-pulumi-nodejs' found".
+  const launcher = path.join(out, 'pulumi-resource-pulumi-nodejs');
+  if (!existsSync(launcher)) {
+    copyFileSync(path.join(REPO_ROOT, 'node_modules', '@pulumi', 'pulumi', 'pulumi-resource-pulumi-nodejs'), launcher);
+    chmodSync(launcher, 0o755);
   }
   return out;
 }
