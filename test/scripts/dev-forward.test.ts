@@ -128,11 +128,14 @@ describe('npm run dev: the port-forward across rollouts (fake pods)', function (
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const other = await add(set, 'other', 'a', 1);
     set.set({ ...other.info, name: 'dies', created: 2, rollout: 'b', port: (server.address() as net.AddressInfo).port });
-    const port = await start(set);
-    await assert.rejects(get(port, { method: 'POST', body: 'x' }));
-    assert.equal(other.served, 0, 'the request did not reach a second pod');
-    assert.equal(forward!.stats.failed, 1);
-    server.close();
+    try {
+      const port = await start(set);
+      await assert.rejects(get(port, { method: 'POST', body: 'x' }));
+      assert.equal(other.served, 0, 'the request did not reach a second pod');
+      assert.equal(forward!.stats.failed, 1);
+    } finally {
+      server.close();
+    }
   });
 
   it('a rollout under steady load (old pods drain, new ones come): zero failed requests, new pods answer', async () => {
@@ -156,18 +159,21 @@ describe('npm run dev: the port-forward across rollouts (fake pods)', function (
     };
     const clients = Array.from({ length: 4 }, client);
     const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-    // maxSurge 1, maxUnavailable 0, as the Deployment does: a new pod Ready, then an old one deleted.
-    await pause(300);
-    for (const [old, name, created] of [[a1, 'b-1', 3], [a2, 'b-2', 4]] as const) {
-      await add(set, name, 'b', created);
-      await pause(200);
-      set.set({ ...old.info, ready: false, deleting: true });
-      await old.drain();
-      set.remove(old.info.name);
+    try {
+      // maxSurge 1, maxUnavailable 0, as the Deployment does: a new pod Ready, then an old one deleted.
+      await pause(300);
+      for (const [old, name, created] of [[a1, 'b-1', 3], [a2, 'b-2', 4]] as const) {
+        await add(set, name, 'b', created);
+        await pause(200);
+        set.set({ ...old.info, ready: false, deleting: true });
+        await old.drain();
+        set.remove(old.info.name);
+      }
+      await pause(300);
+    } finally {
+      running = false;
+      await Promise.all(clients);
     }
-    await pause(300);
-    running = false;
-    await Promise.all(clients);
     assert.deepEqual(failures, []);
     assert.equal(forward!.stats.failed, 0);
     assert.ok(answers.length > 50, `steady load ran (${answers.length} answers)`);
