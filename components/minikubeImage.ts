@@ -40,118 +40,122 @@ export interface MinikubeImageOutputs extends MinikubeImageInputs {
  * older releases), an HA profile's (HAppy, or Degraded: a control plane down, the cluster up),
  * from pkg/minikube/cluster/status.go.
  */
-export const SERVING_STATUSES = ['Running', 'OK', 'HAppy', 'Degraded'];
+const SERVING_STATUSES = ['Running', 'OK', 'HAppy', 'Degraded'];
 
 /** Container runtimes `minikube image build` supports. */
-export const BUILDABLE_RUNTIMES = ['docker', 'containerd', 'cri-o', 'crio'];
+const BUILDABLE_RUNTIMES = ['docker', 'containerd', 'cri-o', 'crio'];
+
+/*
+ * Calls to the minikube CLI. Plain function declarations, each self-contained (requires inside), because
+ * Pulumi serializes the provider's code into the dynamic provider's own process: a function captures
+ * the functions it calls, whereas methods of an exported object were captured as `exports.minikubeCli`
+ * with only some of their properties ("exports.minikubeCli.run is not a function" under ts-node).
+ */
+
+/** The environment minikube runs with. */
+function minikubeEnv(): NodeJS.ProcessEnv {
+  // A Docker endpoint left in the shell by an old `eval $(minikube docker-env)` (maybe of another
+  // profile, maybe of a port that no longer exists) must not steer minikube: it finds its node itself.
+  // Your own DOCKER_HOST (rootless Docker, colima) stays: minikube's docker driver needs it.
+  const env = { ...process.env };
+  if (env.MINIKUBE_ACTIVE_DOCKERD || (env.DOCKER_CERT_PATH ?? '').includes('/.minikube/')) {
+    for (const name of ['DOCKER_HOST', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH', 'MINIKUBE_ACTIVE_DOCKERD']) delete env[name];
+  }
+  if (env.MINIKUBE_ACTIVE_PODMAN) for (const name of ['CONTAINER_HOST', 'CONTAINER_SSHKEY', 'MINIKUBE_ACTIVE_PODMAN']) delete env[name];
+  return env;
+}
+
+function run(args: string[], timeoutMs = 60_000): string {
+  // Required here, not imported at the top: the serialized provider then carries no captured module object.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
+  return execFileSync('minikube', args, { encoding: 'utf8', env: minikubeEnv(), stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
+}
+
+/** The profile's state, or why it cannot build: `{ runtime }` or `{ problem }` naming the fix. */
+function profileState(profile: string): { runtime: string } | { problem: string } {
+  let listing: string;
+  try {
+    listing = run(['profile', 'list', '-o', 'json']);
+  } catch (error) {
+    const reason = (error as { code?: string }).code === 'ENOENT' ? 'minikube is not installed (https://minikube.sigs.k8s.io/docs/start/)' : String((error as Error).message).split('\n')[0];
+    return { problem: `cannot ask minikube about profile "${profile}": ${reason}. imageMode minikube needs it; or use imageMode registry or prebuilt` };
+  }
+  type Profile = { Name: string; Status?: string; Config?: { KubernetesConfig?: { ContainerRuntime?: string } } };
+  let parsed: { valid?: Profile[]; invalid?: Profile[] };
+  try {
+    parsed = JSON.parse(listing.slice(listing.indexOf('{')));
+  } catch {
+    return { problem: `\`minikube profile list -o json\` printed something unexpected: ${listing.slice(0, 200)}` };
+  }
+  const found = (parsed.valid ?? []).find((p) => p.Name === profile);
+  if (!found) {
+    const known = (parsed.valid ?? []).map((p) => p.Name);
+    return { problem: `minikube profile "${profile}" does not exist${known.length ? ` (profiles: ${known.join(', ')})` : ''}: run \`minikube start -p ${profile}\`, or set \`pulumi config set minikubeProfile <profile>\`` };
+  }
+  if (found.Status !== undefined && !SERVING_STATUSES.includes(found.Status)) {
+    return { problem: `minikube profile "${profile}" is ${found.Status}: run \`minikube start -p ${profile}\`` };
+  }
+  const runtime = found.Config?.KubernetesConfig?.ContainerRuntime || 'docker';
+  if (!BUILDABLE_RUNTIMES.includes(runtime)) {
+    return { problem: `minikube cannot build images for container runtime "${runtime}": recreate the profile with \`minikube delete -p ${profile} && minikube start -p ${profile} --container-runtime=containerd\`, or use imageMode registry` };
+  }
+  return { runtime };
+}
+
+/** True when the node has `imageName` (as given, or normalised with docker.io/library/). */
+function has(profile: string, imageName: string): boolean {
+  const listing = run(['-p', profile, 'image', 'ls', '--format', 'short']);
+  const wanted = [imageName, `docker.io/library/${imageName}`, `localhost/${imageName}`];
+  return listing.split('\n').some((line) => wanted.includes(line.trim()));
+}
+
+/** Builds on every node; returns what minikube and the builder printed (stdout and stderr). */
+function build(inputs: MinikubeImageInputs): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+  // --all: every node of a multi-node profile gets the image, wherever the pod lands.
+  const args = ['-p', inputs.profile, 'image', 'build', '--all', '-t', inputs.imageName, inputs.contextDir];
+  const result = spawnSync('minikube', args, { encoding: 'utf8', env: minikubeEnv(), timeout: 30 * 60_000, maxBuffer: 64 * 1024 * 1024 });
+  const output = `${result.stdout ?? ''}\n${result.stderr ?? ''}`.trim();
+  if (result.error || result.status !== 0) {
+    throw Object.assign(new Error(`minikube ${args.join(' ')} exited ${result.status ?? result.error?.message}`), { output });
+  }
+  return output;
+}
 
 /**
- * Calls to the minikube CLI. Every function is self-contained (requires inside), because Pulumi
- * serializes the provider's code into the dynamic provider's own process.
+ * Builds, and believes it only when the node then has the image (see the header): otherwise fails
+ * with the builder's last lines, which name the cause (a failing RUN, a compile error).
  */
-export const minikubeCli = {
-  /** The environment minikube runs with. */
-  env(): NodeJS.ProcessEnv {
-    // A Docker endpoint left in the shell by an old `eval $(minikube docker-env)` (maybe of another
-    // profile, maybe of a port that no longer exists) must not steer minikube: it finds its node itself.
-    // Your own DOCKER_HOST (rootless Docker, colima) stays: minikube's docker driver needs it.
-    const env = { ...process.env };
-    if (env.MINIKUBE_ACTIVE_DOCKERD || (env.DOCKER_CERT_PATH ?? '').includes('/.minikube/')) {
-      for (const name of ['DOCKER_HOST', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH', 'MINIKUBE_ACTIVE_DOCKERD']) delete env[name];
-    }
-    if (env.MINIKUBE_ACTIVE_PODMAN) for (const name of ['CONTAINER_HOST', 'CONTAINER_SSHKEY', 'MINIKUBE_ACTIVE_PODMAN']) delete env[name];
-    return env;
-  },
+function buildAndVerify(inputs: MinikubeImageInputs): void {
+  let output: string;
+  try {
+    output = build(inputs);
+  } catch (error) {
+    throw buildFailure(inputs, (error as Error).message, (error as { output?: string }).output ?? '');
+  }
+  if (!has(inputs.profile, inputs.imageName)) {
+    throw buildFailure(inputs, 'minikube exited 0, but the node has no such image (minikube reports a failed build only in its output)', output);
+  }
+}
 
-  run(args: string[], timeoutMs = 60_000): string {
-    // Required here, not imported at the top: the serialized provider then carries no captured module object.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
-    return execFileSync('minikube', args, { encoding: 'utf8', env: minikubeCli.env(), stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
-  },
+/**
+ * Removes the tag, unless the image also goes by another tag: the CRI's RemoveImage (containerd,
+ * cri-o) removes an image with every reference to it, and a content-identical rebuild under a new tag
+ * is the same image.
+ */
+function remove(profile: string, imageName: string): void {
+  const wanted = [imageName, `docker.io/library/${imageName}`, `localhost/${imageName}`];
+  // `image ls --format json`: minikube's []cruntime.ListImage, one entry per image with all its tags.
+  const listed = JSON.parse(run(['-p', profile, 'image', 'ls', '--format', 'json']) || '[]') as Array<{ repoTags?: string[] }>;
+  const tags = listed.map((image) => image.repoTags ?? []).find((refs) => refs.some((ref) => wanted.includes(ref)));
+  if (tags && tags.some((ref) => !wanted.includes(ref))) return;
+  run(['-p', profile, 'image', 'rm', imageName]);
+}
 
-  /** The profile's state, or why it cannot build: `{ runtime }` or `{ problem }` naming the fix. */
-  profile(profile: string): { runtime: string } | { problem: string } {
-    let listing: string;
-    try {
-      listing = minikubeCli.run(['profile', 'list', '-o', 'json']);
-    } catch (error) {
-      const reason = (error as { code?: string }).code === 'ENOENT' ? 'minikube is not installed (https://minikube.sigs.k8s.io/docs/start/)' : String((error as Error).message).split('\n')[0];
-      return { problem: `cannot ask minikube about profile "${profile}": ${reason}. imageMode minikube needs it; or use imageMode registry or prebuilt` };
-    }
-    type Profile = { Name: string; Status?: string; Config?: { KubernetesConfig?: { ContainerRuntime?: string } } };
-    let parsed: { valid?: Profile[]; invalid?: Profile[] };
-    try {
-      parsed = JSON.parse(listing.slice(listing.indexOf('{')));
-    } catch {
-      return { problem: `\`minikube profile list -o json\` printed something unexpected: ${listing.slice(0, 200)}` };
-    }
-    const found = (parsed.valid ?? []).find((p) => p.Name === profile);
-    if (!found) {
-      const known = (parsed.valid ?? []).map((p) => p.Name);
-      return { problem: `minikube profile "${profile}" does not exist${known.length ? ` (profiles: ${known.join(', ')})` : ''}: run \`minikube start -p ${profile}\`, or set \`pulumi config set minikubeProfile <profile>\`` };
-    }
-    if (found.Status !== undefined && !SERVING_STATUSES.includes(found.Status)) {
-      return { problem: `minikube profile "${profile}" is ${found.Status}: run \`minikube start -p ${profile}\`` };
-    }
-    const runtime = found.Config?.KubernetesConfig?.ContainerRuntime || 'docker';
-    if (!BUILDABLE_RUNTIMES.includes(runtime)) {
-      return { problem: `minikube cannot build images for container runtime "${runtime}": recreate the profile with \`minikube delete -p ${profile} && minikube start -p ${profile} --container-runtime=containerd\`, or use imageMode registry` };
-    }
-    return { runtime };
-  },
-
-  /** True when the node has `imageName` (as given, or normalised with docker.io/library/). */
-  has(profile: string, imageName: string): boolean {
-    const listing = minikubeCli.run(['-p', profile, 'image', 'ls', '--format', 'short']);
-    const wanted = [imageName, `docker.io/library/${imageName}`, `localhost/${imageName}`];
-    return listing.split('\n').some((line) => wanted.includes(line.trim()));
-  },
-
-  /** Builds on every node; returns what minikube and the builder printed (stdout and stderr). */
-  build(inputs: MinikubeImageInputs): string {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
-    // --all: every node of a multi-node profile gets the image, wherever the pod lands.
-    const args = ['-p', inputs.profile, 'image', 'build', '--all', '-t', inputs.imageName, inputs.contextDir];
-    const result = spawnSync('minikube', args, { encoding: 'utf8', env: minikubeCli.env(), timeout: 30 * 60_000, maxBuffer: 64 * 1024 * 1024 });
-    const output = `${result.stdout ?? ''}\n${result.stderr ?? ''}`.trim();
-    if (result.error || result.status !== 0) {
-      throw Object.assign(new Error(`minikube ${args.join(' ')} exited ${result.status ?? result.error?.message}`), { output });
-    }
-    return output;
-  },
-
-  /**
-   * Builds, and believes it only when the node then has the image (see the header): otherwise fails
-   * with the builder's last lines, which name the cause (a failing RUN, a compile error).
-   */
-  buildAndVerify(inputs: MinikubeImageInputs): void {
-    let output: string;
-    try {
-      output = minikubeCli.build(inputs);
-    } catch (error) {
-      throw buildFailure(inputs, (error as Error).message, (error as { output?: string }).output ?? '');
-    }
-    if (!minikubeCli.has(inputs.profile, inputs.imageName)) {
-      throw buildFailure(inputs, 'minikube exited 0, but the node has no such image (minikube reports a failed build only in its output)', output);
-    }
-  },
-
-  /**
-   * Removes the tag, unless the image also goes by another tag: the CRI's RemoveImage (containerd,
-   * cri-o) removes an image with every reference to it, and a content-identical rebuild under a new tag
-   * is the same image.
-   */
-  remove(profile: string, imageName: string): void {
-    const wanted = [imageName, `docker.io/library/${imageName}`, `localhost/${imageName}`];
-    // `image ls --format json`: minikube's []cruntime.ListImage, one entry per image with all its tags.
-    const listed = JSON.parse(minikubeCli.run(['-p', profile, 'image', 'ls', '--format', 'json']) || '[]') as Array<{ repoTags?: string[] }>;
-    const tags = listed.map((image) => image.repoTags ?? []).find((refs) => refs.some((ref) => wanted.includes(ref)));
-    if (tags && tags.some((ref) => !wanted.includes(ref))) return;
-    minikubeCli.run(['-p', profile, 'image', 'rm', imageName]);
-  },
-};
+/** The same calls, for tests. The provider uses the functions themselves (see above). */
+export const minikubeCli = { env: minikubeEnv, run, profile: profileState, has, build, buildAndVerify, remove };
 
 function buildFailure(inputs: MinikubeImageInputs, reason: string, output: string): Error {
   const tail = output.split('\n').slice(-40).join('\n');
@@ -164,7 +168,7 @@ const REPLACE_KEYS: Array<keyof MinikubeImageInputs> = ['profile', 'imageName'];
 /** The node lacks the image (or cannot tell): it must be built again. */
 function missing(inputs: MinikubeImageInputs): boolean {
   try {
-    return !minikubeCli.has(inputs.profile, inputs.imageName);
+    return !has(inputs.profile, inputs.imageName);
   } catch {
     return true; // cannot tell: build again rather than roll out an image that may be missing
   }
@@ -172,7 +176,7 @@ function missing(inputs: MinikubeImageInputs): boolean {
 
 export const minikubeImageProvider: pulumi.dynamic.ResourceProvider = {
   async check(_olds: MinikubeImageInputs, news: MinikubeImageInputs) {
-    const state = minikubeCli.profile(news.profile);
+    const state = profileState(news.profile);
     if ('problem' in state) return { inputs: news, failures: [{ property: 'profile', reason: state.problem }] };
     return { inputs: news };
   },
@@ -187,9 +191,9 @@ export const minikubeImageProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async create(inputs: MinikubeImageInputs) {
-    const state = minikubeCli.profile(inputs.profile);
+    const state = profileState(inputs.profile);
     if ('problem' in state) throw new Error(state.problem);
-    minikubeCli.buildAndVerify(inputs);
+    buildAndVerify(inputs);
     const outs: MinikubeImageOutputs = { ...inputs, runtime: state.runtime };
     return { id: `${inputs.profile}/${inputs.imageName}`, outs };
   },
@@ -197,9 +201,9 @@ export const minikubeImageProvider: pulumi.dynamic.ResourceProvider = {
   async update(_id: string, olds: MinikubeImageOutputs, news: MinikubeImageInputs) {
     let runtime = olds.runtime;
     if (olds.clusterId !== news.clusterId || missing(news)) {
-      const state = minikubeCli.profile(news.profile);
+      const state = profileState(news.profile);
       if ('problem' in state) throw new Error(state.problem);
-      minikubeCli.buildAndVerify(news);
+      buildAndVerify(news);
       runtime = state.runtime;
     }
     return { outs: { ...news, runtime } };
@@ -208,7 +212,7 @@ export const minikubeImageProvider: pulumi.dynamic.ResourceProvider = {
   async read(id: string, props: MinikubeImageOutputs) {
     // `pulumi refresh`: an image the node lost is gone from the state too, so the next `up` builds it.
     try {
-      if (!minikubeCli.has(props.profile, props.imageName)) return {};
+      if (!has(props.profile, props.imageName)) return {};
     } catch {
       // node unreachable: keep what the state says
     }
@@ -218,7 +222,7 @@ export const minikubeImageProvider: pulumi.dynamic.ResourceProvider = {
   async delete(_id: string, props: MinikubeImageOutputs) {
     // Best effort: the node may be gone (minikube delete) or a terminating pod may still use the image.
     try {
-      minikubeCli.remove(props.profile, props.imageName);
+      remove(props.profile, props.imageName);
     } catch {
       // nothing to clean, or cleaned by the node's own garbage collection later
     }

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import ts from 'typescript';
 import { minikubeImageProvider, type MinikubeImageInputs, type MinikubeImageOutputs } from '../../components/minikubeImage';
 
 /**
@@ -189,6 +191,41 @@ console.error('stub minikube: unexpected ' + args.join(' ')); process.exit(2);
       assert.deepEqual([diff.changes, diff.replaces], [true, []]);
       await minikubeImageProvider.update!('id', olds, news);
       assert.ok(!calls().some((call) => call.args.includes('build')));
+    });
+  });
+
+  describe('in the dynamic provider\'s own process, serialized as Pulumi serializes it', () => {
+    it('check, create, diff and delete work from TypeScript\'s CommonJS output (as ts-node compiles the program)', async function () {
+      this.timeout(60_000);
+      // The stubs above call the provider in this process; `pulumi up` runs a serialized copy of it, whose
+      // captured variables are whatever TypeScript's emit referenced (`exports.x` for an exported const).
+      const root = path.resolve(__dirname, '..', '..');
+      const source = readFileSync(path.join(root, 'components', 'minikubeImage.ts'), 'utf8');
+      const js = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true } }).outputText;
+      const moduleDir = path.join(dir, 'compiled');
+      execFileSync('mkdir', ['-p', moduleDir]);
+      symlinkSync(path.join(root, 'node_modules'), path.join(moduleDir, 'node_modules'));
+      writeFileSync(path.join(moduleDir, 'minikubeImage.js'), js);
+      // Loaded and serialized by plain node, as the program's compiled module is (no test-time loader hooks).
+      const serialize = `require('@pulumi/pulumi').runtime.serializeFunction(() => require('./minikubeImage.js').minikubeImageProvider, { allowSecrets: true })
+        .then((sf) => require('fs').writeFileSync('provider.js', sf.text))`;
+      execFileSync(process.execPath, ['-e', serialize], { cwd: moduleDir });
+      profiles([{ Name: 'dev', Status: 'Running', runtime: 'containerd' }]);
+      const script = `
+        const provider = require(${JSON.stringify(path.join(moduleDir, 'provider.js'))}).handler();
+        (async () => {
+          const inputs = ${JSON.stringify(inputs)};
+          const check = await provider.check({}, inputs);
+          const created = await provider.create(inputs);
+          const diff = await provider.diff(created.id, created.outs, inputs);
+          await provider.delete(created.id, created.outs);
+          console.log(JSON.stringify({ check, created, diff }));
+        })().catch((error) => { console.error(error.stack); process.exit(1); });`;
+      const result = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', env: process.env })) as { check: { failures?: unknown[] }; created: { id: string }; diff: { changes: boolean } };
+      assert.deepEqual(result.check.failures ?? [], []);
+      assert.equal(result.created.id, 'dev/data-service:0123456789abcdef');
+      assert.equal(result.diff.changes, false);
+      assert.deepEqual(calls().map((call) => call.args[3] ?? call.args[0]).filter((word) => word === 'build' || word === 'rm'), ['build', 'rm']);
     });
   });
 
