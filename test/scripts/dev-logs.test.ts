@@ -10,7 +10,7 @@ import { PodSet, type PodInfo } from '../../scripts/dev/pods';
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const pod = (name: string, extra: Partial<PodInfo> = {}): PodInfo => ({
-  name, ready: true, started: true, deleting: false, image: 'img:a', created: 1, rollout: 'a', port: 5000, ...extra,
+  name, ready: true, started: true, deleting: false, image: 'img:a', created: 1, rollout: 'a', port: 5000, container: 'data-service', ...extra,
 });
 
 describe('npm run dev: following the pods\' logs', () => {
