@@ -11,7 +11,7 @@ import { BSON, ObjectId, type Document } from 'mongodb';
  * non-ASCII text, goes through the driver's decoder and JSON.stringify instead: the same answer, slower.
  */
 export class JsonBytes {
-  private out = Buffer.allocUnsafe(64 * 1024);
+  private out = Buffer.allocUnsafe(16 * 1024);
   private at = 0;
 
   /** Bytes written so far. */
@@ -30,9 +30,13 @@ export class JsonBytes {
     this.at = length;
   }
 
-  /** What was written (a copy: this writer's buffer is reused). */
-  take(): Buffer {
-    return Buffer.from(this.out.subarray(0, this.at));
+  /**
+   * What was written: a copy when the writer goes on being used (`reuse`) or its buffer grew far past what
+   * is kept (a large document written, then truncated), else the bytes themselves.
+   */
+  take(reuse = false): Buffer {
+    const written = this.out.subarray(0, this.at);
+    return reuse || this.out.length > 2 * this.at + 16 * 1024 ? Buffer.from(written) : written;
   }
 
   /** Appends the document as JSON, without its `_id`; returns that `_id` when it is an ObjectId. */

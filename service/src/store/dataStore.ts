@@ -81,8 +81,12 @@ export interface DataStore {
   readonly openCursors: number;
 }
 
-/** Documents asked for per round trip when they are small. */
-const STREAM_BATCH = 100;
+/**
+ * Documents asked for per round trip when they are small: 101, as MongoDB's own first batch, so that a
+ * collection of 100 is read in one round trip (with 100, the server cannot yet tell that nothing follows,
+ * and an empty getMore was a second round trip for every such stream).
+ */
+const STREAM_BATCH = 101;
 /**
  * What one batch may weigh. The server caps a batch by count (and MongoDB at 16 MiB, FerretDB not at
  * all), so with documents near the size limit a batch of 100 is 100 MB in this process: batch sizes
@@ -276,7 +280,7 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
                 out.push(0x2c);
                 write(cursor.readBufferedDocuments(1)[0]);
               }
-              return out.take();
+              return out.take(true);
             },
             async close() {
               if (closed) return;
@@ -296,7 +300,7 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
     async readPage({ limit, after, maxChars }) {
       // No cursor slot: a page's cursor lives only while this call reads it (never at the client's pace),
       // so concurrent pages are bounded by the connection pool, not by the stream budget.
-      const wanted = Math.min(limit + 1, STREAM_BATCH + 1);
+      const wanted = Math.min(limit + 1, STREAM_BATCH);
       const cursor = find(after ? { _id: { $gt: after } } : {}, withDeadline(limits.operationDeadlineMs, { batchSize: firstBatch(wanted), maxTimeMS: limits.queryTimeoutMs }))
         // The shape MongoDB answers from the _id index, every page alike: a range on _id, sorted by it
         // (bounded IXSCAN, no in-memory sort). FerretDB v1.24 ignores the hint and sorts in memory.
