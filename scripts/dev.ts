@@ -64,6 +64,7 @@ async function apiServerDial(kc: KubeConfig, namespace: string): Promise<Dial> {
     // nothing reached the pod's process, so the forward may try another pod.
     errors.on('data', (chunk: Buffer) => {
       const message = chunk.toString().trim();
+      if (message === '') return; // the channel's opening frame carries only the port number
       tunnel.destroy(/connect|dial|refused|no such|not found/i.test(message) ? new Unreachable(message) : new Error(message));
     });
     ws.on('close', () => fromPod.end());
