@@ -40,8 +40,9 @@ function containerLines(pod: V1Pod): string[] {
   });
 }
 
+const eventTime = (event: CoreV1Event) => new Date(String(event.lastTimestamp ?? event.eventTime ?? event.firstTimestamp ?? 0)).getTime();
 const eventLine = (event: CoreV1Event) =>
-  `  ${new Date(String(event.lastTimestamp ?? event.eventTime ?? event.firstTimestamp ?? 0)).toISOString().slice(11, 19)} ${event.type} ${event.reason}: ${(event.message ?? '').trim()}${(event.count ?? 1) > 1 ? ` (x${event.count})` : ''}`;
+  `  ${new Date(eventTime(event)).toISOString().slice(11, 19)} ${event.type} ${event.reason}: ${(event.message ?? '').trim()}${(event.count ?? 1) > 1 ? ` (x${event.count})` : ''}`;
 
 async function main(): Promise<void> {
   const config = new KubeConfig();
@@ -49,7 +50,7 @@ async function main(): Promise<void> {
   config.setCurrentContext(context);
   const core = config.makeApiClient(CoreV1Api);
   const pods = (await core.listNamespacedPod({ namespace })).items;
-  const events = (await core.listNamespacedEvent({ namespace })).items;
+  const events = (await core.listNamespacedEvent({ namespace })).items.sort((a, b) => eventTime(a) - eventTime(b));
   const bad = pods.filter(failing);
   say(`up: diagnosis of namespace ${namespace} (context ${context}): ${bad.length} of ${pods.length} pods not Ready or failed`);
   if (bad.length === 0) {
