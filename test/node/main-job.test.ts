@@ -12,19 +12,14 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { MongoClient } from 'mongodb';
-import { ensureMongoStandIn } from '../../devkit/images';
 import { KubeClient, type Manifest } from '../../devkit/kube';
-import { startMinikubeStandIn, type MinikubeStandIn } from '../../devkit/minikube-standin';
-import { ensurePulumiEngine } from '../../devkit/pulumi-engine';
+import type { MinikubeStandIn } from '../../devkit/minikube-standin';
 import { eventually } from '../../devkit/wait';
 import { steadyLoad } from './steady-load';
-import { UserProject } from './user-project';
+import { userWithMinikube, type UserProject } from './user-project';
 
 const NAMESPACE = 'koa-mongodb';
-const MONGO_IMAGE = 'local/mongo-standin:1.24.2-ferretdb';
 const log = (line: string) => console.log(`      ${line}`);
 const isReady = (pod: Manifest) => pod.status?.phase === 'Running' && pod.status?.conditions?.some((c: Manifest) => c.type === 'Ready' && c.status === 'True');
 /** What `pulumi up` did, from its closing summary ("Resources: + 3 created, 14 unchanged"). */
@@ -39,12 +34,7 @@ describe('the main job on the real node: npm run up, with the minikube stand-in,
   const welcome = () => fetch(`${url}/`, { signal: AbortSignal.timeout(10_000) }).then((res) => res.text());
 
   before(async () => {
-    const engine = ensurePulumiEngine(log);
-    const mongo = await ensureMongoStandIn({ log });
-    mk = await startMinikubeStandIn({ log, registryImages: [{ archive: mongo.archive, as: MONGO_IMAGE }] });
-    user = new UserProject(engine, mk.env, randomBytes(12).toString('hex'));
-    // The one setting a user here needs that a user with Docker Hub does not (see the header).
-    writeFileSync(path.join(user.dir, 'Pulumi.dev.yaml'), `config:\n  koa-mongodb:mongoImage: ${MONGO_IMAGE}\n`);
+    ({ mk, user } = await userWithMinikube(log));
   });
 
   after(async () => {

@@ -5,10 +5,31 @@
  * and the minikube STAND-IN first on PATH, and the passphrase in the environment.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { cpSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { ensureMongoStandIn } from '../../devkit/images';
+import { startMinikubeStandIn, type MinikubeStandIn } from '../../devkit/minikube-standin';
 import { REPO_ROOT } from '../../devkit/paths';
+import { ensurePulumiEngine } from '../../devkit/pulumi-engine';
 import { scratchDir } from '../../devkit/scratch';
+
+/** MongoDB's STAND-IN as the stand-in node holds it: a version-like tag, as the stack's config demands. */
+export const MONGO_IMAGE = 'local/mongo-standin:1.24.2-ferretdb';
+
+/**
+ * A user's machine: the minikube stand-in (no profile yet) and a checkout whose stack names MongoDB's
+ * stand-in, the one setting a user here needs that a user with Docker Hub does not (the official image
+ * cannot be pulled here).
+ */
+export async function userWithMinikube(log: (line: string) => void): Promise<{ mk: MinikubeStandIn; user: UserProject }> {
+  const engine = ensurePulumiEngine(log);
+  const mongo = await ensureMongoStandIn({ log });
+  const mk = await startMinikubeStandIn({ log, registryImages: [{ archive: mongo.archive, as: MONGO_IMAGE }] });
+  const user = new UserProject(engine, mk.env, randomBytes(12).toString('hex'));
+  writeFileSync(path.join(user.dir, 'Pulumi.dev.yaml'), `config:\n  koa-mongodb:mongoImage: ${MONGO_IMAGE}\n`);
+  return { mk, user };
+}
 
 export interface CommandRun {
   code: number;
