@@ -166,8 +166,9 @@ async function main(): Promise<void> {
     const before = image;
     const probing = new AbortController();
     const answer = firstNewAnswer({ port: listening, forward, pods, isNew: (pod) => pod.image !== before, signal: probing.signal });
+    const upStarted = Date.now();
     const up = pulumiUp(s, (line) => {
-      if (!/^@ updating/.test(line)) console.log(dim(`  up │ ${line}`));
+      if (!/^@ updating/.test(line)) console.log(dim(`  up ${`+${((Date.now() - upStarted) / 1000).toFixed(1)}s`.padStart(7)} │ ${line}`));
     }, color);
     current = up;
     const code = await up.done;
@@ -180,8 +181,10 @@ async function main(): Promise<void> {
       deployedHash = ''; // the stack may be part-way: the next save updates whatever it holds
       return;
     }
-    deployedHash = hash;
     image = String((await stackOutputs(s)).image ?? image);
+    // The program hashes the context when it starts, a moment after this update began: a save made
+    // in that moment is already deployed. The tag says what was (minikube mode tags by that hash).
+    deployedHash = /:([0-9a-f]{16})$/.exec(image)?.[1] ?? hash;
     if (image === before) {
       probing.abort();
       say(`change ${n}: no new image (pulumi up ${seconds(times.totalMs)})`);
@@ -200,8 +203,7 @@ async function main(): Promise<void> {
   const queue = new UpdateQueue(update, { onError: (error) => say(`update failed: ${(error as Error).message ?? String(error)}`) });
   cleanups.push(() => queue.stop());
   const watcher = watchBuildContext(serviceDir, (file) => {
-    if (queue.busy) say(dim(`${file} changed; it goes in the next update`));
-    queue.submit(file);
+    if (queue.submit(file) && queue.busy) say(dim(`${file} changed; it goes in the next update`));
   });
   cleanups.push(() => watcher.close());
   if ((await hashNow()) !== deployedHash) queue.submit('(files saved while the stack was brought up to date)');

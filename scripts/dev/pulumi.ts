@@ -157,7 +157,11 @@ export function pulumiUp(session: Session, onLine: (line: string) => void, color
   const clock = new StepClock();
   const started = Date.now();
   const args = ['up', '--yes', '--skip-preview', '--stack', session.stack, `--color=${color ? 'always' : 'never'}`];
-  const running = run('pulumi', args, session.root, session.env, (line) => {
+  // Between two saves only service/ changed, and the program (index.ts, components/) was type-checked
+  // by the first up: transpiled only, its start is seconds shorter on a small machine. Your own
+  // PULUMI_NODEJS_TRANSPILE_ONLY wins.
+  const env = { PULUMI_NODEJS_TRANSPILE_ONLY: 'true', ...session.env };
+  const running = run('pulumi', args, session.root, env, (line) => {
     clock.line(line);
     onLine(line);
   });

@@ -37,14 +37,16 @@ export class UpdateQueue {
     return this.current !== undefined;
   }
 
-  /** A file changed. */
-  submit(file: string): void {
-    if (this.stopped) return;
+  /** A file changed; true when it is new in the waiting batch (for saying so once). */
+  submit(file: string): boolean {
+    if (this.stopped) return false;
     const at = this.now;
     this.lastEventAt = at;
     if (!this.pending) this.pending = { files: [], firstAt: at };
-    if (!this.pending.files.includes(file)) this.pending.files.push(file);
+    const added = !this.pending.files.includes(file);
+    if (added) this.pending.files.push(file);
     if (!this.current) this.schedule();
+    return added;
   }
 
   /** Starts the pending batch once no event has come for settleMs. */

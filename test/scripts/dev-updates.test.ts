@@ -58,6 +58,17 @@ describe('npm run dev: edits coalesced into updates', () => {
     assert.ok(batches[0].firstAt >= first && batches[0].firstAt < first + 10, 'firstAt is the first save');
   });
 
+  it('submit() says whether a file is new in the waiting batch (dev says "goes in the next update" once)', async () => {
+    const queue = new UpdateQueue(async () => pause(50), { settleMs: 10 });
+    assert.equal(queue.submit('src/a.ts'), true);
+    assert.equal(queue.submit('src/a.ts'), false, 'the same file again: already waiting');
+    await pause(30);
+    assert.ok(queue.busy);
+    assert.equal(queue.submit('src/a.ts'), true, 'a save during the update is new in the next batch');
+    assert.equal(queue.submit('src/a.ts'), false);
+    await queue.idle();
+  });
+
   it('a failed update is reported and the next edit still updates', async () => {
     const errors: unknown[] = [];
     let calls = 0;
