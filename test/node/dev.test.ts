@@ -15,22 +15,18 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
-import path from 'node:path';
-import { ensureMongoStandIn } from '../../devkit/images';
 import { KubeClient, type Manifest } from '../../devkit/kube';
-import { startMinikubeStandIn, type MinikubeStandIn } from '../../devkit/minikube-standin';
-import { ensurePulumiEngine } from '../../devkit/pulumi-engine';
+import type { MinikubeStandIn } from '../../devkit/minikube-standin';
 import { scratchDir } from '../../devkit/scratch';
 import { eventually } from '../../devkit/wait';
 import { steadyLoad } from './steady-load';
-import { UserProject } from './user-project';
+import { userWithMinikube, type UserProject } from './user-project';
 
 const NAMESPACE = 'koa-mongodb';
-const MONGO_IMAGE = 'local/mongo-standin:1.24.2-ferretdb';
 const log = (line: string) => console.log(`      ${line}`);
 const isReady = (pod: Manifest) => pod.status?.phase === 'Running' && pod.status?.conditions?.some((c: Manifest) => c.type === 'Ready' && c.status === 'True');
 
@@ -139,12 +135,7 @@ describe('npm run dev on the real node (minikube stand-in): save → served thro
   const deployedImage = async () => (await api.get('apps/v1', 'Deployment', NAMESPACE, 'data-service'))!.spec.template.spec.containers[0].image as string;
 
   before(async () => {
-    const engine = ensurePulumiEngine(log);
-    const mongo = await ensureMongoStandIn({ log });
-    mk = await startMinikubeStandIn({ log, registryImages: [{ archive: mongo.archive, as: MONGO_IMAGE }] });
-    user = new UserProject(engine, mk.env, randomBytes(12).toString('hex'));
-    // MongoDB's stand-in, as test/node/main-job.test.ts sets it (the official image cannot be pulled here).
-    writeFileSync(path.join(user.dir, 'Pulumi.dev.yaml'), `config:\n  koa-mongodb:mongoImage: ${MONGO_IMAGE}\n`);
+    ({ mk, user } = await userWithMinikube(log));
     port = await freePort();
     devTmp = scratchDir('koa-dev-session-tmp-');
   });
