@@ -59,7 +59,7 @@ describe('npm run dev: edits coalesced into updates', () => {
   });
 
   it('submit() says whether a file is new in the waiting batch (dev says "goes in the next update" once)', async () => {
-    const queue = new UpdateQueue(async () => pause(50), { settleMs: 10 });
+    const queue = new UpdateQueue(async () => void (await pause(50)), { settleMs: 10 });
     assert.equal(queue.submit('src/a.ts'), true);
     assert.equal(queue.submit('src/a.ts'), false, 'the same file again: already waiting');
     await pause(30);
