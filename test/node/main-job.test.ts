@@ -140,6 +140,8 @@ describe('the main job on the real node: npm run up, with the minikube stand-in,
     const oldPassword = (await user.pulumi(['config', 'get', 'mongoAppPassword'])).trim();
     const newPassword = `rotated-${randomBytes(12).toString('base64url')}`;
     const before = new Set((await servicePods()).map((pod) => pod.metadata.name));
+    // The pod template itself must change (a new ReplicaSet), not just the pods (an HPA scaling down renames none).
+    const templates = new Set((await servicePods()).map((pod) => pod.metadata.labels['pod-template-hash']));
     await user.pulumi(['config', 'set', '--secret', 'mongoAppPassword', newPassword]);
     const load = steadyLoad(`${url}/data?limit=5`);
     const up = await user.up();
@@ -150,6 +152,7 @@ describe('the main job on the real node: npm run up, with the minikube stand-in,
     log(`rotation: npm run up ${up.seconds.toFixed(1)} s; ${load.answered} requests answered, ${load.failures.length} failed${window}`);
     const after = await servicePods();
     assert.ok(after.length >= 2 && after.every((pod) => !before.has(pod.metadata.name)), 'the service\'s pods rolled');
+    assert.ok(after.every((pod) => !templates.has(pod.metadata.labels['pod-template-hash'])), 'onto a new pod template (a new ReplicaSet): they read the new password at start');
     // Straight to mongod (the host routes to pod IPs; the bridge CNI enforces no NetworkPolicy).
     const mongoIp = (await pods('mongodb-0'))[0].status.podIP;
     const login = async (password: string) => {
