@@ -33,6 +33,10 @@ function simulatedState(args: pulumi.runtime.MockResourceArgs): Record<string, u
   if (args.type.startsWith('kubernetes:') && state.metadata && state.metadata.name === undefined) {
     state.metadata = { ...state.metadata, name: `${args.name}-abc123` };
   }
+  if (args.type.startsWith('kubernetes:') && state.metadata) {
+    // The API server gives an object a new resourceVersion whenever its content changes.
+    state.metadata = { ...state.metadata, resourceVersion: createHash('sha256').update(JSON.stringify(args.inputs)).digest('hex').slice(0, 8) };
+  }
   if (args.type === 'kubernetes:core/v1:Service' && state.spec?.type && state.spec.type !== 'ClusterIP') {
     state.spec = { ...state.spec, ports: state.spec.ports.map((port: { nodePort?: number }) => ({ ...port, nodePort: port.nodePort ?? 31234 })) };
     if (state.spec.type === 'LoadBalancer') state.status = { loadBalancer: { ingress: [{ ip: '10.96.0.200' }] } };

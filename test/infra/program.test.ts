@@ -164,6 +164,19 @@ describe('Pulumi program, dev stack', () => {
       resources = (await runStack()).resources; // the rest of this suite reads the dev stack
     });
 
+    it('a rotated app password changes the service\'s pod template, so its pods roll and read the new one', async () => {
+      const templateOf = async (appPassword: string) => {
+        const run = await runStack({}, { ...DEV_SECRETS, mongoAppPassword: appPassword });
+        return JSON.stringify(plain(one(run.resources, 'kubernetes:apps/v1:Deployment').inputs).spec.template);
+      };
+      const first = await templateOf('first-Pa55');
+      assert.equal(await templateOf('first-Pa55'), first, 'nothing rolls while the credentials stay');
+      const rotated = await templateOf('rotated-Pa55');
+      assert.notEqual(rotated, first, 'a rotation rolls the pods (they read MONGODB_PASSWORD only at start)');
+      assert.ok(!rotated.includes('rotated-Pa55'), 'the template names the Secret\'s revision, never the password');
+      resources = (await runStack()).resources; // the rest of this suite reads the dev stack
+    });
+
     it('runs a pinned mongo image as uid 999 with its data on the claim and the guide\'s resources', () => {
       const sts = find('kubernetes:apps/v1:StatefulSet');
       const pod = sts.spec.template.spec;
