@@ -149,7 +149,7 @@ export class Sandbox {
 
 /** The calls that change something (everything but queries). */
 export function changes(calls: Call[]): string[] {
-  const queries = [/^minikube (-p \S+ )?status/, /^minikube profile list/, /^minikube config get/, /^docker info/, /^minikube (-p \S+ )?addons list/, /^pulumi whoami/, /^pulumi stack select/, /^pulumi version/, /^kubectl /, /^getconf /];
+  const queries = [/^minikube (-p \S+ )?status/, /^minikube profile list/, /^minikube (-p \S+ )?config get/, /^docker info/, /^minikube (-p \S+ )?addons list/, /^pulumi whoami/, /^pulumi stack select/, /^pulumi version/, /^kubectl /, /^getconf /];
   return calls.map((call) => `${call.tool} ${call.args.join(' ')}`).filter((line) => !queries.some((query) => query.test(line)));
 }
 
