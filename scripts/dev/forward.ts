@@ -8,7 +8,8 @@
  *   ones only while no new one is; never a pod that is being deleted (it is draining);
  * - a tunnel that cannot reach its pod (the pod went between the choice and the dial, its port is
  *   not open) is retried on another pod with the bytes the client already sent, before the client
- *   has seen anything; once a pod has started to answer, the connection is that pod's;
+ *   has seen anything; so is an idempotent request on a kept-alive connection that its (draining)
+ *   pod closed just as the request came, on the same client connection;
  * - with no Ready pod at all (a restart of everything), a connection waits for one rather than
  *   being refused.
  * How a tunnel is made is the caller's (`dial`): the API server's pod portforward in dev.ts, plain
@@ -23,6 +24,8 @@ export class Unreachable extends Error {
   readonly unreachable = true;
 }
 
+/** An idempotent request (RFC 9110, 9.2.2) at the start of these bytes. */
+const idempotent = (bytes: Buffer[]) => /^(GET|HEAD|OPTIONS|TRACE|PUT|DELETE) /.test(Buffer.concat(bytes).subarray(0, 16).toString('latin1'));
 const isUnreachable = (error: unknown) => (error as { unreachable?: boolean } | undefined)?.unreachable === true;
 
 export type Dial = (pod: PodInfo) => Promise<Duplex>;
@@ -93,14 +96,15 @@ export class Forward {
     this.stats.connections += 1;
     this.sockets.add(socket);
     const clientPort = socket.remotePort ?? 0;
-    const sent: Buffer[] = [];
-    let sentBytes = 0;
-    let answered = false;
+    // What the client sent since the pod last sent anything: the request it is waiting on.
+    const pending: Buffer[] = [];
+    let pendingBytes = 0;
+    let answered = false; // a pod has answered on this connection (it is a kept-alive one now)
     let tunnel: Duplex | undefined;
     let closed = false;
     socket.on('data', (chunk: Buffer) => {
-      if (!answered && sentBytes <= MAX_REPLAY_BYTES) sent.push(chunk);
-      sentBytes += chunk.length;
+      if (pendingBytes <= MAX_REPLAY_BYTES) pending.push(chunk);
+      pendingBytes += chunk.length;
       if (tunnel && !tunnel.write(chunk)) socket.pause();
     });
     socket.pause(); // nothing is read until there is somewhere to send it
@@ -131,22 +135,30 @@ export class Forward {
       tunnel = candidate;
       this.tunnels.add(candidate);
       this.byClientPort.set(clientPort, pod.name);
-      const outcome = await this.carry(socket, candidate, sent, () => {
+      const { error } = await this.carry(socket, candidate, pending, () => {
         answered = true;
-        sent.length = 0;
+        pending.length = 0;
+        pendingBytes = 0;
       });
       this.tunnels.delete(candidate);
       tunnel = undefined;
-      if (outcome.kind === 'done') return;
-      // Retried only when nothing can have reached the pod's process: the tunnel said the pod was
-      // unreachable, or the client had sent nothing yet. A request that may have been received is
-      // never sent twice.
-      const replayable = isUnreachable(outcome.error) || sentBytes === 0;
-      if (!replayable || sentBytes > MAX_REPLAY_BYTES) {
-        this.options.log?.(`forward: connection to ${pod.name} broke before it answered (${outcome.error?.message ?? 'closed'}); not retried`);
+      if (closed) return;
+      if (pendingBytes === 0 && answered && !error) {
+        // The pod closed its side after its answer (`Connection: close` while draining): so do we.
+        socket.end();
+        return;
+      }
+      // Sent again elsewhere only when the pod cannot have acted on it: the tunnel never reached the
+      // pod; or nothing was sent yet; or a pod closed a kept-alive connection as the client's next
+      // request was on its way (a draining pod closing an idle connection; the hop through the API
+      // server widens that race), and that request is idempotent: what an HTTP client itself may
+      // retry (RFC 9110, 9.2.2). A POST that may have been received is never sent twice.
+      const raced = answered && !error && idempotent(pending);
+      if (pendingBytes > MAX_REPLAY_BYTES || !(isUnreachable(error) || pendingBytes === 0 || raced)) {
+        this.options.log?.(`forward: connection to ${pod.name} ended ${error ? `with ${error.message}` : 'without an answer'}; not retried`);
         break;
       }
-      this.note(attempt, pod, outcome.error);
+      this.note(attempt, pod, error);
     }
     if (!closed) {
       if (!this.closing) this.stats.failed += 1;
@@ -174,18 +186,14 @@ export class Forward {
     return choosePod(pods.list(), tried, this.turn++);
   }
 
-  /** Pipes socket ⇄ tunnel until the tunnel ends; says whether the pod had started to answer. */
-  private carry(socket: net.Socket, tunnel: Duplex, sent: Buffer[], onAnswer: () => void): Promise<{ kind: 'done' } | { kind: 'failed'; error?: Error }> {
+  /** Pipes socket ⇄ tunnel (the pending bytes first) until the tunnel ends; onData for each chunk the pod sends. */
+  private carry(socket: net.Socket, tunnel: Duplex, pending: Buffer[], onData: () => void): Promise<{ error?: Error }> {
     return new Promise((resolve) => {
-      let answered = false;
       let error: Error | undefined;
-      for (const chunk of sent) tunnel.write(chunk);
+      for (const chunk of pending) tunnel.write(chunk);
       tunnel.on('drain', () => socket.resume());
       tunnel.on('data', (chunk: Buffer) => {
-        if (!answered) {
-          answered = true;
-          onAnswer();
-        }
+        onData();
         if (!socket.write(chunk)) {
           tunnel.pause();
           socket.once('drain', () => tunnel.resume());
@@ -198,14 +206,7 @@ export class Forward {
       const finish = () => {
         if (settled) return;
         settled = true;
-        if (answered) {
-          // The pod closed its side (after its answer, e.g. `Connection: close` while draining): so do we.
-          if (error) socket.destroy();
-          else socket.end();
-          resolve({ kind: 'done' });
-        } else {
-          resolve({ kind: 'failed', error });
-        }
+        resolve({ error });
       };
       tunnel.on('end', finish);
       tunnel.on('close', finish);

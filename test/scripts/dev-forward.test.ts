@@ -138,6 +138,47 @@ describe('npm run dev: the port-forward across rollouts (fake pods)', function (
     }
   });
 
+  it('a kept-alive connection its pod closes as the next request arrives: a GET goes on to another pod on the same connection, a POST does not', async () => {
+    const set = new PodSet();
+    // Answers one request per connection, then closes at the next one (a draining pod closing an idle connection as a request comes).
+    const closer = net.createServer((socket) => {
+      let requests = 0;
+      socket.on('data', () => {
+        requests += 1;
+        if (requests === 1) socket.write('HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\ncloser');
+        else socket.end();
+      });
+    });
+    await new Promise<void>((resolve) => closer.listen(0, '127.0.0.1', resolve));
+    try {
+      const other = await add(set, 'other', 'a', 1);
+      set.set({ ...other.info, name: 'closer', created: 2, rollout: 'b', port: (closer.address() as net.AddressInfo).port });
+      const port = await start(set);
+      const exchange = async (second: string) => {
+        const socket = net.connect(port, '127.0.0.1');
+        let received = '';
+        socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+        const ended = new Promise((resolve) => socket.once('close', resolve));
+        socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        set.set({ ...set.get('closer')!, ready: false, deleting: true }); // draining now
+        socket.write(second);
+        await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 1000))]);
+        socket.destroy();
+        return received;
+      };
+      const gets = await exchange('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+      assert.match(gets, /closer[\s\S]*"pod":"other"/, `the second GET answered by the other pod on the same connection: ${gets}`);
+      set.set({ ...set.get('closer')!, ready: true, deleting: false });
+      const served = other.served;
+      const posts = await exchange('POST /data HTTP/1.1\r\nHost: x\r\ncontent-length: 2\r\n\r\n{}');
+      assert.doesNotMatch(posts, /"pod":"other"/, 'the POST was not sent again');
+      assert.equal(other.served, served, 'the other pod never saw the POST');
+    } finally {
+      closer.close();
+    }
+  });
+
   it('a rollout under steady load (old pods drain, new ones come): zero failed requests, new pods answer', async () => {
     const set = new PodSet();
     const port = await start(set);
