@@ -143,6 +143,9 @@ describe('the stack on a real node: pulumi up with real containers', function ()
   it('npm run load drives the HPA from 2 to 5 Ready pods on real CPU metrics, with no failed request', async () => {
     const out = path.join(scratchDir('koa-node-load-'), 'load.svg');
     const args = ['tsx', 'scripts/load.ts', '--url', url, '--path', '/data?limit=100', '--duration', '150', '--connections', '40', '--interval', '10', '--context', CONTEXT, '--out', out];
+    // The database pod was just replaced (the test before): the service's pods turn Ready again at their own
+    // pace, so the load starts from a settled Deployment.
+    await eventually('both data-service pods Ready before the load', async () => (await pods('data-service-')).filter(isReady).length === 2, { timeoutMs: 120_000, everyMs: 1000 });
     // Ready pods counted here from the API, not the HPA's own count (which includes pods still starting).
     const readyCounts: number[] = [];
     let sampling = true;
