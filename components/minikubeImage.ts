@@ -154,9 +154,6 @@ function remove(profile: string, imageName: string): void {
   run(['-p', profile, 'image', 'rm', imageName]);
 }
 
-/** The same calls, for tests. The provider uses the functions themselves (see above). */
-export const minikubeCli = { env: minikubeEnv, run, profile: profileState, has, build, buildAndVerify, remove };
-
 function buildFailure(inputs: MinikubeImageInputs, reason: string, output: string): Error {
   const tail = output.split('\n').slice(-40).join('\n');
   return new Error(`minikube image build of ${inputs.imageName} failed: ${reason}\n${tail}`);

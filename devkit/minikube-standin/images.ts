@@ -50,13 +50,9 @@ export class NodeImages {
 
   constructor(private readonly log: (line: string) => void) {}
 
-  private ctr(node: LocalNode, args: string[]): Promise<string> {
-    return node.exec('ctr', ['--address', '/run/containerd/containerd.sock', '--namespace', 'k8s.io', ...args]);
-  }
-
   /** `ctr images ls`: every reference (tags, digests) with the manifest digest it points at. */
   private async references(node: LocalNode): Promise<Array<{ ref: string; digest: string }>> {
-    const lines = (await this.ctr(node, ['images', 'ls'])).trim().split('\n').slice(1);
+    const lines = (await node.ctr(['images', 'ls'])).trim().split('\n').slice(1);
     return lines.filter(Boolean).map((line) => {
       const [ref, , digest] = line.split(/\s+/);
       return { ref, digest };
@@ -92,7 +88,7 @@ export class NodeImages {
     const found = all.find((entry) => candidates.includes(entry.ref));
     if (!found) return false;
     const doomed = all.filter((entry) => entry.digest === found.digest).map((entry) => entry.ref);
-    await this.ctr(node, ['images', 'rm', ...doomed]);
+    await node.ctr(['images', 'rm', ...doomed]);
     return true;
   }
 
@@ -121,7 +117,7 @@ export class NodeImages {
       try {
         const archive = path.join(scratch, 'image.tar');
         await daemon.docker(['save', '--output', archive, reference]);
-        await this.ctr(node, ['images', 'import', archive]);
+        await node.ctr(['images', 'import', archive]);
       } finally {
         rmSync(scratch, { recursive: true, force: true });
       }

@@ -139,7 +139,7 @@ export async function startMinikubeStandIn(options: StandInOptions = {}): Promis
     profile.cluster = await startNodeCluster(log, { metricsServer: false, nodeApiPort: NODE_API_PORT });
     for (const image of options.registryImages ?? []) {
       const [imported] = await profile.cluster.node.importImage(image.archive);
-      await profile.cluster.node.exec('ctr', ['--address', '/run/containerd/containerd.sock', '--namespace', 'k8s.io', 'images', 'tag', '--force', imported, normalizeReference(image.as)]);
+      await profile.cluster.node.ctr(['images', 'tag', '--force', imported, normalizeReference(image.as)]);
     }
     if (profile.addons['metrics-server']) await enableMetricsServer(profile);
     writeKubeconfig();

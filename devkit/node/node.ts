@@ -69,8 +69,10 @@ export interface LocalNode {
    * Returns the references it made.
    */
   importImage(tarPath: string): Promise<string[]>;
-  /** Runs a command inside the node's namespaces (its network: iptables, ip; its containerd via ctr). */
+  /** Runs a command inside the node's namespaces (its network: iptables, ip). */
   exec(file: string, args: string[]): Promise<string>;
+  /** Runs `ctr` against the node's containerd, in the k8s.io namespace where the kubelet's images and containers are. */
+  ctr(args: string[]): Promise<string>;
   /** The node's working directory (logs/, configs); removed by stop(). */
   dir: string;
   stop(): Promise<void>;
@@ -234,6 +236,7 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
       nodeIp: LINK.node,
       dir,
       exec: (file: string, args: string[]) => node.exec(file, args),
+      ctr,
       async importImage(tarPath: string) {
         const output = await ctr(['images', 'import', path.resolve(tarPath)]);
         const references: string[] = [];

@@ -226,7 +226,7 @@ describe('the main job on the real node: npm run up, with the minikube stand-in,
     await eventually('no volume of ours', async () => (await api.request('GET', '/api/v1/persistentvolumes')).body.items.every((pv: Manifest) => pv.spec.claimRef?.namespace !== NAMESPACE), { timeoutMs: 60_000 });
     await eventually('kube-proxy to drop our Services\' rules', async () => !(await mk.node()!.exec('iptables-save', [])).includes(`${NAMESPACE}/`), { timeoutMs: 90_000 });
     await eventually('no container of ours left on the node', async () => {
-      const containers = await mk.node()!.exec('ctr', ['--address', '/run/containerd/containerd.sock', '--namespace', 'k8s.io', 'containers', 'list']);
+      const containers = await mk.node()!.ctr(['containers', 'list']);
       return !/data-service|mongo-standin/.test(containers);
     }, { timeoutMs: 120_000 });
     assert.deepEqual((await nodeImages()).filter((ref) => ref.includes('data-service')), [], 'the service\'s images are gone from the node');

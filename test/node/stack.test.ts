@@ -218,7 +218,7 @@ describe('the stack on a real node: pulumi up with real containers', function ()
     assert.ok(rules.includes('KUBE-SERVICES'), 'kube-proxy\'s own chains are still there (the check reads real rules)');
     // The kubelet removes a deleted pod's containers (the users Job's finished one too) shortly after the pod goes.
     await eventually('no container of ours left on the node', async () => {
-      const containers = await cluster.node.exec('ctr', ['--address', '/run/containerd/containerd.sock', '--namespace', 'k8s.io', 'containers', 'list']);
+      const containers = await cluster.node.ctr(['containers', 'list']);
       return !/data-service|mongo-standin/.test(containers);
     }, { timeoutMs: 120_000 });
   });
