@@ -48,7 +48,8 @@ export interface StackConfig {
     collection: string;
     rootUsername: string;
     rootPassword: pulumi.Output<string>;
-    appUsername: string;
+    /** The application user is this, a dash and a tag of its password (see components/mongodb.ts). */
+    appUserPrefix: string;
     appPassword: pulumi.Output<string>;
     storageSize: string;
     storageClass: string;
@@ -248,7 +249,7 @@ export function loadConfig(): StackConfig {
       collection: mongoName('mongoCollection'),
       rootUsername: username('mongoRootUsername'),
       rootPassword: secret('mongoRootPassword', true),
-      appUsername: username('mongoAppUsername'),
+      appUserPrefix: username('mongoAppUsername'),
       appPassword: secret('mongoAppPassword', true),
       storageSize: quantity('mongoStorageSize', MEMORY),
       storageClass: str('mongoStorageClass'),

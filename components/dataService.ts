@@ -58,6 +58,8 @@ export class DataService extends pulumi.ComponentResource {
   /** The node port the API server assigned (NodePort and LoadBalancer types). */
   readonly nodePort: pulumi.Output<number | undefined>;
   readonly servicePort: number;
+  /** Longest a replaced pod may go on using what it started with (its termination grace period). */
+  readonly gracePeriodSeconds = PRE_STOP_SECONDS + DRAIN_SECONDS + 5;
 
   constructor(name: string, args: DataServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super('koa-mongodb:service:DataService', name, {}, opts);
@@ -90,7 +92,7 @@ export class DataService extends pulumi.ComponentResource {
             spec: {
               automountServiceAccountToken: false,
               enableServiceLinks: false,
-              terminationGracePeriodSeconds: PRE_STOP_SECONDS + DRAIN_SECONDS + 5,
+              terminationGracePeriodSeconds: this.gracePeriodSeconds,
               imagePullSecrets: args.imagePullSecret ? [{ name: args.imagePullSecret }] : undefined,
               securityContext: {
                 runAsNonRoot: true,

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, scryptSync } from 'node:crypto';
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import type { AppLabels } from './labels';
@@ -38,12 +38,24 @@ export interface MongoConnection {
   revision: pulumi.Output<string>;
 }
 
-/** The program that reconciles the application user (see the users Job below). */
+/** The programs that manage the application's users (the users Job, and the retire Job after a rollout). */
 export interface UserSyncJob {
   image: pulumi.Input<string>;
   imagePullPolicy?: string;
   imagePullSecret?: pulumi.Input<string>;
-  command: string[];
+  /** Creates or updates the current application user. */
+  ensureCommand: string[];
+  /** Drops the earlier ones (users named `<prefix>-<tag>` other than the current, and `<prefix>` itself). */
+  retireCommand: string[];
+}
+
+/**
+ * The application user of a password: `<prefix>-<10 hex digits>`. A rotation thus makes a second user, and
+ * the old pods keep theirs until they are gone (see retireEarlierUsers). The tag is a slow hash (scrypt) of
+ * the password, so the name, which MongoDB logs, tells less about it than MongoDB's own stored credentials.
+ */
+export function appUserName(prefix: string, database: string, password: string): string {
+  return `${prefix}-${scryptSync(password, `koa-mongodb:${database}:${prefix}`, 5).toString('hex')}`;
 }
 
 export interface MongoDbArgs {
@@ -55,7 +67,8 @@ export interface MongoDbArgs {
   database: string;
   rootUsername: string;
   rootPassword: pulumi.Input<string>;
-  appUsername: string;
+  /** The application user's name is this, a dash and a tag of its password (see appUserName). */
+  appUserPrefix: string;
   appPassword: pulumi.Input<string>;
   storageSize: string;
   storageClass: string;
@@ -93,9 +106,17 @@ export class MongoDb extends pulumi.ComponentResource {
   readonly connection: MongoConnection;
   readonly statefulSet: k8s.apps.v1.StatefulSet;
   readonly claimName: pulumi.Output<string>;
+  /** What a client waits for: MongoDB running and the current application user in place. */
+  readonly ready: pulumi.Resource[];
+  private readonly adminJob: (suffix: string, command: string[], extraEnv: k8s.types.input.core.v1.EnvVar[], opts: pulumi.CustomResourceOptions) => k8s.batch.v1.Job;
+  private readonly args: MongoDbArgs;
+  private readonly appUsername: pulumi.Output<string>;
 
   constructor(name: string, args: MongoDbArgs, opts?: pulumi.ComponentResourceOptions) {
     super('koa-mongodb:database:MongoDb', name, {}, opts);
+    this.args = args;
+    // Derived from a secret, so itself kept secret in the state.
+    this.appUsername = pulumi.output(args.appPassword).apply((password) => appUserName(args.appUserPrefix, args.database, password));
     // Fixed names: a replacement must delete the old object first, even when the provider itself is
     // replaced (a new cluster), where create-then-delete would delete the new object by its name.
     const parent = { parent: this, deleteBeforeReplace: true };
@@ -114,7 +135,7 @@ export class MongoDb extends pulumi.ComponentResource {
         stringData: {
           [SECRET_KEYS.rootUsername]: args.rootUsername,
           [SECRET_KEYS.rootPassword]: pulumi.secret(args.rootPassword),
-          [SECRET_KEYS.appUsername]: args.appUsername,
+          [SECRET_KEYS.appUsername]: this.appUsername,
           [SECRET_KEYS.appPassword]: pulumi.secret(args.appPassword),
         },
       },
@@ -251,7 +272,10 @@ export class MongoDb extends pulumi.ComponentResource {
       parent,
     );
 
-    this.createUserSync(name, args, { host, secret: fromSecret, claimUid: claim.metadata.uid, meta });
+    this.adminJob = (suffix, command, extraEnv, jobOpts) => this.createAdminJob(name, suffix, command, extraEnv, { host, secret: fromSecret, claimUid: claim.metadata.uid, meta }, jobOpts);
+    // After MongoDB is up: the Job's own retries then only cover restarts.
+    const usersJob = this.adminJob('users', args.userSync.ensureCommand, [], { dependsOn: [this.statefulSet] });
+    this.ready = [this.statefulSet, usersJob];
 
     new k8s.networking.v1.NetworkPolicy(
       `${name}-clients`,
@@ -284,30 +308,51 @@ export class MongoDb extends pulumi.ComponentResource {
   }
 
   /**
-   * The Job that brings the application user in line with the Secret (create, or reset password and
-   * roles). The image's init scripts run only on an empty data directory; this runs whenever the
-   * credentials or the claim change (its pod template carries their digest, and a changed template
-   * replaces the Job), so rotated passwords and kept or adopted data both work. A failed run is
-   * retried by the next `pulumi up` (replaceUnready).
+   * The retire Job: once `after` (the clients' rollout) is done, drops the application users of earlier
+   * passwords, after `drainSeconds` (the clients' termination grace period) so that no old pod still
+   * uses one. Created by the stack after the clients, so it is not among what they wait for (`ready`).
    */
-  private createUserSync(
+  retireEarlierUsers(after: pulumi.Resource[], drainSeconds: number): k8s.batch.v1.Job {
+    return this.adminJob(
+      'retire-users',
+      this.args.userSync.retireCommand,
+      [
+        { name: 'MONGODB_USER_PREFIX', value: this.args.appUserPrefix },
+        { name: 'DRAIN_SECONDS', value: String(drainSeconds) },
+      ],
+      { dependsOn: after },
+    );
+  }
+
+  /**
+   * A Job that logs in as root to manage the application's users: the users Job (create the current user,
+   * or reset its password and roles) and the retire Job. The image's init scripts run only on an empty data
+   * directory; these run whenever the credentials or the claim change (the pod template carries their
+   * digest, and a changed template replaces the Job), so rotated passwords and kept or adopted data both
+   * work. A failed run is retried by the next `pulumi up` (replaceUnready).
+   */
+  private createAdminJob(
     name: string,
-    args: MongoDbArgs,
+    suffix: string,
+    command: string[],
+    extraEnv: k8s.types.input.core.v1.EnvVar[],
     ctx: {
       host: pulumi.Output<string>;
       secret: (key: string) => k8s.types.input.core.v1.EnvVarSource;
       claimUid: pulumi.Output<string>;
       meta: (suffix: string, labels?: AppLabels, own?: Record<string, string>) => { name: string; namespace: pulumi.Input<string>; labels: Record<string, string> };
     },
-  ): void {
+    opts: pulumi.CustomResourceOptions,
+  ): k8s.batch.v1.Job {
+    const args = this.args;
     const digest = pulumi
-      .all([args.rootUsername, args.rootPassword, args.appUsername, args.appPassword, args.database, ctx.claimUid])
+      .all([args.rootUsername, args.rootPassword, this.appUsername, args.appPassword, args.database, ctx.claimUid])
       .apply((parts) => createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32));
     const sync = args.userSync;
-    new k8s.batch.v1.Job(
-      `${name}-users`,
+    return new k8s.batch.v1.Job(
+      `${name}-${suffix}`,
       {
-        metadata: ctx.meta('users', args.userSyncLabels, { 'pulumi.com/replaceUnready': 'true' }),
+        metadata: ctx.meta(suffix, args.userSyncLabels, { 'pulumi.com/replaceUnready': 'true' }),
         spec: {
           backoffLimit: 6,
           activeDeadlineSeconds: 600,
@@ -321,10 +366,10 @@ export class MongoDb extends pulumi.ComponentResource {
               securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } },
               containers: [
                 {
-                  name: 'ensure-user',
+                  name: suffix,
                   image: sync.image,
                   imagePullPolicy: sync.imagePullPolicy,
-                  command: sync.command,
+                  command,
                   env: [
                     { name: 'MONGODB_URI', value: pulumi.interpolate`mongodb://${ctx.host}:${MONGO_PORT}/` },
                     { name: 'MONGODB_ADMIN_USER', valueFrom: ctx.secret(SECRET_KEYS.rootUsername) },
@@ -332,6 +377,7 @@ export class MongoDb extends pulumi.ComponentResource {
                     { name: 'MONGODB_USER', valueFrom: ctx.secret(SECRET_KEYS.appUsername) },
                     { name: 'MONGODB_PASSWORD', valueFrom: ctx.secret(SECRET_KEYS.appPassword) },
                     { name: 'MONGODB_DB', value: args.database },
+                    ...extraEnv,
                   ],
                   resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '500m', memory: '128Mi' } },
                   securityContext: { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
@@ -341,8 +387,7 @@ export class MongoDb extends pulumi.ComponentResource {
           },
         },
       },
-      // After MongoDB is up: the Job's own retries then only cover restarts.
-      { parent: this, deleteBeforeReplace: true, dependsOn: [this.statefulSet] },
+      { parent: this, deleteBeforeReplace: true, ...opts },
     );
   }
 }

@@ -73,7 +73,7 @@ export function createStack(cfg: StackConfig): StackOutputs {
       database: cfg.mongo.database,
       rootUsername: cfg.mongo.rootUsername,
       rootPassword: cfg.mongo.rootPassword,
-      appUsername: cfg.mongo.appUsername,
+      appUserPrefix: cfg.mongo.appUserPrefix,
       appPassword: cfg.mongo.appPassword,
       storageSize: cfg.mongo.storageSize,
       storageClass: cfg.mongo.storageClass,
@@ -84,7 +84,13 @@ export function createStack(cfg: StackConfig): StackOutputs {
       skipAwait: cfg.skipAwait,
       clientSelector: serviceLabels.selector,
       // The service's image carries the mongodb driver and the reconcile program (service/src/admin).
-      userSync: { image: image.ref, imagePullPolicy: image.pullPolicy, imagePullSecret: image.pullSecretName, command: ['node', 'dist/admin/ensure-user-main.js'] },
+      userSync: {
+        image: image.ref,
+        imagePullPolicy: image.pullPolicy,
+        imagePullSecret: image.pullSecretName,
+        ensureCommand: ['node', 'dist/admin/ensure-user-main.js'],
+        retireCommand: ['node', 'dist/admin/retire-users-main.js'],
+      },
     },
     inCluster,
   );
@@ -104,8 +110,10 @@ export function createStack(cfg: StackConfig): StackOutputs {
       ...cfg.service,
     },
     // MongoDB ready and the app user in place first: the service's pods only turn ready once they can use it.
-    { ...inCluster, dependsOn: [mongo] },
+    { ...inCluster, dependsOn: mongo.ready },
   );
+  // Once the pods have rolled onto the current user (and the old ones are gone), the earlier users go.
+  mongo.retireEarlierUsers([service], service.gracePeriodSeconds);
   if (onMinikube && cfg.service.serviceType === 'LoadBalancer') {
     void pulumi.log.warn('serviceType LoadBalancer on Minikube: run `minikube tunnel` in another terminal for an address; `pulumi up` does not wait for one');
   }

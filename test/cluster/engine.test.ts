@@ -20,6 +20,7 @@ import { ensurePulumiEngine } from '../../devkit/pulumi-engine';
 import { Pulumi, projectCopy } from './engine';
 import { KubeClient } from '../../devkit/kube';
 import { scratchDir } from '../../devkit/scratch';
+import { namespaceSnapshot } from '../../devkit/snapshot';
 import { eventually } from '../../devkit/wait';
 
 const NAMESPACE = 'koa-engine';
@@ -64,6 +65,10 @@ describe('pulumi preview, up and destroy with the real engine on the local API s
     }
     await pulumi.ok(['config', 'set', '--secret', 'mongoRootPassword', ROOT_PASSWORD]);
     await pulumi.ok(['config', 'set', '--secret', 'mongoAppPassword', APP_PASSWORD]);
+  });
+
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed' && api) console.log(await namespaceSnapshot(api, NAMESPACE, plane.dir));
   });
 
   after(async () => {

@@ -22,7 +22,7 @@ describe('components on their own', () => {
         database: 'orders',
         rootUsername: 'admin',
         rootPassword: 'r',
-        appUsername: 'orders-app',
+        appUserPrefix: 'orders-app',
         appPassword: 'a',
         storageSize: '20Gi',
         storageClass: 'fast',
@@ -31,7 +31,7 @@ describe('components on their own', () => {
         retainOnDelete: true,
         clientSelector: { app: 'orders' },
         userSyncLabels: appLabels('db-users', 'database-admin', 'shop', 'prod'),
-        userSync: { image: 'registry.example/orders:1.0.0', command: ['node', 'sync.js'] },
+        userSync: { image: 'registry.example/orders:1.0.0', ensureCommand: ['node', 'sync.js'], retireCommand: ['node', 'retire.js'] },
       });
       return mongo;
     });
@@ -52,9 +52,11 @@ describe('components on their own', () => {
     const policy = plain(one(declared, 'kubernetes:networking.k8s.io/v1:NetworkPolicy').inputs);
     assert.deepEqual(policy.spec.ingress[0].from[0].podSelector.matchLabels, { app: 'orders' });
     assert.deepEqual(policy.spec.ingress[0].from[1].podSelector.matchLabels, appLabels('db-users', 'database-admin', 'shop', 'prod').selector);
-    const job = plain(one(declared, 'kubernetes:batch/v1:Job').inputs);
+    const job = plain(one(declared, 'kubernetes:batch/v1:Job', 'db-users').inputs);
     assert.equal(job.spec.template.spec.containers[0].image, 'registry.example/orders:1.0.0');
     assert.deepEqual(job.spec.template.spec.containers[0].command, ['node', 'sync.js']);
+    // The user is the prefix and a tag of the password.
+    assert.match(plain(one(declared, 'kubernetes:core/v1:Secret').inputs).stringData['app-username'], /^orders-app-[0-9a-f]{10}$/);
   });
 
   it('DataService: Deployment, Service, HPA and PDB from plain arguments', async () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { contextHash } from '../../components/buildContext';
+import { appUserName } from '../../components/mongodb';
 import { DEV_SECRETS, k8sResources, manifests, matches, one, optionsOf, parentOf, plain, type Declared, type Run } from './harness';
 import { ROOT, runStack, type ResolvedOutputs } from './fixtures';
 
@@ -37,7 +38,7 @@ describe('Pulumi program, dev stack', () => {
       }
       assert.deepEqual(Object.fromEntries([...byParent].map(([parent, kinds]) => [parent, kinds.sort()])), {
         '(top level)': ['Namespace'],
-        'koa-mongodb:database:MongoDb::mongodb': ['Job', 'NetworkPolicy', 'PersistentVolumeClaim', 'Secret', 'Service', 'StatefulSet'],
+        'koa-mongodb:database:MongoDb::mongodb': ['Job', 'Job', 'NetworkPolicy', 'PersistentVolumeClaim', 'Secret', 'Service', 'StatefulSet'],
         'koa-mongodb:service:DataService::data-service': ['Deployment', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'Service'],
       });
       const image = one(resources, 'pulumi-nodejs:dynamic:Resource');
@@ -126,7 +127,7 @@ describe('Pulumi program, dev stack', () => {
       assert.deepEqual(secret.stringData, {
         'root-username': 'root',
         'root-password': DEV_SECRETS.mongoRootPassword,
-        'app-username': 'app',
+        'app-username': appUserName('app', 'flask_db', DEV_SECRETS.mongoAppPassword),
         'app-password': DEV_SECRETS.mongoAppPassword,
       });
     });
@@ -156,12 +157,42 @@ describe('Pulumi program, dev stack', () => {
     it('the digest follows the credentials', async () => {
       const digestOf = async (appPassword: string) => {
         const run = await runStack({}, { ...DEV_SECRETS, mongoAppPassword: appPassword });
-        return plain(one(run.resources, 'kubernetes:batch/v1:Job').inputs).spec.template.metadata.annotations['koa-mongodb/credentials-digest'];
+        return plain(one(run.resources, 'kubernetes:batch/v1:Job', 'mongodb-users').inputs).spec.template.metadata.annotations['koa-mongodb/credentials-digest'];
       };
       const first = await digestOf('first-Pa55');
       assert.equal(await digestOf('first-Pa55'), first);
       assert.notEqual(await digestOf('rotated-Pa55'), first);
       resources = (await runStack()).resources; // the rest of this suite reads the dev stack
+    });
+
+    it('each password has its own application user, so the old pods keep theirs through a rotation', async () => {
+      const userOf = async (appPassword: string) => {
+        const run = await runStack({}, { ...DEV_SECRETS, mongoAppPassword: appPassword });
+        return plain(one(run.resources, 'kubernetes:core/v1:Secret', 'mongodb-credentials').inputs).stringData['app-username'];
+      };
+      const first = await userOf('first-Pa55');
+      assert.match(first, /^app-[0-9a-f]{10}$/);
+      assert.equal(await userOf('first-Pa55'), first, 'the same password, the same user');
+      const rotated = await userOf('rotated-Pa55');
+      assert.match(rotated, /^app-[0-9a-f]{10}$/);
+      assert.notEqual(rotated, first);
+      resources = (await runStack()).resources; // the rest of this suite reads the dev stack
+    });
+
+    it('retires the earlier users in a Job after the rollout, once the old pods\' grace period has passed', () => {
+      const job = find('kubernetes:batch/v1:Job', 'mongodb-retire-users');
+      const container = job.spec.template.spec.containers[0];
+      assert.equal(container.image, outputs.image);
+      assert.deepEqual(container.command, ['node', 'dist/admin/retire-users-main.js']);
+      const env = Object.fromEntries(container.env.map((e: { name: string; value?: string; valueFrom?: unknown }) => [e.name, e.value ?? e.valueFrom]));
+      assert.equal(env.MONGODB_USER_PREFIX, 'app');
+      assert.equal(env.DRAIN_SECONDS, String(find('kubernetes:apps/v1:Deployment').spec.template.spec.terminationGracePeriodSeconds));
+      assert.deepEqual(env.MONGODB_USER, { secretKeyRef: { name: 'mongodb-credentials', key: 'app-username' } });
+      assert.deepEqual(env.MONGODB_ADMIN_PASSWORD, { secretKeyRef: { name: 'mongodb-credentials', key: 'root-password' } });
+      // Replaced (run again) when the credentials change, like the users Job.
+      assert.equal(job.spec.template.metadata.annotations['koa-mongodb/credentials-digest'], find('kubernetes:batch/v1:Job', 'mongodb-users').spec.template.metadata.annotations['koa-mongodb/credentials-digest']);
+      assert.equal(job.metadata.annotations['pulumi.com/replaceUnready'], 'true');
+      assert.deepEqual(job.spec.template.metadata.labels, find('kubernetes:batch/v1:Job', 'mongodb-users').spec.template.metadata.labels, 'admitted by the NetworkPolicy like the users Job');
     });
 
     it('a rotated app password changes the service\'s pod template, so its pods roll and read the new one', async () => {
@@ -223,7 +254,7 @@ describe('Pulumi program, dev stack', () => {
       assert.ok(matches(policy.spec.ingress[0].from[0].podSelector.matchLabels, servicePods));
       assert.ok(!matches(policy.spec.ingress[0].from[0].podSelector.matchLabels, mongoPods));
       // …and the users Job's pods, which nothing else matches.
-      const jobPods = find('kubernetes:batch/v1:Job').spec.template.metadata.labels;
+      const jobPods = find('kubernetes:batch/v1:Job', 'mongodb-users').spec.template.metadata.labels;
       assert.equal(policy.spec.ingress[0].from.length, 2);
       assert.ok(matches(policy.spec.ingress[0].from[1].podSelector.matchLabels, jobPods));
       assert.ok(!matches(policy.spec.ingress[0].from[1].podSelector.matchLabels, servicePods));
@@ -314,9 +345,11 @@ describe('Pulumi program, dev stack', () => {
       assert.ok(matches(pdb.spec.selector.matchLabels, deployment().spec.template.metadata.labels));
     });
 
-    it('waits for MongoDB (and its users Job) before rolling out', () => {
-      const dependsOn = optionsOf(one(resources, 'koa-mongodb:service:DataService')).dependsOn as unknown[];
-      assert.ok(Array.isArray(dependsOn) && dependsOn.length === 1);
+    it('waits for MongoDB and its users Job before rolling out, and the retire Job waits for the rollout', () => {
+      const names = (type: string, name: string) => ((optionsOf(one(resources, type, name)).dependsOn ?? []) as unknown as { __pulumiType: string; __name: string }[]).map((r) => `${r.__pulumiType}::${r.__name}`).sort();
+      assert.deepEqual(names('koa-mongodb:service:DataService', 'data-service'), ['kubernetes:apps/v1:StatefulSet::mongodb', 'kubernetes:batch/v1:Job::mongodb-users']);
+      assert.deepEqual(names('kubernetes:batch/v1:Job', 'mongodb-retire-users'), ['koa-mongodb:service:DataService::data-service']);
+      assert.deepEqual(names('kubernetes:batch/v1:Job', 'mongodb-users'), ['kubernetes:apps/v1:StatefulSet::mongodb']);
     });
   });
 

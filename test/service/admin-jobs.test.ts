@@ -1,0 +1,147 @@
+/**
+ * The two database-admin Jobs of a password rotation, run as the stack runs them (the built entry points,
+ * the Secret's values in env) against the MongoDB stand-in (FerretDB v1.24.2 with SCRAM, devkit/go/
+ * mongo-standin) on loopback: the users Job makes the new password's user beside the old one, and the
+ * retire Job drops the earlier users only after the old pods' grace period, never the current one and
+ * never one made by hand.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { MongoClient } from 'mongodb';
+import { ensureMongoStandInBinaries } from '../../devkit/images/mongo-standin';
+import { freePort } from '../../devkit/ports';
+import { scratchDir } from '../../devkit/scratch';
+import { supervise, waitReady, type Supervised } from '../../devkit/supervisor';
+
+const DIST = path.resolve(__dirname, '..', '..', 'service', 'dist', 'admin');
+const ROOT_PASSWORD = 'R00t-Pa55-admin-jobs';
+const DB = 'flask_db';
+const OLD = { username: 'app-0123456789', password: 'Old-Pa55-admin-jobs' };
+const NEW = { username: 'app-abcdef0123', password: 'New-Pa55-admin-jobs' };
+
+describe('the users and retire Jobs of a rotation, against the MongoDB stand-in', function () {
+  this.timeout(10 * 60_000); // the first run on a machine builds the stand-in (1-3 minutes)
+  let mongod: Supervised;
+  let uri: string;
+
+  before(async () => {
+    const binaries = ensureMongoStandInBinaries((line) => console.log(`      ${line}`));
+    const dir = scratchDir('koa-admin-jobs-');
+    const init = path.join(dir, 'init');
+    mkdirSync(init);
+    // Started as root, the stand-in drops to uid 999 as the official image does: its directory must be reachable.
+    const data = path.join(dir, 'db');
+    mkdirSync(data);
+    chmodSync(dir, 0o755);
+    if (process.getuid?.() === 0) chownSync(data, 999, 999);
+    const port = await freePort();
+    uri = `mongodb://127.0.0.1:${port}/`;
+    mongod = supervise('mongod (stand-in)', path.join(binaries, 'mongod'), {
+      args: ['--bind_ip', '127.0.0.1', '--port', String(port), '--dbpath', data],
+      env: { PATH: process.env.PATH, MONGO_INITDB_ROOT_USERNAME: 'root', MONGO_INITDB_ROOT_PASSWORD: ROOT_PASSWORD, MONGO_STANDIN_INITDB_DIR: init },
+    });
+    await waitReady(mongod, async () => (await login('root', ROOT_PASSWORD, 'admin')) === 'ok', { what: 'the stand-in to accept root', timeoutMs: 60_000 });
+  });
+
+  after(async () => {
+    await mongod?.stop(5000);
+  });
+
+  async function login(username: string, password: string, authSource = DB): Promise<string> {
+    const client = new MongoClient(uri, { auth: { username, password }, authSource, serverSelectionTimeoutMS: 3000, directConnection: true });
+    try {
+      await client.db(DB).command({ ping: 1 });
+      await client.db(DB).collection('data').findOne({});
+      return 'ok';
+    } catch (error) {
+      return (error as Error).message;
+    } finally {
+      await client.close();
+    }
+  }
+
+  function job(main: string, user: { username: string; password: string }, extra: Record<string, string> = {}): Promise<{ code: number | null; lines: { msg: string; users?: string[]; level?: string }[]; output: string }> {
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [path.join(DIST, main)], {
+        env: {
+          PATH: process.env.PATH,
+          MONGODB_URI: uri,
+          MONGODB_ADMIN_USER: 'root',
+          MONGODB_ADMIN_PASSWORD: ROOT_PASSWORD,
+          MONGODB_USER: user.username,
+          MONGODB_PASSWORD: user.password,
+          MONGODB_DB: DB,
+          ENSURE_USER_TIMEOUT_MS: '20000',
+          ...extra,
+        },
+      });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.on('close', (code) => resolve({ code, output, lines: output.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line)) }));
+    });
+  }
+  const retire = (user: typeof NEW, drainSeconds: number) => job('retire-users-main.js', user, { MONGODB_USER_PREFIX: 'app', DRAIN_SECONDS: String(drainSeconds) });
+  const usersInDb = async () => {
+    const client = new MongoClient(uri, { auth: { username: 'root', password: ROOT_PASSWORD }, authSource: 'admin', directConnection: true });
+    try {
+      const info = (await client.db(DB).command({ usersInfo: 1 })) as { users: { user: string }[] };
+      return info.users.map((u) => u.user).sort();
+    } finally {
+      await client.close();
+    }
+  };
+
+  it('the first up: the users Job creates the user, and the retire Job finds nothing to drop and does not wait', async () => {
+    assert.equal((await job('ensure-user-main.js', OLD)).code, 0);
+    const started = Date.now();
+    const result = await retire(OLD, 30);
+    assert.equal(result.code, 0, result.output);
+    assert.ok(Date.now() - started < 15_000, `no wait without earlier users (${Date.now() - started} ms)`);
+    assert.equal(result.lines.at(-1)!.msg, 'no earlier application user');
+    assert.equal(await login(OLD.username, OLD.password), 'ok');
+  });
+
+  it('a rotation: both users work until the retire Job has waited the grace period; then only the new one', async () => {
+    // Also there: the user of the stack before per-password users ("app"), and one made by hand.
+    const root = new MongoClient(uri, { auth: { username: 'root', password: ROOT_PASSWORD }, authSource: 'admin', directConnection: true });
+    try {
+      await root.db(DB).command({ createUser: 'app', pwd: 'Legacy-Pa55', roles: [] });
+      await root.db(DB).command({ createUser: 'reporting', pwd: 'Report-Pa55', roles: [] });
+    } finally {
+      await root.close();
+    }
+    const created = await job('ensure-user-main.js', NEW);
+    assert.equal(created.code, 0, created.output);
+    assert.equal(created.lines[0].msg, 'application user created');
+    assert.equal(await login(OLD.username, OLD.password), 'ok', 'the old pods still log in after the users Job');
+    assert.equal(await login(NEW.username, NEW.password), 'ok', 'the new pods do');
+
+    const retiring = retire(NEW, 4);
+    const started = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    assert.equal(await login(OLD.username, OLD.password), 'ok', 'an old pod still draining may open a connection');
+    const result = await retiring;
+    assert.equal(result.code, 0, result.output);
+    assert.ok(Date.now() - started >= 4000, 'it waited the grace period');
+    assert.equal(result.lines[0].msg, 'waiting for the old pods to finish before dropping their users');
+    assert.deepEqual([...result.lines.at(-1)!.users!].sort(), ['app', OLD.username].sort());
+    assert.notEqual(await login(OLD.username, OLD.password), 'ok', 'the old password is refused');
+    assert.notEqual(await login('app', 'Legacy-Pa55'), 'ok');
+    assert.equal(await login(NEW.username, NEW.password), 'ok');
+    assert.equal(await login('reporting', 'Report-Pa55'), 'ok', 'a user made by hand is never touched');
+    assert.deepEqual(await usersInDb(), [NEW.username, 'reporting'].sort());
+    for (const line of [...created.output.split('\n'), ...result.output.split('\n')]) assert.doesNotMatch(line, /Pa55/, 'no password in the Jobs\' output');
+  });
+
+  it('refuses to drop anything when the current user does not exist (the users Job has not run here)', async () => {
+    const started = Date.now();
+    const result = await retire({ username: 'app-ffffffffff', password: 'Never-Pa55' }, 0);
+    assert.equal(result.code, 1, result.output);
+    assert.ok(Date.now() - started < 15_000, 'at once: retrying cannot help');
+    assert.match(result.lines.at(-1)!.msg + JSON.stringify(result.lines.at(-1)), /app-ffffffffff does not exist; not dropping any user/);
+    assert.deepEqual(await usersInDb(), [NEW.username, 'reporting'].sort());
+  });
+});
