@@ -106,8 +106,13 @@ export class MongoDb extends pulumi.ComponentResource {
   readonly connection: MongoConnection;
   readonly statefulSet: k8s.apps.v1.StatefulSet;
   readonly claimName: pulumi.Output<string>;
-  /** What a client waits for: MongoDB running and the current application user in place. */
+  /**
+   * What a client waits for: MongoDB running. Not the users Job: it runs the service's image, so every code
+   * change replaces it, and the rollout would wait for it each time. A pod that comes up before its user
+   * exists is unready for that moment (no request fails) and ready within a second of the Job (measured).
+   */
   readonly ready: pulumi.Resource[];
+  private readonly usersJob: k8s.batch.v1.Job;
   private readonly adminJob: (suffix: string, command: string[], extraEnv: k8s.types.input.core.v1.EnvVar[], opts: pulumi.CustomResourceOptions) => k8s.batch.v1.Job;
   private readonly args: MongoDbArgs;
   private readonly appUsername: pulumi.Output<string>;
@@ -274,8 +279,8 @@ export class MongoDb extends pulumi.ComponentResource {
 
     this.adminJob = (suffix, command, extraEnv, jobOpts) => this.createAdminJob(name, suffix, command, extraEnv, { host, secret: fromSecret, claimUid: claim.metadata.uid, meta }, jobOpts);
     // After MongoDB is up: the Job's own retries then only cover restarts.
-    const usersJob = this.adminJob('users', args.userSync.ensureCommand, [], { dependsOn: [this.statefulSet] });
-    this.ready = [this.statefulSet, usersJob];
+    this.usersJob = this.adminJob('users', args.userSync.ensureCommand, [], { dependsOn: [this.statefulSet] });
+    this.ready = [this.statefulSet];
 
     new k8s.networking.v1.NetworkPolicy(
       `${name}-clients`,
@@ -320,7 +325,7 @@ export class MongoDb extends pulumi.ComponentResource {
         { name: 'MONGODB_USER_PREFIX', value: this.args.appUserPrefix },
         { name: 'DRAIN_SECONDS', value: String(drainSeconds) },
       ],
-      { dependsOn: after },
+      { dependsOn: [...after, this.usersJob] },
     );
   }
 

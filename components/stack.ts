@@ -109,7 +109,7 @@ export function createStack(cfg: StackConfig): StackOutputs {
       skipAwait: cfg.skipAwait,
       ...cfg.service,
     },
-    // MongoDB ready and the app user in place first: the service's pods only turn ready once they can use it.
+    // MongoDB running first; the pods turn ready once their user exists (see MongoDb.ready).
     { ...inCluster, dependsOn: mongo.ready },
   );
   // Once the pods have rolled onto the current user (and the old ones are gone), the earlier users go.

@@ -11,6 +11,7 @@ import { chmodSync, chownSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { MongoClient } from 'mongodb';
 import { ensureMongoStandInBinaries } from '../../devkit/images/mongo-standin';
+import { startServiceProcess } from '../../devkit/service-process';
 import { freePort } from '../../devkit/ports';
 import { scratchDir } from '../../devkit/scratch';
 import { supervise, waitReady, type Supervised } from '../../devkit/supervisor';
@@ -136,12 +137,33 @@ describe('the users and retire Jobs of a rotation, against the MongoDB stand-in'
     for (const line of [...created.output.split('\n'), ...result.output.split('\n')]) assert.doesNotMatch(line, /Pa55/, 'no password in the Jobs\' output');
   });
 
+  it('a service pod that starts before its user exists is unready, and Ready soon after the users Job made it', async () => {
+    // The rollout does not wait for the users Job (it would on every code change): a new pod may come first.
+    const later = { username: 'app-1111111111', password: 'Later-Pa55-admin-jobs' };
+    const service = await startServiceProcess({ MONGODB_URI: uri, MONGODB_USER: later.username, MONGODB_PASSWORD: later.password, MONGODB_DB: DB, MONGODB_AUTH_SOURCE: DB, LOG_LEVEL: 'warn' });
+    const ready = () => fetch(`${service.url}/readyz`, { signal: AbortSignal.timeout(5000) }).then((res) => res.status, () => 0);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      assert.equal(await ready(), 503, 'not ready while its user does not exist');
+      assert.equal((await job('ensure-user-main.js', later)).code, 0);
+      const made = Date.now();
+      let status = 0;
+      while (Date.now() - made < 20_000 && (status = await ready()) !== 200) await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(status, 200, service.logs.slice(-10).join('\n'));
+      console.log(`      (ready ${Date.now() - made} ms after the users Job)`);
+      const posted = await fetch(`${service.url}/data`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"after":"users Job"}' });
+      assert.equal(posted.status, 201);
+    } finally {
+      await service.stop();
+    }
+  });
+
   it('refuses to drop anything when the current user does not exist (the users Job has not run here)', async () => {
     const started = Date.now();
     const result = await retire({ username: 'app-ffffffffff', password: 'Never-Pa55' }, 0);
     assert.equal(result.code, 1, result.output);
     assert.ok(Date.now() - started < 15_000, 'at once: retrying cannot help');
     assert.match(result.lines.at(-1)!.msg + JSON.stringify(result.lines.at(-1)), /app-ffffffffff does not exist; not dropping any user/);
-    assert.deepEqual(await usersInDb(), [NEW.username, 'reporting'].sort());
+    assert.deepEqual(await usersInDb(), ['app-1111111111', NEW.username, 'reporting'].sort());
   });
 });
