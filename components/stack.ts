@@ -144,7 +144,11 @@ function clusterProvider(cfg: StackConfig): { provider: k8s.Provider; clusterId:
   const clusterId = kubeSystem.metadata.uid;
   // When the provider is bumped past 4.29, add `upsertExistingObjects: true` here: from then on, creating
   // an object that exists (the namespace and claim kept by retainOnDelete) fails instead of adopting it.
-  const provider = new k8s.Provider('kubernetes', { ...target, clusterIdentifier: clusterId });
+  // enableSecretMutable: by default the provider REPLACES a Secret whose data changes, and a replacement of
+  // our fixed-name Secret deletes it first, with every object that uses it: a password rotation deleted
+  // the Deployment and MongoDB's StatefulSet (an outage). Updated in place, its new resourceVersion rolls
+  // the pods instead (MongoConnection.revision).
+  const provider = new k8s.Provider('kubernetes', { ...target, clusterIdentifier: clusterId, enableSecretMutable: true });
   return { provider, clusterId };
 }
 

@@ -27,6 +27,7 @@ const NAMESPACE = 'koa-engine';
 const IMAGE = 'ghcr.io/example/data-service:1.0.0';
 const ROOT_PASSWORD = `root-${randomBytes(8).toString('hex')}`;
 const APP_PASSWORD = `app-${randomBytes(8).toString('hex')}`;
+const APP_ROTATED = `rotated-${randomBytes(8).toString('hex')}`;
 
 function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -118,11 +119,33 @@ describe('pulumi preview, up and destroy with the real engine on the local API s
     assert.equal(after!.status.updatedReplicas, 2, 'Pulumi returned after the new pods were up');
   });
 
+  it('a password rotation updates the Secret in place and rolls the Deployment; nothing is deleted or replaced', async () => {
+    const uids = async () => ({
+      secret: (await api.get('v1', 'Secret', NAMESPACE, 'mongodb-credentials'))!.metadata.uid,
+      deployment: (await api.get('apps/v1', 'Deployment', NAMESPACE, 'data-service'))!.metadata.uid,
+      statefulSet: (await api.get('apps/v1', 'StatefulSet', NAMESPACE, 'mongodb'))!.metadata.uid,
+    });
+    const template = async () => (await api.get('apps/v1', 'Deployment', NAMESPACE, 'data-service'))!.spec.template.metadata.annotations;
+    const before = { uids: await uids(), template: await template() };
+    await pulumi.ok(['config', 'set', '--secret', 'mongoAppPassword', APP_ROTATED]);
+    const up = await pulumi.ok(['up', '--yes', '--skip-preview']);
+    // By default the provider replaces a Secret whose data changed, and (fixed names, delete first) every
+    // object using it went with it: the Deployment and the StatefulSet deleted and created again. Only the
+    // two user Jobs are replaced: they run again for the new credentials.
+    const replaced = new Set(up.split('\n').filter((line) => /replac|deleting original/.test(line)).map((line) => line.match(/kubernetes:\S+ \S+/)?.[0]).filter(Boolean));
+    assert.deepEqual([...replaced].sort(), ['kubernetes:batch/v1:Job mongodb-retire-users', 'kubernetes:batch/v1:Job mongodb-users'], up);
+    assert.deepEqual(await uids(), before.uids, 'the same objects, updated');
+    assert.notEqual((await template())['koa-mongodb/credentials-revision'], before.template['koa-mongodb/credentials-revision'], 'the pods roll onto the new credentials');
+    const secret = await api.get('v1', 'Secret', NAMESPACE, 'mongodb-credentials');
+    assert.equal(Buffer.from(secret!.data['app-password'], 'base64').toString(), APP_ROTATED);
+    assert.match(Buffer.from(secret!.data['app-username'], 'base64').toString(), /^app-[0-9a-f]{10}$/);
+  });
+
   it('keeps the secrets encrypted in the stack file and in the state', () => {
     const stackFile = readFileSync(path.join(project, 'Pulumi.cluster.yaml'), 'utf8');
     assert.match(stackFile, /koa-mongodb:mongoAppPassword:\s+secure: /);
     const everything = [stackFile, ...filesUnder(state).map((file) => readFileSync(file, 'utf8'))].join('\n');
-    for (const secret of [ROOT_PASSWORD, APP_PASSWORD]) {
+    for (const secret of [ROOT_PASSWORD, APP_PASSWORD, APP_ROTATED]) {
       assert.ok(!everything.includes(secret), 'no plaintext secret at rest');
       assert.ok(!everything.includes(Buffer.from(secret).toString('base64')), 'no base64 secret at rest');
     }

@@ -49,6 +49,8 @@ describe('Pulumi program, dev stack', () => {
       const providers = resources.filter((r) => r.type === 'pulumi:providers:kubernetes' && r.name === 'kubernetes');
       assert.equal(providers.length, 1);
       assert.equal(providers[0].inputs.context, 'minikube');
+      // A changed Secret is updated in place (a replacement would delete the Deployment and StatefulSet with it).
+      assert.equal(String(providers[0].inputs.enableSecretMutable), 'true');
       for (const resource of k8sResources(resources)) {
         assert.match(resource.provider ?? '', /pulumi:providers:kubernetes::kubernetes::/, `${resource.type} ${resource.name} uses the explicit provider`);
       }

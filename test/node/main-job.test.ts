@@ -25,6 +25,33 @@ const isReady = (pod: Manifest) => pod.status?.phase === 'Running' && pod.status
 /** What `pulumi up` did, from its closing summary ("Resources: + 3 created, 14 unchanged"). */
 const summary = (output: string) => output.slice(output.lastIndexOf('Resources:'));
 
+/** What the service's pods did, sampled every 500 ms: appeared, Ready, marked for deletion, gone. */
+function podTimeline(list: () => Promise<Manifest[]>): { stop(): Promise<string[]> } {
+  const events: string[] = [];
+  const seen = new Map<string, string>();
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const now = new Date().toISOString().slice(11, 23);
+      const pods = await list().catch(() => undefined);
+      if (pods) {
+        const names = new Set(pods.map((pod) => pod.metadata.name as string));
+        for (const pod of pods) {
+          const state = pod.metadata.deletionTimestamp ? 'terminating' : isReady(pod) ? `ready ${pod.status.podIP}` : `not ready ${pod.status?.podIP ?? ''}`;
+          if (seen.get(pod.metadata.name) !== state) events.push(`${now} ${pod.metadata.name} ${state}`);
+          seen.set(pod.metadata.name, state);
+        }
+        for (const name of [...seen.keys()].filter((name) => !names.has(name))) {
+          events.push(`${now} ${name} gone`);
+          seen.delete(name);
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  })();
+  return { stop: async () => ((running = false), await loop, events) };
+}
+
 describe('the main job on the real node: npm run up, with the minikube stand-in, then a user\'s first weeks', function () {
   this.timeout(60 * 60_000);
   let mk: MinikubeStandIn;
@@ -148,11 +175,15 @@ describe('the main job on the real node: npm run up, with the minikube stand-in,
     const templates = new Set((await servicePods()).map((pod) => pod.metadata.labels['pod-template-hash']));
     await user.pulumi(['config', 'set', '--secret', 'mongoAppPassword', newPassword]);
     const load = steadyLoad(`${url}/data?limit=5`);
+    const timeline = podTimeline(servicePods);
+    log(`rotation starts with the Deployment at ${(await api.get('apps/v1', 'Deployment', NAMESPACE, 'data-service'))!.spec.replicas} replicas`);
     const up = await user.up();
     assert.equal(up.code, 0, up.output);
     // The load runs until the last old pod has finished its drain (the retire Job waited for it too).
     await eventually('every pod from before the rotation to go', async () => (await servicePods()).every((pod) => !before.has(pod.metadata.name)), { timeoutMs: 180_000, everyMs: 500 });
     await load.stop();
+    const events = await timeline.stop();
+    if (load.failures.length) for (const line of events) log(`pods: ${line}`);
     const window = load.failures.length ? ` (from ${load.failures[0].slice(11, 23)} to ${load.failures.at(-1)!.slice(11, 23)})` : '';
     log(`rotation: npm run up ${up.seconds.toFixed(1)} s; ${load.answered} requests answered, ${load.failures.length} failed${window}`);
     const after = await servicePods();

@@ -18,6 +18,7 @@ export function steadyLoad(url: string, options: { clients?: number; pauseMs?: n
   let running = true;
   const client = async () => {
     while (running) {
+      const started = Date.now();
       try {
         const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
         const text = await res.text();
@@ -26,7 +27,10 @@ export function steadyLoad(url: string, options: { clients?: number; pauseMs?: n
           if (body) bodies.set(body(text), (bodies.get(body(text)) ?? 0) + 1);
         } else failures.push(`${new Date().toISOString()} status ${res.status}: ${text.slice(0, 200)}`);
       } catch (error) {
-        failures.push(`${new Date().toISOString()} ${(error as Error).message}`);
+        // fetch's own message ("fetch failed") says nothing: the cause's code and how long it took do.
+        const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+        const why = cause ? ` (${cause.code ?? cause.message ?? cause})` : '';
+        failures.push(`${new Date().toISOString()} ${(error as Error).message}${why} after ${Date.now() - started} ms`);
       }
       await new Promise((resolve) => setTimeout(resolve, pauseMs));
     }
