@@ -6,7 +6,7 @@
  * it has not exited after a grace period, so no test leaves a process behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import readline from 'node:readline';
 import { eventually } from './wait';
 
@@ -40,9 +40,16 @@ export interface Supervised {
   stop(graceMs?: number): Promise<number | string>;
 }
 
+/**
+ * util-linux's setpriv, to give each daemon a parent-death signal: a test run that is killed (SIGKILL, a
+ * CI timeout) cannot stop its daemons, and etcd or an API server then outlived it. Linux only.
+ */
+const SETPRIV = process.platform === 'linux' && existsSync('/usr/bin/setpriv') ? '/usr/bin/setpriv' : undefined;
+
 export function supervise(name: string, file: string, options: SuperviseOptions = {}): Supervised {
   const logFd = options.logFile ? openSync(options.logFile, 'a') : undefined;
-  const child = spawn(file, options.args ?? [], {
+  const [command, args] = SETPRIV ? [SETPRIV, ['--pdeathsig', 'KILL', '--', file, ...(options.args ?? [])]] : [file, options.args ?? []];
+  const child = spawn(command, args, {
     cwd: options.cwd,
     env: options.env ?? process.env,
     stdio: ['ignore', logFd ?? 'pipe', logFd ?? (options.inheritStderr ? 'inherit' : 'pipe')],

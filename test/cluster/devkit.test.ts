@@ -6,8 +6,8 @@
  * so this needs Go but no module proxy.
  */
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureGoTool } from '../../devkit/go-build';
@@ -26,6 +26,28 @@ describe('devkit: the process supervisor', () => {
     assert.ok(Date.now() - started >= 450, 'it was given the grace period first');
     assert.ok(daemon.lines.includes('ignoring SIGTERM'), 'SIGTERM was sent first');
     assert.equal(daemon.running(), false);
+  });
+
+  it('a daemon does not outlive a test run that is killed (its parent-death signal)', async function () {
+    if (process.platform !== 'linux') this.skip();
+    // A run that supervises a daemon, then is SIGKILLed (as a CI timeout kills it): it cannot stop its daemon.
+    const run = `require('tsx/cjs'); const { supervise } = require(${JSON.stringify(path.join(REPO_ROOT, 'devkit', 'supervisor.ts'))});
+      const d = supervise('orphan', process.execPath, { args: ['-e', 'setInterval(() => {}, 1000)'] }); console.log(d.pid); setInterval(() => {}, 1000);`;
+    const parent = spawn(process.execPath, ['-e', run], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const daemonPid = await new Promise<number>((resolve) => parent.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim()))));
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+      } catch {
+        return false;
+      }
+    };
+    assert.ok(alive(daemonPid), 'the daemon runs');
+    parent.kill('SIGKILL');
+    const deadline = Date.now() + 5000;
+    while (alive(daemonPid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(alive(daemonPid), false, 'the daemon went with its killed parent');
   });
 
   it('stops a well-behaved daemon with SIGTERM alone', async () => {
