@@ -13,9 +13,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { MongoClient } from 'mongodb';
+import path from 'node:path';
 import { KubeClient, type Manifest } from '../../devkit/kube';
+import { ensureKubectl } from '../../devkit/kubectl';
 import type { MinikubeStandIn } from '../../devkit/minikube-standin';
 import { eventually } from '../../devkit/wait';
+import { day2KubectlCommands, runCommand } from './readme-commands';
 import { steadyLoad } from './steady-load';
 import { userWithMinikube, type UserProject } from './user-project';
 
@@ -110,6 +113,46 @@ describe('the main job on the real node: npm run up, with the minikube stand-in,
     assert.match(summary(up.output), /\d+ unchanged/);
     assert.doesNotMatch(up.output, /^up: (starting|enabling|generating|creating stack|setting)/m);
     assert.equal(mk.builds.length, builds, 'no image build');
+  });
+
+  it('the README\'s Day-2 kubectl commands work against the deployed stack, as copied from the README', async () => {
+    const kubectl = ensureKubectl(log);
+    const env = { ...user.env, PATH: `${path.dirname(kubectl)}${path.delimiter}${user.env.PATH}` };
+    const rootPassword = (await user.pulumi(['config', 'get', 'mongoRootPassword'])).trim();
+    const commands = day2KubectlCommands();
+    assert.ok(commands.length >= 8, `the README's kubectl commands (${commands.length})`);
+    for (const line of commands) {
+      const command = line.replace(/"?\$\(pulumi config get mongoRootPassword\)"?/, `'${rootPassword}'`);
+      const follows = / -f | --watch/.test(command);
+      let result: { code: number | null; output: string; stopped: boolean };
+      if (command.includes(' port-forward ')) {
+        const forward = runCommand(command, env, { timeoutMs: 60_000 });
+        const port = Number(/ (\d+):\d+$/.exec(command)![1]);
+        const metrics = await eventually(`the forward to :${port}`, async () => {
+          const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(3000) }).catch(() => undefined);
+          return res?.ok ? res.text() : undefined;
+        }, { timeoutMs: 30_000, everyMs: 500 });
+        forward.stop();
+        result = await forward.done;
+        // The README's next line greps this.
+        assert.match(metrics, /db_operation_duration_seconds/, 'the metrics the README greps for');
+      } else if (command.startsWith('kubectl top ')) {
+        // metrics-server has a figure for a pod only after its first scrape.
+        result = await eventually('kubectl top to have figures', async () => {
+          const run = await runCommand(command, env, { timeoutMs: 30_000 }).done;
+          return run.code === 0 ? run : undefined;
+        }, { timeoutMs: 120_000, everyMs: 5000 });
+      } else {
+        result = await runCommand(command, env, follows ? { followMs: 6000 } : { timeoutMs: 60_000 }).done;
+      }
+      const shown = result.output.trim().split('\n');
+      log(`$ ${line.length > 110 ? `${line.slice(0, 107)}...` : line}`);
+      for (const out of shown.slice(0, 3)) log(`    ${out.slice(0, 150).replace(rootPassword, '***')}`);
+      if (follows) assert.ok(result.stopped, `${line}: still following when stopped`);
+      else assert.ok(result.stopped || result.code === 0, `${line}: exit ${result.code}\n${result.output.replace(rootPassword, '***')}`);
+      assert.doesNotMatch(result.output, /^error: |Error from server/m, line);
+      assert.ok(result.output.trim().length > 0, `${line}: printed something`);
+    }
   });
 
   it('a one-line change to service/src: one new image built in the node, rolled out under load with no failed request', async () => {
