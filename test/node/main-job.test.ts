@@ -28,6 +28,13 @@ const isReady = (pod: Manifest) => pod.status?.phase === 'Running' && pod.status
 /** What `pulumi up` did, from its closing summary ("Resources: + 3 created, 14 unchanged"). */
 const summary = (output: string) => output.slice(output.lastIndexOf('Resources:'));
 
+/** README commands the MongoDB stand-in cannot answer as MongoDB does, with the stand-in's own failure and why. */
+const STAND_IN_GAPS: Array<{ command: RegExp; stands: (output: string) => boolean; why: string }> = [
+  { command: /s\.wiredTiger\.cache/, stands: (out) => /TypeError: Cannot read property 'cache' of undefined/.test(out), why: 'FerretDB\'s serverStatus has no wiredTiger section' },
+  // MongoDB prints { current, available, totalCreated, … }; undefined prints nothing.
+  { command: /serverStatus\(\)\.connections/, stands: (out) => !/current/.test(out), why: 'FerretDB\'s serverStatus has no connections section' },
+];
+
 /** What the service's pods did, sampled every 500 ms: appeared, Ready, marked for deletion, gone. */
 function podTimeline(list: () => Promise<Manifest[]>): { stop(): Promise<string[]> } {
   const events: string[] = [];
@@ -144,6 +151,12 @@ describe('the main job on the real node: npm run up, with the minikube stand-in,
         }, { timeoutMs: 120_000, everyMs: 5000 });
       } else {
         result = await runCommand(command, env, follows ? { followMs: 6000 } : { timeoutMs: 60_000 }).done;
+      }
+      const gap = STAND_IN_GAPS.find((known) => known.command.test(command));
+      if (gap && !/MongoServerError|MongoNetworkError/.test(result.output) && gap.stands(result.output)) {
+        // It logged in (no server or network error) and ran serverStatus; the stand-in's answer lacks what MongoDB's has.
+        log(`$ ${line.slice(0, 80)}...: not answerable by the MongoDB stand-in (${gap.why})`);
+        continue;
       }
       const shown = result.output.trim().split('\n');
       log(`$ ${line.length > 110 ? `${line.slice(0, 107)}...` : line}`);

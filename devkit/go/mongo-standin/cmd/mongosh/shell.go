@@ -66,8 +66,13 @@ func (s *shell) runAll(evals, files []string) (code int) {
 		}
 	}()
 	for i, src := range evals {
-		if err := s.run(fmt.Sprintf("<eval %d>", i+1), src); err != nil {
+		value, err := s.run(fmt.Sprintf("<eval %d>", i+1), src)
+		if err != nil {
 			return s.fail(err)
+		}
+		// As mongosh does: the value of the last --eval is printed (db.serverStatus().connections).
+		if i == len(evals)-1 && value != nil && !goja.IsUndefined(value) && !goja.IsNull(value) {
+			fmt.Println(s.format(value))
 		}
 	}
 	for _, file := range files {
@@ -75,22 +80,22 @@ func (s *shell) runAll(evals, files []string) (code int) {
 		if err != nil {
 			return s.fail(err)
 		}
-		if err := s.run(file, string(src)); err != nil {
+		if _, err := s.run(file, string(src)); err != nil {
 			return s.fail(err)
 		}
 	}
 	return 0
 }
 
-func (s *shell) run(name, src string) error {
-	_, err := s.vm.RunScript(name, src)
+func (s *shell) run(name, src string) (goja.Value, error) {
+	value, err := s.vm.RunScript(name, src)
 	var exc *goja.Exception
 	if errors.As(err, &exc) {
 		if q, ok := exc.Value().Export().(exitRequest); ok {
 			panic(q)
 		}
 	}
-	return err
+	return value, err
 }
 
 func (s *shell) fail(err error) int {
