@@ -102,8 +102,9 @@ async function main(): Promise<void> {
       current.interrupt();
       await current.done;
     }
+    const cleaning = Date.now();
     await cleanUp();
-    say('stopped: forward, log streams and watches ended; the stack is running as it was');
+    say(`stopped (${((Date.now() - cleaning) / 1000).toFixed(1)} s): forward, log streams and watches ended; the stack is running as it was`);
     process.exit(0);
   };
   process.on('SIGINT', () => void stop());

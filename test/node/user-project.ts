@@ -74,10 +74,26 @@ export class UserProject {
     return { ...this.env, PULUMI_BACKEND_URL: `file://${path.join(this.dir, '.pulumi')}` };
   }
 
-  run(command: string, args: string[], env: NodeJS.ProcessEnv = this.env, onLine?: (line: string) => void): Promise<CommandRun> {
+  /**
+   * Runs a command in its own process group, killed (the whole group: npm, bash, pulumi, its plugins) after
+   * `timeoutMs` or when this test process exits: a timed-out test once left a `pulumi up` running.
+   */
+  run(command: string, args: string[], env: NodeJS.ProcessEnv = this.env, onLine?: (line: string) => void, timeoutMs = 20 * 60_000): Promise<CommandRun> {
     const started = Date.now();
     return new Promise((resolve) => {
-      const child = spawn(command, args, { cwd: this.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(command, args, { cwd: this.dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      const killGroup = () => {
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      };
+      process.once('exit', killGroup);
+      const timer = setTimeout(() => {
+        output += `\n(killed after ${timeoutMs / 1000} s)\n`;
+        killGroup();
+      }, timeoutMs);
       let output = '';
       let partial = '';
       const take = (chunk: Buffer) => {
@@ -91,7 +107,11 @@ export class UserProject {
       };
       child.stdout.on('data', take);
       child.stderr.on('data', take);
-      child.on('close', (code) => resolve({ code: code ?? 1, output, seconds: (Date.now() - started) / 1000 }));
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        process.removeListener('exit', killGroup);
+        resolve({ code: code ?? 1, output, seconds: (Date.now() - started) / 1000 });
+      });
     });
   }
 
