@@ -162,6 +162,10 @@ export async function startControlPlane(log: (line: string) => void = console.lo
       `--root-ca-file=${path.join(dir, 'certs', 'apiserver.crt')}`,
       '--bind-address=127.0.0.1',
       '--secure-port=0',
+      // kwok's node heartbeat comes every 20-25 s (its node-heartbeat stage's delay and jitter), and on a busy
+      // 2-core machine it lapsed past the 50 s default: every pod was marked NotReady mid-test (two CI runs,
+      // seen as "NodeNotReady" events). No test here is about a node going away.
+      ...(options.kwok !== false ? ['--node-monitor-grace-period=10m'] : []),
     ]);
     run('kube-scheduler', bin.scheduler, [`--kubeconfig=${kubeconfig}`, '--leader-elect=false', '--secure-port=0']);
 
