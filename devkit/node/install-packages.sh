@@ -2,13 +2,14 @@
 # Installs from Debian's archive what the real one-node cluster (devkit/node) runs on:
 # containerd (with its CRI plugin) and runc, the CNI plugins (bridge, host-local,
 # loopback, portmap), iptables and conntrack for kube-proxy, util-linux's unshare and
-# nsenter, iproute2 for the veth, openssl for the cluster's certificates.
+# nsenter, iproute2 for the veth, openssl for the cluster's certificates; curl for the
+# README's own commands, which the node tests run as copied.
 # Idempotent: when every package is already installed it touches nothing (no
 # `apt-get update` either), so repeated test runs cost nothing. Run by the project's
 # scripts (devkit/node/node.ts calls it), never needed by hand.
 set -euo pipefail
 
-packages=(containerd runc containernetworking-plugins iptables conntrack util-linux iproute2 openssl)
+packages=(containerd runc containernetworking-plugins iptables conntrack util-linux iproute2 openssl curl)
 
 missing=()
 for pkg in "${packages[@]}"; do

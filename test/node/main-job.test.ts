@@ -12,13 +12,14 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { MongoClient } from 'mongodb';
 import path from 'node:path';
 import { KubeClient, type Manifest } from '../../devkit/kube';
 import { ensureKubectl } from '../../devkit/kubectl';
 import type { MinikubeStandIn } from '../../devkit/minikube-standin';
 import { eventually } from '../../devkit/wait';
-import { day2KubectlCommands, runCommand } from './readme-commands';
+import { day2KubectlCommands, runCommand, tryItBlock } from './readme-commands';
 import { steadyLoad } from './steady-load';
 import { userWithMinikube, type UserProject } from './user-project';
 
@@ -120,6 +121,23 @@ describe('the main job on the real node: npm run up, with the minikube stand-in,
     assert.match(summary(up.output), /\d+ unchanged/);
     assert.doesNotMatch(up.output, /^up: (starting|enabling|generating|creating stack|setting)/m);
     assert.equal(mk.builds.length, builds, 'no image build');
+  });
+
+  it('the README\'s "Then try it" block, as copied: its exports, the url output, the curls and kubectl get all', async () => {
+    const kubectl = ensureKubectl(log);
+    // As a user has it: the passphrase in the file the README names, not in the environment.
+    const { PULUMI_CONFIG_PASSPHRASE: passphrase, ...rest } = user.env;
+    mkdirSync(path.join(user.env.HOME!, '.config'), { recursive: true });
+    writeFileSync(path.join(user.env.HOME!, '.config', 'koa-mongodb.passphrase'), passphrase!, { mode: 0o600 });
+    const env = { ...rest, PATH: `${path.dirname(kubectl)}${path.delimiter}${user.env.PATH}` };
+    const result = await runCommand(`set -euo pipefail\n${tryItBlock()}`, env, { cwd: user.dir, timeoutMs: 120_000 }).done;
+    for (const line of result.output.trim().split('\n').slice(0, 12)) log(`| ${line.slice(0, 150)}`);
+    assert.equal(result.code, 0, result.output);
+    assert.match(result.output, /^Welcome to the Flask app! The current time is: /m);
+    assert.match(result.output, /"key":"value"/, 'the POST then the GET');
+    assert.match(result.output, /\{"status":"ready"/);
+    assert.match(result.output, /pod\/mongodb-0 /);
+    assert.match(result.output, /horizontalpodautoscaler.autoscaling\/data-service /);
   });
 
   it('the README\'s Day-2 kubectl commands work against the deployed stack, as copied from the README', async () => {

@@ -23,6 +23,14 @@ export function day2KubectlCommands(readme = readFileSync(path.join(REPO_ROOT, '
   return commands;
 }
 
+/** The bash block after "**Then try it.**": the exports, the url, the curls and `kubectl get all`, as one script. */
+export function tryItBlock(readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8')): string {
+  const from = readme.indexOf('**Then try it.**');
+  const block = /```bash\n([\s\S]*?)```/.exec(readme.slice(from));
+  if (from < 0 || !block) throw new Error('README: no bash block after "Then try it."');
+  return block[1];
+}
+
 export interface CommandRun {
   code: number | null;
   output: string;
@@ -31,10 +39,10 @@ export interface CommandRun {
 }
 
 /** Runs one command line with bash; a following command is stopped after `followMs`, or once `until` matches. */
-export function runCommand(command: string, env: NodeJS.ProcessEnv, options: { followMs?: number; until?: RegExp; timeoutMs?: number } = {}): { done: Promise<CommandRun>; stop(): void } {
+export function runCommand(command: string, env: NodeJS.ProcessEnv, options: { followMs?: number; until?: RegExp; timeoutMs?: number; cwd?: string } = {}): { done: Promise<CommandRun>; stop(): void } {
   let stopNow = () => {};
   const done = new Promise<CommandRun>((resolve) => {
-    const child = spawn('bash', ['-c', command], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn('bash', ['-c', command], { env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let output = '';
     let stopped = false;
     const stop = () => {
