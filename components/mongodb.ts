@@ -113,15 +113,21 @@ export class MongoDb extends pulumi.ComponentResource {
    */
   readonly ready: pulumi.Resource[];
   private readonly usersJob: k8s.batch.v1.Job;
-  private readonly adminJob: (suffix: string, command: string[], extraEnv: k8s.types.input.core.v1.EnvVar[], opts: pulumi.CustomResourceOptions) => k8s.batch.v1.Job;
-  private readonly args: MongoDbArgs;
-  private readonly appUsername: pulumi.Output<string>;
+  /** What both admin Jobs are made from (see createAdminJob). */
+  private readonly admin: {
+    name: string;
+    args: MongoDbArgs;
+    uri: pulumi.Output<string>;
+    secret: (key: string) => k8s.types.input.core.v1.EnvVarSource;
+    meta: (suffix: string, labels?: AppLabels, own?: Record<string, string>) => { name: string; namespace: pulumi.Input<string>; labels: Record<string, string> };
+    /** Of the credentials and the claim: in the Jobs' pod template, so a change replaces them (they run again). */
+    digest: pulumi.Output<string>;
+  };
 
   constructor(name: string, args: MongoDbArgs, opts?: pulumi.ComponentResourceOptions) {
     super('koa-mongodb:database:MongoDb', name, {}, opts);
-    this.args = args;
     // Derived from a secret, so itself kept secret in the state.
-    this.appUsername = pulumi.output(args.appPassword).apply((password) => appUserName(args.appUserPrefix, args.database, password));
+    const appUsername = pulumi.output(args.appPassword).apply((password) => appUserName(args.appUserPrefix, args.database, password));
     // Fixed names: a replacement must delete the old object first, even when the provider itself is
     // replaced (a new cluster), where create-then-delete would delete the new object by its name.
     const parent = { parent: this, deleteBeforeReplace: true };
@@ -140,7 +146,7 @@ export class MongoDb extends pulumi.ComponentResource {
         stringData: {
           [SECRET_KEYS.rootUsername]: args.rootUsername,
           [SECRET_KEYS.rootPassword]: pulumi.secret(args.rootPassword),
-          [SECRET_KEYS.appUsername]: this.appUsername,
+          [SECRET_KEYS.appUsername]: appUsername,
           [SECRET_KEYS.appPassword]: pulumi.secret(args.appPassword),
         },
       },
@@ -277,9 +283,13 @@ export class MongoDb extends pulumi.ComponentResource {
       parent,
     );
 
-    this.adminJob = (suffix, command, extraEnv, jobOpts) => this.createAdminJob(name, suffix, command, extraEnv, { host, secret: fromSecret, claimUid: claim.metadata.uid, meta }, jobOpts);
+    const uri = pulumi.interpolate`mongodb://${host}:${MONGO_PORT}/`;
+    const digest = pulumi
+      .all([args.rootUsername, args.rootPassword, appUsername, args.appPassword, args.database, claim.metadata.uid])
+      .apply((parts) => createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32));
+    this.admin = { name, args, uri, secret: fromSecret, meta, digest };
     // After MongoDB is up: the Job's own retries then only cover restarts.
-    this.usersJob = this.adminJob('users', args.userSync.ensureCommand, [], { dependsOn: [this.statefulSet] });
+    this.usersJob = this.createAdminJob('users', args.userSync.ensureCommand, [], { dependsOn: [this.statefulSet] });
     this.ready = [this.statefulSet];
 
     new k8s.networking.v1.NetworkPolicy(
@@ -304,7 +314,7 @@ export class MongoDb extends pulumi.ComponentResource {
       host,
       port: MONGO_PORT,
       database: args.database,
-      uri: pulumi.interpolate`mongodb://${host}:${MONGO_PORT}/`,
+      uri,
       username: fromSecret(SECRET_KEYS.appUsername),
       password: fromSecret(SECRET_KEYS.appPassword),
       revision: secret.metadata.resourceVersion,
@@ -318,11 +328,11 @@ export class MongoDb extends pulumi.ComponentResource {
    * uses one. Created by the stack after the clients, so it is not among what they wait for (`ready`).
    */
   retireEarlierUsers(after: pulumi.Resource[], drainSeconds: number): k8s.batch.v1.Job {
-    return this.adminJob(
+    return this.createAdminJob(
       'retire-users',
-      this.args.userSync.retireCommand,
+      this.admin.args.userSync.retireCommand,
       [
-        { name: 'MONGODB_USER_PREFIX', value: this.args.appUserPrefix },
+        { name: 'MONGODB_USER_PREFIX', value: this.admin.args.appUserPrefix },
         { name: 'DRAIN_SECONDS', value: String(drainSeconds) },
       ],
       { dependsOn: [...after, this.usersJob] },
@@ -336,28 +346,13 @@ export class MongoDb extends pulumi.ComponentResource {
    * digest, and a changed template replaces the Job), so rotated passwords and kept or adopted data both
    * work. A failed run is retried by the next `pulumi up` (replaceUnready).
    */
-  private createAdminJob(
-    name: string,
-    suffix: string,
-    command: string[],
-    extraEnv: k8s.types.input.core.v1.EnvVar[],
-    ctx: {
-      host: pulumi.Output<string>;
-      secret: (key: string) => k8s.types.input.core.v1.EnvVarSource;
-      claimUid: pulumi.Output<string>;
-      meta: (suffix: string, labels?: AppLabels, own?: Record<string, string>) => { name: string; namespace: pulumi.Input<string>; labels: Record<string, string> };
-    },
-    opts: pulumi.CustomResourceOptions,
-  ): k8s.batch.v1.Job {
-    const args = this.args;
-    const digest = pulumi
-      .all([args.rootUsername, args.rootPassword, this.appUsername, args.appPassword, args.database, ctx.claimUid])
-      .apply((parts) => createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32));
+  private createAdminJob(suffix: string, command: string[], extraEnv: k8s.types.input.core.v1.EnvVar[], opts: pulumi.CustomResourceOptions): k8s.batch.v1.Job {
+    const { name, args, uri, secret, meta, digest } = this.admin;
     const sync = args.userSync;
     return new k8s.batch.v1.Job(
       `${name}-${suffix}`,
       {
-        metadata: ctx.meta(suffix, args.userSyncLabels, { 'pulumi.com/replaceUnready': 'true' }),
+        metadata: meta(suffix, args.userSyncLabels, { 'pulumi.com/replaceUnready': 'true' }),
         spec: {
           backoffLimit: 6,
           activeDeadlineSeconds: 600,
@@ -376,11 +371,11 @@ export class MongoDb extends pulumi.ComponentResource {
                   imagePullPolicy: sync.imagePullPolicy,
                   command,
                   env: [
-                    { name: 'MONGODB_URI', value: pulumi.interpolate`mongodb://${ctx.host}:${MONGO_PORT}/` },
-                    { name: 'MONGODB_ADMIN_USER', valueFrom: ctx.secret(SECRET_KEYS.rootUsername) },
-                    { name: 'MONGODB_ADMIN_PASSWORD', valueFrom: ctx.secret(SECRET_KEYS.rootPassword) },
-                    { name: 'MONGODB_USER', valueFrom: ctx.secret(SECRET_KEYS.appUsername) },
-                    { name: 'MONGODB_PASSWORD', valueFrom: ctx.secret(SECRET_KEYS.appPassword) },
+                    { name: 'MONGODB_URI', value: uri },
+                    { name: 'MONGODB_ADMIN_USER', valueFrom: secret(SECRET_KEYS.rootUsername) },
+                    { name: 'MONGODB_ADMIN_PASSWORD', valueFrom: secret(SECRET_KEYS.rootPassword) },
+                    { name: 'MONGODB_USER', valueFrom: secret(SECRET_KEYS.appUsername) },
+                    { name: 'MONGODB_PASSWORD', valueFrom: secret(SECRET_KEYS.appPassword) },
                     { name: 'MONGODB_DB', value: args.database },
                     ...extraEnv,
                   ],

@@ -3,9 +3,9 @@
  * module proxy (devkit/go/kubectl, the same release as the control plane) into ~/.cache/koa-mongodb,
  * because a clean machine has none and the project must bring what it needs.
  */
+import path from 'node:path';
 import { ensureGoTool } from './go-build';
 import { GO_MODULES, cacheEntry } from './paths';
-import path from 'node:path';
 
 const VERSION = 'v1.34.4';
 

@@ -16,10 +16,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { MongoClient } from 'mongodb';
 import path from 'node:path';
 import { KubeClient, type Manifest } from '../../devkit/kube';
-import { ensureKubectl } from '../../devkit/kubectl';
 import type { MinikubeStandIn } from '../../devkit/minikube-standin';
 import { eventually } from '../../devkit/wait';
-import { day2KubectlCommands, runCommand, tryItBlock } from './readme-commands';
+import { day2KubectlCommands, runCommand, tryItBlock, withKubectl } from './readme-commands';
 import { steadyLoad } from './steady-load';
 import { userWithMinikube, type UserProject } from './user-project';
 
@@ -124,12 +123,11 @@ describe('the main job on the real node: npm run up, with the minikube stand-in,
   });
 
   it('the README\'s "Then try it" block, as copied: its exports, the url output, the curls and kubectl get all', async () => {
-    const kubectl = ensureKubectl(log);
     // As a user has it: the passphrase in the file the README names, not in the environment.
     const { PULUMI_CONFIG_PASSPHRASE: passphrase, ...rest } = user.env;
     mkdirSync(path.join(user.env.HOME!, '.config'), { recursive: true });
     writeFileSync(path.join(user.env.HOME!, '.config', 'koa-mongodb.passphrase'), passphrase!, { mode: 0o600 });
-    const env = { ...rest, PATH: `${path.dirname(kubectl)}${path.delimiter}${user.env.PATH}` };
+    const env = withKubectl(rest, log);
     const result = await runCommand(`set -euo pipefail\n${tryItBlock()}`, env, { cwd: user.dir, timeoutMs: 120_000 }).done;
     for (const line of result.output.trim().split('\n').slice(0, 12)) log(`| ${line.slice(0, 150)}`);
     assert.equal(result.code, 0, result.output);
@@ -141,8 +139,7 @@ describe('the main job on the real node: npm run up, with the minikube stand-in,
   });
 
   it('the README\'s Day-2 kubectl commands work against the deployed stack, as copied from the README', async () => {
-    const kubectl = ensureKubectl(log);
-    const env = { ...user.env, PATH: `${path.dirname(kubectl)}${path.delimiter}${user.env.PATH}` };
+    const env = withKubectl(user.env, log);
     const rootPassword = (await user.pulumi(['config', 'get', 'mongoRootPassword'])).trim();
     const commands = day2KubectlCommands();
     assert.ok(commands.length >= 8, `the README's kubectl commands (${commands.length})`);

@@ -6,7 +6,13 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { ensureKubectl } from '../../devkit/kubectl';
 import { REPO_ROOT } from '../../devkit/paths';
+
+/** `env` with kubectl (built once per machine, devkit/kubectl.ts) first on PATH, as a user has it. */
+export function withKubectl(env: NodeJS.ProcessEnv, log: (line: string) => void): NodeJS.ProcessEnv {
+  return { ...env, PATH: `${path.dirname(ensureKubectl(log))}${path.delimiter}${env.PATH}` };
+}
 
 /** Every `kubectl …` line in the bash blocks of the README's "Day 2" section (continuations joined, comments dropped). */
 export function day2KubectlCommands(readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8')): string[] {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { MongoClient } from 'mongodb';
+import { MongoClient, type Db } from 'mongodb';
 import { ensureMongoStandInBinaries } from '../../devkit/images/mongo-standin';
 import { startServiceProcess } from '../../devkit/service-process';
 import { freePort } from '../../devkit/ports';
@@ -85,15 +85,16 @@ describe('the users and retire Jobs of a rotation, against the MongoDB stand-in'
     });
   }
   const retire = (user: typeof NEW, drainSeconds: number) => job('retire-users-main.js', user, { MONGODB_USER_PREFIX: 'app', DRAIN_SECONDS: String(drainSeconds) });
-  const usersInDb = async () => {
+  /** `work` on the application database, as MongoDB's root user. */
+  const asRoot = async <T>(work: (db: Db) => Promise<T>): Promise<T> => {
     const client = new MongoClient(uri, { auth: { username: 'root', password: ROOT_PASSWORD }, authSource: 'admin', directConnection: true });
     try {
-      const info = (await client.db(DB).command({ usersInfo: 1 })) as { users: { user: string }[] };
-      return info.users.map((u) => u.user).sort();
+      return await work(client.db(DB));
     } finally {
       await client.close();
     }
   };
+  const usersInDb = () => asRoot(async (db) => ((await db.command({ usersInfo: 1 })) as { users: { user: string }[] }).users.map((u) => u.user).sort());
 
   it('the first up: the users Job creates the user, and the retire Job finds nothing to drop and does not wait', async () => {
     assert.equal((await job('ensure-user-main.js', OLD)).code, 0);
@@ -107,13 +108,10 @@ describe('the users and retire Jobs of a rotation, against the MongoDB stand-in'
 
   it('a rotation: both users work until the retire Job has waited the grace period; then only the new one', async () => {
     // Also there: the user of the stack before per-password users ("app"), and one made by hand.
-    const root = new MongoClient(uri, { auth: { username: 'root', password: ROOT_PASSWORD }, authSource: 'admin', directConnection: true });
-    try {
-      await root.db(DB).command({ createUser: 'app', pwd: 'Legacy-Pa55', roles: [] });
-      await root.db(DB).command({ createUser: 'reporting', pwd: 'Report-Pa55', roles: [] });
-    } finally {
-      await root.close();
-    }
+    await asRoot(async (db) => {
+      await db.command({ createUser: 'app', pwd: 'Legacy-Pa55', roles: [] });
+      await db.command({ createUser: 'reporting', pwd: 'Report-Pa55', roles: [] });
+    });
     const created = await job('ensure-user-main.js', NEW);
     assert.equal(created.code, 0, created.output);
     assert.equal(created.lines[0].msg, 'application user created');
