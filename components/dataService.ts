@@ -127,11 +127,15 @@ export class DataService extends pulumi.ComponentResource {
                   ],
                   resources: args.resources,
                   // Probes on the internal port, beside /metrics: public connections cannot starve them.
+                  // Every second: a new pod takes traffic within a second of being able to (the kubelet's
+                  // first probe comes as the container starts, before the process listens; at 5 s the
+                  // next one came up to 5 s later, on every pod of every rollout). Ten misses in a row
+                  // (10 s, as 2 × 5 s before) take a pod out: a slow second of the database does not.
                   readinessProbe: {
                     httpGet: { path: '/readyz', port: 'metrics' },
-                    periodSeconds: 5,
+                    periodSeconds: 1,
                     timeoutSeconds: 3,
-                    failureThreshold: 2,
+                    failureThreshold: 10,
                   },
                   livenessProbe: {
                     httpGet: { path: '/healthz', port: 'metrics' },

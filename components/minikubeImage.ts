@@ -10,8 +10,9 @@
  * - check (runs at preview, before any change): the profile must be running, with a runtime minikube
  *   can build for; otherwise the error names the exact fix;
  * - a new tag or profile is a new image (create, then delete the old one: replaced images do not pile
- *   up); a new cluster (minikube delete + start) or a node that lost the image (pruned, a VM restarted
- *   without its disk) REBUILDS THE SAME TAG IN PLACE (update). A replacement there would delete the old
+ *   up); a node without the image (a new cluster after minikube delete + start, an image pruned, a VM
+ *   restarted without its disk) REBUILDS THE SAME TAG IN PLACE (update): the diff asks the node itself,
+ *   so the image needs nothing from the cluster's API and its build starts as soon as the program does. A replacement there would delete the old
  *   resource last, and its `image rm` would remove the very tag just rebuilt: the running pods go on,
  *   every new pod fails to pull, and every later `up` rebuilds and deletes again.
  * - a build is believed only when the node then has the image: `minikube image build` exits 0 when
@@ -26,8 +27,6 @@ export interface MinikubeImageInputs {
   imageName: string;
   /** The build context (holding the Dockerfile). */
   contextDir: string;
-  /** Identity of the cluster (its kube-system namespace's uid): a new cluster gets a new build. */
-  clusterId: string;
 }
 
 export interface MinikubeImageOutputs extends MinikubeImageInputs {
@@ -72,11 +71,16 @@ function run(args: string[], timeoutMs = 60_000): string {
   return execFileSync('minikube', args, { encoding: 'utf8', env: minikubeEnv(), stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
 }
 
-/** The profile's state, or why it cannot build: `{ runtime }` or `{ problem }` naming the fix. */
-function profileState(profile: string): { runtime: string } | { problem: string } {
+/**
+ * The profile's state, or why it cannot build: `{ runtime }` or `{ problem }` naming the fix.
+ * `light`: without asking the node whether it runs (`--light`; status "Skipped"), which takes minikube
+ * a second or more per profile (it inspects each machine and its API server): for create and update,
+ * moments after check asked in full.
+ */
+function profileState(profile: string, light = false): { runtime: string } | { problem: string } {
   let listing: string;
   try {
-    listing = run(['profile', 'list', '-o', 'json']);
+    listing = run(['profile', 'list', '-o', 'json', ...(light ? ['--light'] : [])]);
   } catch (error) {
     const reason = (error as { code?: string }).code === 'ENOENT' ? 'minikube is not installed (https://minikube.sigs.k8s.io/docs/start/)' : String((error as Error).message).split('\n')[0];
     return { problem: `cannot ask minikube about profile "${profile}": ${reason}. imageMode minikube needs it; or use imageMode registry or prebuilt` };
@@ -93,7 +97,7 @@ function profileState(profile: string): { runtime: string } | { problem: string 
     const known = (parsed.valid ?? []).map((p) => p.Name);
     return { problem: `minikube profile "${profile}" does not exist${known.length ? ` (profiles: ${known.join(', ')})` : ''}: run \`minikube start -p ${profile}\`, or set \`pulumi config set minikubeProfile <profile>\`` };
   }
-  if (found.Status !== undefined && !SERVING_STATUSES.includes(found.Status)) {
+  if (!light && found.Status !== undefined && !SERVING_STATUSES.includes(found.Status)) {
     return { problem: `minikube profile "${profile}" is ${found.Status}: run \`minikube start -p ${profile}\`` };
   }
   const runtime = found.Config?.KubernetesConfig?.ContainerRuntime || 'docker';
@@ -181,14 +185,14 @@ export const minikubeImageProvider: pulumi.dynamic.ResourceProvider = {
   async diff(_id: string, olds: MinikubeImageOutputs, news: MinikubeImageInputs) {
     const replaces = REPLACE_KEYS.filter((key) => olds[key] !== news[key]);
     if (replaces.length > 0) return { changes: true, replaces, deleteBeforeReplace: false };
-    // Same tag: a new cluster or a node without the image is rebuilt in place (see the header);
+    // Same tag: a node without the image (a new cluster too) is rebuilt in place (see the header);
     // a moved checkout (another contextDir) alone is an update that builds nothing.
-    const changes = olds.clusterId !== news.clusterId || olds.contextDir !== news.contextDir || missing(news);
+    const changes = olds.contextDir !== news.contextDir || missing(news);
     return { changes, replaces: [], deleteBeforeReplace: false };
   },
 
   async create(inputs: MinikubeImageInputs) {
-    const state = profileState(inputs.profile);
+    const state = profileState(inputs.profile, true);
     if ('problem' in state) throw new Error(state.problem);
     buildAndVerify(inputs);
     const outs: MinikubeImageOutputs = { ...inputs, runtime: state.runtime };
@@ -197,8 +201,8 @@ export const minikubeImageProvider: pulumi.dynamic.ResourceProvider = {
 
   async update(_id: string, olds: MinikubeImageOutputs, news: MinikubeImageInputs) {
     let runtime = olds.runtime;
-    if (olds.clusterId !== news.clusterId || missing(news)) {
-      const state = profileState(news.profile);
+    if (missing(news)) {
+      const state = profileState(news.profile, true);
       if ('problem' in state) throw new Error(state.problem);
       buildAndVerify(news);
       runtime = state.runtime;

@@ -18,8 +18,6 @@ export interface ServiceImageArgs {
   registry?: { server: string; username: string; password: pulumi.Input<string> };
   /** minikube mode: the profile whose node builds and runs the image. */
   minikubeProfile?: string;
-  /** minikube mode: identity of the cluster, so that a new cluster (minikube delete + start) gets a new build. */
-  clusterId?: pulumi.Input<string>;
   /** registry mode: build platform, e.g. linux/arm64 for arm64 nodes (default: the local Docker's). */
   platform?: string;
   /** Namespace for the image pull secret (registry mode). */
@@ -59,7 +57,7 @@ export class ServiceImage extends pulumi.ComponentResource {
       if (args.mode === 'minikube') {
         const image = new MinikubeImage(
           name,
-          { profile: args.minikubeProfile ?? 'minikube', imageName, contextDir: args.contextDir, clusterId: args.clusterId ?? '' },
+          { profile: args.minikubeProfile ?? 'minikube', imageName, contextDir: args.contextDir },
           { parent: this },
         );
         // The kubelet finds the image by this tag in the node's own image store.

@@ -22,7 +22,7 @@ export interface StackOutputs {
 
 /** Every resource of the stack, from its typed config. index.ts only calls this and exports the result. */
 export function createStack(cfg: StackConfig): StackOutputs {
-  const { provider, clusterId } = clusterProvider(cfg);
+  const provider = clusterProvider(cfg);
   const inCluster: pulumi.ComponentResourceOptions = { providers: [provider] };
   const onMinikube = cfg.kube.context === cfg.minikube.profile;
 
@@ -55,12 +55,14 @@ export function createStack(cfg: StackConfig): StackOutputs {
       reference: cfg.image.reference,
       registry: cfg.image.registry,
       minikubeProfile: cfg.minikube.profile,
-      clusterId,
       platform: cfg.image.platform,
       namespace,
       labels: serviceLabels.all,
     },
-    inCluster,
+    // Only the registry mode's pull Secret is a Kubernetes object. A component waits for every provider
+    // it is given (and this one waits for the cluster's identity), so in the other modes the image is
+    // given none: its build starts with the program, beside the providers' start.
+    cfg.image.mode === 'registry' ? inCluster : undefined,
   );
 
   const mongo = new MongoDb(
@@ -135,21 +137,20 @@ export function createStack(cfg: StackConfig): StackOutputs {
  * cluster kubectl happens to point at, and told the cluster's identity: the uid of its kube-system
  * namespace, read through a second provider. After `minikube delete` + `minikube start` the context's
  * name and address are the same but the uid is new, so the provider is replaced and every object is
- * created again on the new cluster (rather than Pulumi believing they exist), and the image is rebuilt.
+ * created again on the new cluster (rather than Pulumi believing they exist). (The image learns of a new
+ * cluster from the node itself: see minikubeImage.ts.)
  */
-function clusterProvider(cfg: StackConfig): { provider: k8s.Provider; clusterId: pulumi.Output<string> } {
+function clusterProvider(cfg: StackConfig): k8s.Provider {
   const target = { context: cfg.kube.context, kubeconfig: cfg.kube.kubeconfig };
   const reader = new k8s.Provider('cluster-identity', target);
   const kubeSystem = k8s.core.v1.Namespace.get('cluster-identity', 'kube-system', { provider: reader });
-  const clusterId = kubeSystem.metadata.uid;
   // When the provider is bumped past 4.29, add `upsertExistingObjects: true` here: from then on, creating
   // an object that exists (the namespace and claim kept by retainOnDelete) fails instead of adopting it.
   // enableSecretMutable: by default the provider REPLACES a Secret whose data changes, and a replacement of
   // our fixed-name Secret deletes it first, with every object that uses it: a password rotation deleted
   // the Deployment and MongoDB's StatefulSet (an outage). Updated in place, its new resourceVersion rolls
   // the pods instead (MongoConnection.revision).
-  const provider = new k8s.Provider('kubernetes', { ...target, clusterIdentifier: clusterId, enableSecretMutable: true });
-  return { provider, clusterId };
+  return new k8s.Provider('kubernetes', { ...target, clusterIdentifier: kubeSystem.metadata.uid, enableSecretMutable: true });
 }
 
 /**

@@ -25,7 +25,7 @@ describe('MinikubeImage: building inside the node, for any container runtime', (
       JSON.stringify({ invalid: [], valid: valid.map((p) => ({ Name: p.Name, Status: p.Status, Config: { KubernetesConfig: { ContainerRuntime: p.runtime ?? '' } } })) }),
     );
   const nodeImages = (refs: string[]) => writeFileSync(path.join(dir, 'images'), refs.join('\n') + '\n');
-  const inputs: MinikubeImageInputs = { profile: 'dev', imageName: 'data-service:0123456789abcdef', contextDir: '/src/service', clusterId: 'uid-1' };
+  const inputs: MinikubeImageInputs = { profile: 'dev', imageName: 'data-service:0123456789abcdef', contextDir: '/src/service' };
 
   beforeEach(() => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'stub-minikube-'));
@@ -133,6 +133,19 @@ console.error('stub minikube: unexpected ' + args.join(' ')); process.exit(2);
       await assert.rejects(minikubeImageProvider.create(inputs), /failed: minikube exited 0, but the node has no such image[\s\S]*TS2322/);
     });
 
+    it('asks whether the profile runs at check only: create and update read its runtime with --light', async () => {
+      // minikube's --light reports every profile as "Skipped" without inspecting its machine (seconds).
+      profiles([{ Name: 'dev', Status: 'Skipped', runtime: 'containerd' }]);
+      const result = await minikubeImageProvider.create(inputs);
+      assert.equal((result.outs as MinikubeImageOutputs).runtime, 'containerd');
+      const listings = calls().filter((call) => call.args[0] === 'profile');
+      assert.deepEqual(listings.map((call) => call.args), [['profile', 'list', '-o', 'json', '--light']]);
+      profiles([{ Name: 'dev', Status: 'Stopped', runtime: 'containerd' }]);
+      const checked = await minikubeImageProvider.check!(inputs, inputs);
+      assert.match(checked.failures?.[0]?.reason ?? '', /is Stopped: run `minikube start -p dev`/, 'check asks in full');
+      assert.deepEqual(calls().filter((call) => call.args[0] === 'profile').at(-1)!.args, ['profile', 'list', '-o', 'json']);
+    });
+
     it('accepts the serving statuses of an HA profile (HAppy, Degraded) at check', async () => {
       for (const status of ['HAppy', 'Degraded']) {
         profiles([{ Name: 'dev', Status: status, runtime: 'containerd' }]);
@@ -151,7 +164,7 @@ console.error('stub minikube: unexpected ' + args.join(' ')); process.exit(2);
       assert.equal(diff.changes, false);
     });
 
-    it('the node lost it (pruned images, a node made anew): rebuilt IN PLACE, so no delete removes the same tag afterwards', async () => {
+    it('the node lost it (pruned images, a new cluster after minikube delete + start): rebuilt IN PLACE, so no delete removes the same tag afterwards', async () => {
       profiles([{ Name: 'dev', Status: 'Running', runtime: 'containerd' }]);
       nodeImages(['registry.k8s.io/pause:3.10']);
       const diff = await minikubeImageProvider.diff!('id', olds, inputs);
@@ -160,18 +173,6 @@ console.error('stub minikube: unexpected ' + args.join(' ')); process.exit(2);
       await minikubeImageProvider.update!('id', olds, inputs);
       assert.deepEqual(calls().filter((call) => call.args.includes('build') || call.args.includes('rm')).map((call) => call.args[3]), ['build']);
       assert.match(readFileSync(path.join(dir, 'images'), 'utf8'), /data-service:0123456789abcdef/);
-    });
-
-    it('a new cluster (minikube delete + start): rebuilt in place too', async () => {
-      profiles([{ Name: 'dev', Status: 'Running', runtime: 'containerd' }]);
-      nodeImages(['docker.io/library/data-service:0123456789abcdef']);
-      const news = { ...inputs, clusterId: 'uid-2' };
-      const diff = await minikubeImageProvider.diff!('id', olds, news);
-      assert.equal(diff.changes, true);
-      assert.deepEqual(diff.replaces, []);
-      const updated = await minikubeImageProvider.update!('id', olds, news);
-      assert.equal((updated.outs as MinikubeImageOutputs).clusterId, 'uid-2');
-      assert.ok(calls().some((call) => call.args.includes('build')), 'built on the new cluster');
     });
 
     it('a new tag or another profile is another image: replaced (the old one deleted after)', async () => {
