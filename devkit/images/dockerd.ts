@@ -32,9 +32,16 @@ export interface DockerResult {
   stderr: string;
 }
 
+export interface DockerOptions {
+  /** Each line of its output, as it comes. */
+  log?: (line: string) => void;
+  /** Where its output goes instead (e.g. `docker save`'s archive, streamed on): not kept in the result. */
+  stdout?: NodeJS.WritableStream;
+}
+
 export interface Dockerd {
   /** Runs the docker CLI against this daemon; rejects with its stderr when it fails. */
-  docker(args: string[], options?: { log?: (line: string) => void }): Promise<DockerResult>;
+  docker(args: string[], options?: DockerOptions): Promise<DockerResult>;
   /** A host loopback port that reaches `port` on the namespace's loopback (where --network host containers listen). */
   forward(port: number): Promise<{ port: number; close(): Promise<void> }>;
   stop(): Promise<void>;
@@ -117,7 +124,7 @@ export async function startDockerd(log: (line: string) => void = (line) => proce
   let stopped: Promise<void> | undefined;
   return {
     runDir,
-    docker: (args, options) => cli(runDir, args, options?.log),
+    docker: (args, options) => cli(runDir, args, options),
     forward: (port) => forward(path.join(runDir, 'ingress.sock'), port),
     stop: () => (stopped ??= cleanUp()),
   };
@@ -133,7 +140,7 @@ export async function withDockerd<T>(work: (daemon: Dockerd) => Promise<T>, log?
   }
 }
 
-function cli(runDir: string, args: string[], log?: (line: string) => void): Promise<DockerResult> {
+function cli(runDir: string, args: string[], { log, stdout: sink }: DockerOptions = {}): Promise<DockerResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(DOCKER_CLI, args, {
       env: {
@@ -146,7 +153,10 @@ function cli(runDir: string, args: string[], log?: (line: string) => void): Prom
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
+    if (sink) {
+      child.stdout.pipe(sink);
+      sink.once('error', () => child.kill()); // a reader gone: the CLI must not block on a full pipe
+    } else child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
       if (log) for (const line of chunk.toString().split('\n')) if (line.trim()) log(line);
     });

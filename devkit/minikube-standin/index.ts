@@ -9,7 +9,7 @@
  *   delete [-p P]                           stops it and forgets the profile (its node's disk goes with it)
  *   status [-p P]                           minikube's text, exit 0 running, 7 stopped, 85 no such profile
  *   ip [-p P]                               192.168.49.2 (the docker driver's first node address)
- *   profile list -o json                    {"invalid":[],"valid":[{Name, Status, Config:{…}}]}
+ *   profile list -o json [--light]          {"invalid":[],"valid":[{Name, Status, Config:{…}}]} (light: Status "Skipped")
  *   addons list -o json | addons enable metrics-server
  *   image build -t TAG [--all] DIR | image ls --format short | image rm NAME   (see images.ts)
  *
@@ -195,7 +195,8 @@ export async function startMinikubeStandIn(options: StandInOptions = {}): Promis
       // printProfilesJSON in cmd/minikube/cmd/config/profile_list.go: a one-node profile's status is its API server's.
       const valid = [...profiles.values()].map((p) => ({
         Name: p.name,
-        Status: p.cluster ? 'Running' : 'Stopped',
+        // --light skips the status check (updateProfilesStatus): "Skipped".
+        Status: flags.light || flags.l ? 'Skipped' : p.cluster ? 'Running' : 'Stopped',
         Config: {
           Name: p.name,
           Driver: p.config.driver,

@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ensureMongoStandIn } from '../../devkit/images';
 import { startMinikubeStandIn, type MinikubeStandIn } from '../../devkit/minikube-standin';
@@ -50,6 +50,9 @@ export class UserProject {
       recursive: true,
       filter: (source) => !/[\\/](node_modules|dist)$/.test(source),
     });
+    // A line no earlier run had: the builder's layer cache outlives a run (it is kept on this machine),
+    // and an edit a previous run already built would be a cache hit, not the build a user waits for.
+    appendFileSync(path.join(this.dir, 'service/src/main.ts'), `// this copy: ${randomBytes(8).toString('hex')}\n`);
     symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(this.dir, 'node_modules'));
     // The user's own backend and kubeconfig stay out: `npm run up` picks the backend, the stand-in writes the kubeconfig.
     const inherited = { ...process.env };
