@@ -2,16 +2,13 @@
  * `minikube image build | ls | rm` of the STAND-IN, on the real node's containerd (k8s.io namespace,
  * where the kubelet finds images), with minikube's behaviour as its source (HEAD, v1.38.x) shows it,
  * quirks included. Builds run in devkit/images' dockerd (Debian's, in namespaces of its own), since the
- * node has no BuildKit; the result is imported into the node as `buildctl --output type=image` would
- * leave it there.
+ * node has no BuildKit; the result is imported into the node (transfer.ts) as `buildctl --output
+ * type=image` would leave it there.
  */
-import { execFileSync } from 'node:child_process';
-import { closeSync, constants, createWriteStream, mkdtempSync, openSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { ensureBaseImage } from '../images';
 import { PROXY_BUILD_ARGS, startDockerd, type Dockerd } from '../images/dockerd';
 import type { LocalNode } from '../node/node';
+import { transferImage } from './transfer';
 
 /**
  * A reference as minikube passes it on: `dockerref.ParseNormalizedNamed(tag).String()` in
@@ -37,7 +34,7 @@ export interface BuildRecord {
   seconds: number;
   /** Of those, the builder's own `docker build`: what minikube's `image build` runs in the node too. */
   buildSeconds?: number;
-  /** Of those, the stand-in's own step: `docker save` and `ctr images import` into the node (minikube builds in place). */
+  /** Of those, the stand-in's own step: the image moved into the node (transfer.ts; minikube builds in place). */
   transferSeconds?: number;
 }
 
@@ -123,7 +120,8 @@ export class NodeImages {
       );
       buildSeconds = (Date.now() - building) / 1000;
       const transferring = Date.now();
-      await this.transfer(daemon, node, reference);
+      const moved = await transferImage(daemon, node, reference);
+      this.log(`stand-in: ${reference} into the node, ${moved.sent} of ${moved.layers} layers sent (the rest it had)`);
       transferSeconds = (Date.now() - transferring) / 1000;
       const repository = reference.slice(0, reference.lastIndexOf(':'));
       const previous = this.lastBuilt.get(repository);
@@ -136,30 +134,6 @@ export class NodeImages {
     }
     this.builds.push({ reference, ok, seconds: (Date.now() - started) / 1000, buildSeconds, transferSeconds });
     return ok;
-  }
-
-  /**
-   * `docker save` streamed into `ctr images import` through a FIFO, so the import runs while the
-   * archive is written (a file between them made the two take their turns: seconds per build).
-   */
-  private async transfer(daemon: Dockerd, node: LocalNode, reference: string): Promise<void> {
-    const scratch = mkdtempSync(path.join(os.tmpdir(), 'koa-minikube-build-'));
-    const fifo = path.join(scratch, 'image.tar');
-    execFileSync('mkfifo', ['-m', '600', fifo]);
-    try {
-      // The write end opens once ctr opens the read end; if ctr fails before it does, open the read end
-      // ourselves so the writer is not left waiting for ever.
-      const importing = node.ctr(['images', 'import', fifo]).catch((error: Error) => {
-        closeSync(openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK));
-        throw error;
-      });
-      const sink = createWriteStream(fifo);
-      const saving = daemon.docker(['save', reference], { stdout: sink });
-      const written = new Promise<void>((resolve, reject) => sink.on('close', resolve).on('error', reject));
-      await Promise.all([saving, written, importing]);
-    } finally {
-      rmSync(scratch, { recursive: true, force: true });
-    }
   }
 
   async stop(): Promise<void> {
