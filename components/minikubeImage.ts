@@ -12,9 +12,10 @@
  * - a new tag or profile is a new image (create, then delete the old one: replaced images do not pile
  *   up); a node without the image (a new cluster after minikube delete + start, an image pruned, a VM
  *   restarted without its disk) REBUILDS THE SAME TAG IN PLACE (update): the diff asks the node itself,
- *   so the image needs nothing from the cluster's API and its build starts as soon as the program does. A replacement there would delete the old
- *   resource last, and its `image rm` would remove the very tag just rebuilt: the running pods go on,
- *   every new pod fails to pull, and every later `up` rebuilds and deletes again.
+ *   so the image needs nothing from the cluster's API and its build starts as soon as the program does.
+ *   A replacement there would delete the old resource last, and its `image rm` would remove the very
+ *   tag just rebuilt: the running pods go on, every new pod fails to pull, and every later `up`
+ *   rebuilds and deletes again.
  * - a build is believed only when the node then has the image: `minikube image build` exits 0 when
  *   the build fails (machine.BuildImage logs the failure and returns nil; kubernetes/minikube#16576).
  */
