@@ -129,13 +129,14 @@ export class DataService extends pulumi.ComponentResource {
                   // Probes on the internal port, beside /metrics: public connections cannot starve them.
                   // Every second: a new pod takes traffic within a second of being able to (the kubelet's
                   // first probe comes as the container starts, before the process listens; at 5 s the
-                  // next one came up to 5 s later, on every pod of every rollout). Ten misses in a row
-                  // (10 s, as 2 × 5 s before) take a pod out: a slow second of the database does not.
+                  // next one came up to 5 s later, on every pod of every rollout). Five misses in a row
+                  // take a pod out: 5 s of quick 503s, at most 10 s when each probe times out (the kubelet
+                  // probes one at a time, so a 2 s timeout spaces them 2 s apart); 10 s before.
                   readinessProbe: {
                     httpGet: { path: '/readyz', port: 'metrics' },
                     periodSeconds: 1,
-                    timeoutSeconds: 3,
-                    failureThreshold: 10,
+                    timeoutSeconds: 2,
+                    failureThreshold: 5,
                   },
                   livenessProbe: {
                     httpGet: { path: '/healthz', port: 'metrics' },

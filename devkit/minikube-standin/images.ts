@@ -120,7 +120,12 @@ export class NodeImages {
       );
       buildSeconds = (Date.now() - building) / 1000;
       const transferring = Date.now();
-      const moved = await transferImage(daemon, node, reference);
+      // ctr records the image before it unpacks it: a failed move must not leave a tag that `image ls`
+      // shows (the provider would believe the build) while no container can start from it.
+      const moved = await transferImage(daemon, node, reference).catch(async (error: Error) => {
+        await node.ctr(['images', 'rm', reference]).catch(() => undefined);
+        throw error;
+      });
       this.log(`stand-in: ${reference} into the node, ${moved.sent} of ${moved.layers} layers sent (the rest it had)`);
       transferSeconds = (Date.now() - transferring) / 1000;
       const repository = reference.slice(0, reference.lastIndexOf(':'));

@@ -12,6 +12,7 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Dockerd } from '../images/dockerd';
 import type { LocalNode } from '../node/node';
 
@@ -88,7 +89,7 @@ class SavedArchive extends Writable {
       entry.hash = createHash('sha256');
       entry.tmp = path.join(this.scratch, `layer-${this.files.size}`);
       entry.out = openSync(entry.tmp, 'w');
-    } else if (type === '0') entry.body = [];
+    } else if (type === '0' && (name.endsWith('.json') || name === 'oci-layout')) entry.body = []; // metadata only; anything else is skipped
     this.entry = entry;
     if (size === 0) this.finish(entry);
     if (entry.left === 0 && entry.pad === 0) this.entry = undefined;
@@ -113,6 +114,16 @@ class SavedArchive extends Writable {
       if (pax) this.paxName = pax[1];
       else this.files.set(entry.name, body);
     }
+  }
+
+  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    // A stream cut off or failed mid-layer: close (and drop) the layer being written.
+    if (this.entry?.out !== undefined && this.entry.hash) {
+      closeSync(this.entry.out);
+      rmSync(this.entry.tmp!, { force: true });
+    }
+    this.entry = undefined;
+    done(error);
   }
 
   /** A saved file by name, following the symlinks `docker save` makes for a layer it already wrote. */
@@ -145,9 +156,12 @@ function writeTar(file: string, entries: Array<{ name: string; body?: Buffer; fr
       if (entry.body) writeSync(out, entry.body);
       else if (entry.from) {
         const source = openSync(entry.from, 'r');
-        const buffer = Buffer.alloc(1 << 20);
-        for (let read; (read = readSync(source, buffer)) > 0; ) writeSync(out, buffer.subarray(0, read));
-        closeSync(source);
+        try {
+          const buffer = Buffer.alloc(1 << 20);
+          for (let read; (read = readSync(source, buffer)) > 0; ) writeSync(out, buffer.subarray(0, read));
+        } finally {
+          closeSync(source);
+        }
       }
       const pad = (512 - (entry.size % 512)) % 512;
       if (pad) writeSync(out, Buffer.alloc(pad));
@@ -165,9 +179,12 @@ export async function transferImage(daemon: Dockerd, node: LocalNode, reference:
   try {
     const archive = new SavedArchive(scratch, have);
     const stream = new PassThrough();
-    const parsed = new Promise<void>((resolve, reject) => archive.on('finish', resolve).on('error', reject));
-    stream.pipe(archive);
-    await Promise.all([daemon.docker(['save', reference], { stdout: stream }), parsed]);
+    // pipeline: a parse failure destroys the stream with its error, which stops the docker CLI
+    // (dockerd.ts kills it when its sink errs) instead of leaving it blocked on a full pipe.
+    await Promise.all([daemon.docker(['save', reference], { stdout: stream }), pipeline(stream, archive)]);
+    if (archive.get('oci-layout')) {
+      throw new Error(`docker save ${reference} wrote an OCI layout (Docker 25 or later): the stand-in reads the docker save format of Debian bookworm's docker.io (20.10)`);
+    }
 
     const saved = JSON.parse(String(archive.get('manifest.json') ?? '[]')) as Array<{ Config: string; Layers: string[] }>;
     if (saved.length !== 1) throw new Error(`docker save ${reference}: expected one image in manifest.json, found ${saved.length}`);

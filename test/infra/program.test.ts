@@ -301,9 +301,12 @@ describe('Pulumi program, dev stack', () => {
       assert.ok(container().readinessProbe.timeoutSeconds * 1000 > 1000, 'READY_TIMEOUT_MS (1000) fits in the probe');
       assert.deepEqual(container().livenessProbe.httpGet, { path: '/healthz', port: 'metrics' });
       assert.deepEqual(container().readinessProbe.httpGet, { path: '/readyz', port: 'metrics' });
-      // A new pod takes traffic within a second of being ready; ten seconds of misses take it out.
-      assert.equal(container().readinessProbe.periodSeconds, 1);
-      assert.ok(container().readinessProbe.periodSeconds * container().readinessProbe.failureThreshold >= 10);
+      // A new pod takes traffic within a second of being ready. Out after some seconds of misses, and at
+      // most 10 s even when every probe times out (the kubelet runs one probe at a time).
+      const readiness = container().readinessProbe;
+      assert.equal(readiness.periodSeconds, 1);
+      assert.ok(readiness.periodSeconds * readiness.failureThreshold >= 5, 'a slow second of the database does not take it out');
+      assert.ok(Math.max(readiness.periodSeconds, readiness.timeoutSeconds) * readiness.failureThreshold <= 10, 'a hung pod is out within 10 s');
     });
 
     it('is locked down: non-root, no privilege escalation, read-only root, no API token', () => {

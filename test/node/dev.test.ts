@@ -188,7 +188,7 @@ describe('npm run dev on the real node (minikube stand-in): save → served thro
     }
     log(`load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; save → first new answer through the forward: ${((firstNew - saved) / 1000).toFixed(1)} s (seen by the test); ${summary.replace(/^dev: /, 'dev says: ')}`);
     const build = mk.builds.at(-1);
-    log(`the build's parts: docker build ${build?.buildSeconds?.toFixed(1)} s (as in minikube's node), then the stand-in's own docker save + ctr import ${build?.transferSeconds?.toFixed(1)} s (minikube has no such step)`);
+    log(`the build's parts: docker build ${build?.buildSeconds?.toFixed(1) ?? '—'} s (as in minikube's node), then the stand-in's own move into the node ${build?.transferSeconds?.toFixed(1) ?? '—'} s (minikube has no such step)`);
     log(`during the swap: ${load.answered} requests answered through the forward, ${load.failures.length} failed; answers seen: ${[...load.bodies].map(([body, n]) => `${n}× "${body}"`).join(', ')}`);
     assert.deepEqual(load.failures, []);
     assert.ok(load.answered > 50, `steady load ran (${load.answered})`);
