@@ -25,7 +25,7 @@ export const EGRESS_PORT = 3128;
 /** Build args that route a build's HTTPS (npm ci) through the egress proxy. */
 export const PROXY_BUILD_ARGS = [`HTTPS_PROXY=http://127.0.0.1:${EGRESS_PORT}`, `https_proxy=http://127.0.0.1:${EGRESS_PORT}`];
 /** Debian's docker CLI, matching the daemon (a newer CLI elsewhere on PATH would work too, but this one is pinned with it). */
-const DOCKER_CLI = '/usr/bin/docker';
+export const DOCKER_CLI = '/usr/bin/docker';
 
 export interface DockerResult {
   stdout: string;
@@ -140,15 +140,15 @@ export async function withDockerd<T>(work: (daemon: Dockerd) => Promise<T>, log?
   }
 }
 
+/** What the docker CLI needs to talk to the daemon of `runDir` (the legacy builder: see the README). */
+export function dockerCliEnv(runDir: string): Record<string, string> {
+  return { DOCKER_HOST: `unix://${path.join(runDir, 'docker.sock')}`, DOCKER_CONFIG: path.join(runDir, 'docker-config'), DOCKER_BUILDKIT: '0' };
+}
+
 function cli(runDir: string, args: string[], { log, stdout: sink }: DockerOptions = {}): Promise<DockerResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(DOCKER_CLI, args, {
-      env: {
-        ...process.env,
-        DOCKER_HOST: `unix://${path.join(runDir, 'docker.sock')}`,
-        DOCKER_CONFIG: path.join(runDir, 'docker-config'),
-        DOCKER_BUILDKIT: '0',
-      },
+      env: { ...process.env, ...dockerCliEnv(runDir) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -11,7 +11,8 @@
  *   ip [-p P]                               192.168.49.2 (the docker driver's first node address)
  *   profile list -o json [--light]          {"invalid":[],"valid":[{Name, Status, Config:{…}}]} (light: Status "Skipped")
  *   addons list -o json | addons enable metrics-server
- *   image build -t TAG [--all] DIR | image ls --format short | image rm NAME   (see images.ts)
+ *   stop [-p P]                             stops the profile's cluster; the profile stays (status Stopped)
+ *   image build -t TAG [-f FILE] [--all] DIR | image ls --format short|json | image rm NAME   (see images.ts)
  *
  * Differences from minikube: one profile runs at a time (the node's addresses are fixed); the kube
  * context's server is https://192.168.49.2:8443 with insecure-skip-tls-verify (no minikube CA); the
@@ -124,13 +125,14 @@ export async function startMinikubeStandIn(options: StandInOptions = {}): Promis
         config: {
           cpus: Number(flags.cpus ?? 2),
           memoryMb: Number.parseInt(String(flags.memory ?? '6144'), 10),
-          runtime: String(flags['container-runtime'] ?? 'containerd'),
+          // minikube's default runtime is docker (cmd/minikube/cmd/start.go defaultRuntime).
+          runtime: String(flags['container-runtime'] ?? flags.c ?? 'docker'),
           driver: String(flags.driver ?? 'docker'),
         },
         addons: { 'metrics-server': false },
       };
-      if (profile.config.runtime !== 'containerd') {
-        out.stderr(`minikube (stand-in): the real node runs containerd only, not ${profile.config.runtime}\n`);
+      if (!['docker', 'containerd'].includes(profile.config.runtime)) {
+        out.stderr(`minikube (stand-in): the stand-in plays the docker and containerd runtimes, not ${profile.config.runtime}\n`);
         return USAGE_EXIT;
       }
       profiles.set(name, profile);
@@ -167,6 +169,21 @@ export async function startMinikubeStandIn(options: StandInOptions = {}): Promis
     return 0;
   };
 
+  /** `minikube stop`: the profile stays, its cluster stops (here its node goes with its disk: see the header). */
+  const stopProfile = async (name: string, out: Output) => {
+    const profile = profiles.get(name);
+    if (!profile) {
+      out.stderr(`🤷  Profile "${name}" not found. Run "minikube profile list" to view all profiles.\n`);
+      return 85;
+    }
+    out.stdout(`✋  Stopping node "${name}"  ...\n`);
+    await profile.cluster?.stop();
+    profile.cluster = undefined;
+    writeKubeconfig();
+    out.stdout('🛑  1 node stopped.\n');
+    return 0;
+  };
+
   const handle = async (args: string[], cwd: string, out: Output): Promise<number> => {
     const { words, flags } = parseArgs(args);
     const name = String(flags.p ?? flags.profile ?? 'minikube');
@@ -179,6 +196,7 @@ export async function startMinikubeStandIn(options: StandInOptions = {}): Promis
     const command = words.join(' ');
     if (words[0] === 'start') return start(name, flags, out);
     if (words[0] === 'delete') return remove(name, out);
+    if (words[0] === 'stop') return stopProfile(name, out);
     if (words[0] === 'status') {
       if (!profile) return notFound();
       const state = running ? 'Running' : 'Stopped';
@@ -226,28 +244,38 @@ export async function startMinikubeStandIn(options: StandInOptions = {}): Promis
     }
     if (words[0] === 'image') {
       if (!profile) return notFound();
-      if (!running) return exitStopped(name, out);
+      // Every image command visits only Running nodes (machine.BuildImage, ListImages, RemoveImages
+      // check each node's status first): on a stopped profile it does nothing and exits 0.
       if (words[1] === 'build' && words[2]) {
         const tag = String(flags.t ?? flags.tag ?? '');
-        if (!tag) return unsupported(args, out);
+        const file = flags.f ?? flags.file;
+        // image.go: a local directory is packed (createTar) before any node is looked at; a failure is fatal.
+        if (!running) {
+          await images.pack(path.resolve(cwd, words[2]), typeof file === 'string' ? file : undefined);
+          return 0;
+        }
         // One node: --all and the default (the primary control plane) build on the same one.
-        await images.build(running.node, name, tag, path.resolve(cwd, words[2]), out);
+        await images.build(running.node, { name, runtime: profile.config.runtime }, tag, path.resolve(cwd, words[2]), typeof file === 'string' ? file : undefined, out).catch((error: Error) => {
+          throw Object.assign(new Error(`Failed to save dir: ${error.message}`), { exitCode: 80 });
+        });
         return 0; // even when the build failed: see NodeImages.build
       }
-      if (words[1] === 'ls') {
+      if (words[1] === 'ls' || words[1] === 'list') {
         const format = flags.format ?? 'short';
-        if (format === 'json') out.stdout(`${JSON.stringify(await images.listJson(running.node))}\n`);
-        else if (format === 'short') out.stdout(`${(await images.list(running.node)).join('\n')}\n`);
+        if (format === 'json') out.stdout(`${JSON.stringify(running ? await images.listJson(running.node) : [])}\n`);
+        else if (format === 'short') out.stdout(`${(running ? await images.list(running.node) : []).join('\n')}\n`);
         else return unsupported(args, out);
         return 0;
       }
       if ((words[1] === 'rm' || words[1] === 'remove' || words[1] === 'unload') && words[2]) {
+        if (!running) return 0;
+        const failures: string[] = [];
         for (const image of words.slice(2)) {
-          if (!(await images.remove(running.node, image))) {
-            out.stderr(`❌  Exiting due to GUEST_IMAGE_REMOVE: Failed to remove image: crictl: no such image "${image}"\n`);
-            return 80;
-          }
+          const failure = await images.remove(running.node, profile.config.runtime, image);
+          if (failure) failures.push(failure);
         }
+        // RemoveImages: out.WarningT("Failed to remove images for profile {{.pName}} {{.error}}"), exit 0.
+        if (failures.length) out.stderr(`❗  Failed to remove images for profile ${name} error removing images: ${failures[0]}\n`);
         return 0;
       }
     }
@@ -266,7 +294,8 @@ export async function startMinikubeStandIn(options: StandInOptions = {}): Promis
       // One command at a time, as minikube's own machine lock serialises them.
       const done = queue.then(() => handle(request.args, request.cwd, out)).then(
         (code) => send({ exit: code }),
-        (error: Error) => send({ stderr: `minikube (stand-in): ${error.stack ?? error.message}\n`, exit: 1 }),
+        (error: Error & { exitCode?: number }) =>
+          send(error.exitCode ? { stderr: `❌  Exiting due to GUEST_IMAGE_BUILD: ${error.message}\n`, exit: error.exitCode } : { stderr: `minikube (stand-in): ${error.stack ?? error.message}\n`, exit: 1 }),
       );
       queue = done.then(() => socket.end());
     });
