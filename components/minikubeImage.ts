@@ -108,11 +108,30 @@ function profileState(profile: string, light = false): { runtime: string } | { p
   return { runtime };
 }
 
-/** True when the node has `imageName` (as given, or normalised with docker.io/library/). */
-function has(profile: string, imageName: string): boolean {
+/**
+ * The names a node may list `imageName` under: as given, normalised as minikube normalises a build's
+ * tag (`dockerref.ParseNormalizedNamed` in pkg/minikube/machine/build_images.go: `x:t` is
+ * `docker.io/library/x:t`, `me/x:t` is `docker.io/me/x:t`, a registry host is kept), and with the
+ * `localhost/` prefix that podman (CRI-O) gives an unqualified name.
+ */
+function nodeNames(imageName: string): string[] {
+  const slash = imageName.indexOf('/');
+  const first = slash < 0 ? '' : imageName.slice(0, slash);
+  const hasRegistry = slash >= 0 && (first.includes('.') || first.includes(':') || first === 'localhost');
+  const normalised = hasRegistry ? imageName : slash < 0 ? `docker.io/library/${imageName}` : `docker.io/${imageName}`;
+  return [...new Set([imageName, normalised, `localhost/${imageName}`])];
+}
+
+/**
+ * Whether the node has `imageName`: true, false, or undefined when no running node can say.
+ * `minikube image ls` asks only Running nodes (ListImages in pkg/minikube/machine/cache_images.go) and
+ * prints nothing, exit 0, for a stopped profile: an empty listing means "gone" only when the profile runs.
+ */
+function has(profile: string, imageName: string): boolean | undefined {
   const listing = run(['-p', profile, 'image', 'ls', '--format', 'short']);
-  const wanted = [imageName, `docker.io/library/${imageName}`, `localhost/${imageName}`];
-  return listing.split('\n').some((line) => wanted.includes(line.trim()));
+  const wanted = nodeNames(imageName);
+  if (listing.split('\n').some((line) => wanted.includes(line.trim()))) return true;
+  return 'problem' in profileState(profile) ? undefined : false;
 }
 
 /** Builds on every node; returns what minikube and the builder printed (stdout and stderr). */
@@ -120,7 +139,9 @@ function build(inputs: MinikubeImageInputs): string {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
   // --all: every node of a multi-node profile gets the image, wherever the pod lands.
-  const args = ['-p', inputs.profile, 'image', 'build', '--all', '-t', inputs.imageName, inputs.contextDir];
+  // -f: minikube packs the directory itself (CreateTarStream in third_party/go-dockerclient/tar.go) and,
+  // unlike the docker CLI, sends the Dockerfile only when .dockerignore lets it through or -f names it.
+  const args = ['-p', inputs.profile, 'image', 'build', '--all', '-f', 'Dockerfile', '-t', inputs.imageName, inputs.contextDir];
   const result = spawnSync('minikube', args, { encoding: 'utf8', env: minikubeEnv(), timeout: 30 * 60_000, maxBuffer: 64 * 1024 * 1024 });
   const output = `${result.stdout ?? ''}\n${result.stderr ?? ''}`.trim();
   if (result.error || result.status !== 0) {
@@ -140,7 +161,7 @@ function buildAndVerify(inputs: MinikubeImageInputs): void {
   } catch (error) {
     throw buildFailure(inputs, (error as Error).message, (error as { output?: string }).output ?? '');
   }
-  if (!has(inputs.profile, inputs.imageName)) {
+  if (has(inputs.profile, inputs.imageName) !== true) {
     throw buildFailure(inputs, 'minikube exited 0, but the node has no such image (minikube reports a failed build only in its output)', output);
   }
 }
@@ -151,7 +172,7 @@ function buildAndVerify(inputs: MinikubeImageInputs): void {
  * is the same image.
  */
 function remove(profile: string, imageName: string): void {
-  const wanted = [imageName, `docker.io/library/${imageName}`, `localhost/${imageName}`];
+  const wanted = nodeNames(imageName);
   // `image ls --format json`: minikube's []cruntime.ListImage, one entry per image with all its tags.
   const listed = JSON.parse(run(['-p', profile, 'image', 'ls', '--format', 'json']) || '[]') as Array<{ repoTags?: string[] }>;
   const tags = listed.map((image) => image.repoTags ?? []).find((refs) => refs.some((ref) => wanted.includes(ref)));
@@ -167,12 +188,16 @@ function buildFailure(inputs: MinikubeImageInputs, reason: string, output: strin
 /** A new tag or profile is another image: a replacement (create the new one, then delete the old). */
 const REPLACE_KEYS: Array<keyof MinikubeImageInputs> = ['profile', 'imageName'];
 
-/** The node lacks the image (or cannot tell): it must be built again. */
+/**
+ * The node lacks the image: it must be built again. A stopped profile says nothing either way (and
+ * check has already named its fix); minikube failing to answer does: build again rather than roll
+ * out an image that may be missing.
+ */
 function missing(inputs: MinikubeImageInputs): boolean {
   try {
-    return !has(inputs.profile, inputs.imageName);
+    return has(inputs.profile, inputs.imageName) === false;
   } catch {
-    return true; // cannot tell: build again rather than roll out an image that may be missing
+    return true;
   }
 }
 
@@ -212,9 +237,10 @@ export const minikubeImageProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async read(id: string, props: MinikubeImageOutputs) {
-    // `pulumi refresh`: an image the node lost is gone from the state too, so the next `up` builds it.
+    // `pulumi refresh`: an image a running node lost is gone from the state too, so the next `up`
+    // builds it; a stopped profile's empty listing says nothing.
     try {
-      if (!has(props.profile, props.imageName)) return {};
+      if (has(props.profile, props.imageName) === false) return {};
     } catch {
       // node unreachable: keep what the state says
     }

@@ -37,14 +37,19 @@ const fs = require('fs'); const dir = ${JSON.stringify(dir)}; const args = proce
 fs.appendFileSync(dir + '/calls', JSON.stringify({ args, dockerHost: process.env.DOCKER_HOST || '', activeDockerd: process.env.MINIKUBE_ACTIVE_DOCKERD || '' }) + '\\n');
 const rest = args[0] === '-p' ? args.slice(2) : args;
 if (rest[0] === 'profile') { process.stdout.write(fs.readFileSync(dir + '/profiles.json', 'utf8')); process.exit(0); }
-const images = () => fs.readFileSync(dir + '/images', 'utf8').split('\\n').filter(Boolean);
+// minikube's image commands visit Running nodes only (cache_images.go): a stopped profile lists nothing, exit 0.
+const profile = args[0] === '-p' ? args[1] : 'minikube';
+const stopped = fs.existsSync(dir + '/profiles.json') && JSON.parse(fs.readFileSync(dir + '/profiles.json', 'utf8')).valid.some((p) => p.Name === profile && p.Status === 'Stopped');
+const images = () => (stopped ? [] : fs.readFileSync(dir + '/images', 'utf8').split('\\n').filter(Boolean));
+// dockerref.ParseNormalizedNamed, as machine.BuildImage applies it to the tag.
+const normalized = (ref) => { const [first, ...rest] = ref.split('/'); if (!rest.length) return 'docker.io/library/' + ref; return /[.:]/.test(first) || first === 'localhost' ? ref : 'docker.io/' + ref; };
 if (rest[0] === 'image' && rest[1] === 'ls' && rest.includes('json')) { const shared = fs.existsSync(dir + '/shared') ? fs.readFileSync(dir + '/shared', 'utf8').split('\\n').filter(Boolean) : []; process.stdout.write(JSON.stringify(images().map((ref) => ({ id: ref, repoDigests: [], repoTags: shared.includes(ref) ? shared : [ref], size: '1' })))); process.exit(0); }
-if (rest[0] === 'image' && rest[1] === 'ls') { process.stdout.write(fs.readFileSync(dir + '/images', 'utf8')); process.exit(0); }
+if (rest[0] === 'image' && rest[1] === 'ls') { process.stdout.write(images().join('\\n') + '\\n'); process.exit(0); }
 if (rest[0] === 'image' && rest[1] === 'build') {
   if (fs.existsSync(dir + '/fail-build')) { console.error('ERROR: failed to solve: npm ci exited 1'); process.exit(1); }
   // minikube's own quirk: a build that fails on the node is logged, and the command exits 0.
   if (fs.existsSync(dir + '/fail-build-exit-0')) { console.error('error TS2322: Type \\'string\\' is not assignable to type \\'number\\'.'); process.exit(0); }
-  fs.appendFileSync(dir + '/images', 'docker.io/library/' + rest[rest.indexOf('-t') + 1] + '\\n'); process.exit(0);
+  fs.appendFileSync(dir + '/images', normalized(rest[rest.indexOf('-t') + 1]) + '\\n'); process.exit(0);
 }
 if (rest[0] === 'image' && rest[1] === 'rm') { if (fs.existsSync(dir + '/fail-rm')) { console.error('image is in use'); process.exit(1); } process.exit(0); }
 console.error('stub minikube: unexpected ' + args.join(' ')); process.exit(2);
@@ -103,7 +108,8 @@ console.error('stub minikube: unexpected ' + args.join(' ')); process.exit(2);
         delete process.env.MINIKUBE_ACTIVE_DOCKERD;
       }
       const build = calls().find((call) => call.args.includes('build'))!;
-      assert.deepEqual(build.args, ['-p', 'dev', 'image', 'build', '--all', '-t', 'data-service:0123456789abcdef', '/src/service']);
+      // -f: minikube sends the Dockerfile only when .dockerignore lets it through or -f names it (CreateTarStream).
+      assert.deepEqual(build.args, ['-p', 'dev', 'image', 'build', '--all', '-f', 'Dockerfile', '-t', 'data-service:0123456789abcdef', '/src/service']);
       for (const call of calls()) {
         assert.equal(call.dockerHost, '', 'no docker-env DOCKER_HOST reaches minikube');
         assert.equal(call.activeDockerd, '', 'no MINIKUBE_ACTIVE_DOCKERD reaches minikube');
@@ -146,6 +152,18 @@ console.error('stub minikube: unexpected ' + args.join(' ')); process.exit(2);
       assert.deepEqual(calls().filter((call) => call.args[0] === 'profile').at(-1)!.args, ['profile', 'list', '-o', 'json']);
     });
 
+    it('an imageRepository with a user part (me/data-service) is recognised once built (docker.io/me/…), and removed', async () => {
+      profiles([{ Name: 'dev', Status: 'Running', runtime: 'containerd' }]);
+      const mine = { ...inputs, imageName: 'me/data-service:0123456789abcdef' };
+      const result = await minikubeImageProvider.create(mine);
+      assert.equal(result.id, 'dev/me/data-service:0123456789abcdef');
+      assert.match(readFileSync(path.join(dir, 'images'), 'utf8'), /^docker\.io\/me\/data-service:0123456789abcdef$/m);
+      const diff = await minikubeImageProvider.diff!('id', result.outs as MinikubeImageOutputs, mine);
+      assert.equal(diff.changes, false, 'the node has it: nothing to rebuild');
+      await minikubeImageProvider.delete!('id', result.outs as MinikubeImageOutputs);
+      assert.deepEqual(calls().map((call) => call.args).at(-1), ['-p', 'dev', 'image', 'rm', 'me/data-service:0123456789abcdef']);
+    });
+
     it('accepts the serving statuses of an HA profile (HAppy, Degraded) at check', async () => {
       for (const status of ['HAppy', 'Degraded']) {
         profiles([{ Name: 'dev', Status: status, runtime: 'containerd' }]);
@@ -173,6 +191,19 @@ console.error('stub minikube: unexpected ' + args.join(' ')); process.exit(2);
       await minikubeImageProvider.update!('id', olds, inputs);
       assert.deepEqual(calls().filter((call) => call.args.includes('build') || call.args.includes('rm')).map((call) => call.args[3]), ['build']);
       assert.match(readFileSync(path.join(dir, 'images'), 'utf8'), /data-service:0123456789abcdef/);
+    });
+
+    it('a stopped profile\'s empty listing is not "the image is gone": diff and refresh keep it', async () => {
+      // minikube image ls on a stopped profile prints nothing and exits 0 (ListImages skips nodes not Running).
+      profiles([{ Name: 'dev', Status: 'Stopped', runtime: 'containerd' }]);
+      nodeImages(['docker.io/library/data-service:0123456789abcdef']);
+      const diff = await minikubeImageProvider.diff!('id', olds, inputs);
+      assert.equal(diff.changes, false, 'no rebuild planned from a stopped node\'s silence');
+      const read = await minikubeImageProvider.read!('dev/data-service:0123456789abcdef', olds);
+      assert.equal(read.id, 'dev/data-service:0123456789abcdef', 'refresh keeps the image in the state');
+      profiles([{ Name: 'dev', Status: 'Running', runtime: 'containerd' }]);
+      nodeImages([]);
+      assert.deepEqual(await minikubeImageProvider.read!('dev/data-service:0123456789abcdef', olds), {}, 'a running node without it: gone');
     });
 
     it('a new tag or another profile is another image: replaced (the old one deleted after)', async () => {
