@@ -172,7 +172,8 @@ function serviceUrl(cfg: StackConfig, service: DataService): pulumi.Output<strin
   if (host === undefined || (cfg.minikube.ip === undefined && isLoopback(host))) {
     void pulumi.log.warn(
       `the node IP of context "${cfg.kube.context}" is not reachable from here (${host ?? 'not found'}); ` +
-        'the url output assumes the port-forward command (see portForward), or set minikubeIp',
+        `the url output assumes the port-forward command (see portForward), or set minikubeIp; if local port ${cfg.service.port} ` +
+        `is taken (on macOS, AirPlay Receiver holds 5000), forward another one: \`kubectl port-forward svc/<service> 5050:${cfg.service.port}\``,
     );
     return forwarded;
   }

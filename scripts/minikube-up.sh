@@ -205,7 +205,7 @@ if [[ -z "${MINIKUBE_MEMORY:-}" ]] && (( avail_memory > 0 && avail_memory - head
 fi
 
 profile_exists=""
-if minikube profile list -o json 2>/dev/null | node scripts/lib/minikube-profile.js "$profile" >/dev/null 2>&1; then profile_exists=1; fi
+if minikube profile list -o json --light 2>/dev/null | node scripts/lib/minikube-profile.js "$profile" >/dev/null 2>&1; then profile_exists=1; fi
 if ! minikube -p "$profile" status >/dev/null 2>&1; then
   if [[ -n "$profile_exists" ]]; then
     # A stopped profile keeps its size and network: sizing flags would only be refused (docker
@@ -225,7 +225,7 @@ fi
 
 # minikube keeps a profile's CPUs, memory and CNI from its creation (a later start ignores new
 # flags), so check what it has rather than what was asked.
-facts="$(minikube profile list -o json 2>/dev/null | node scripts/lib/minikube-profile.js "$profile" || true)"
+facts="$(minikube profile list -o json --light 2>/dev/null | node scripts/lib/minikube-profile.js "$profile" || true)"
 read -r have_cpus have_memory have_cni have_runtime _have_driver <<<"${facts:-- - - - -}"
 if [[ "$have_cpus" =~ ^[0-9]+$ ]] && (( have_cpus < cpus )); then
   warn "Minikube profile $profile has $have_cpus CPUs; the stack requests $NEED_CPU_M""m at its peak (5 data-service pods + 1 surge pod x 200m, MongoDB 200m, control plane, CoreDNS, Calico and metrics-server 1100m), and $have_cpus CPUs fit $(service_pods_fitting "$have_cpus") data-service pods: the HPA stops there and a rollout at that size waits for a free slot.

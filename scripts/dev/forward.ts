@@ -69,10 +69,12 @@ export class Forward {
   listen(): Promise<number> {
     const server = net.createServer({ allowHalfOpen: true }, (socket) => void this.handle(socket));
     this.server = server;
+    const host = this.options.host ?? '127.0.0.1';
     return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.options.port, this.options.host ?? '127.0.0.1', () => {
-        server.off('error', reject);
+      const failed = (error: NodeJS.ErrnoException) => reject(error.code === 'EADDRINUSE' ? new Error(portTaken(host, this.options.port)) : error);
+      server.once('error', failed);
+      server.listen(this.options.port, host, () => {
+        server.off('error', failed);
         resolve((server.address() as net.AddressInfo).port);
       });
     });
@@ -213,4 +215,9 @@ export class Forward {
       socket.resume();
     });
   }
+}
+
+/** One line with the fix for a local port someone else holds (on macOS, AirPlay Receiver holds 5000). */
+export function portTaken(host: string, port: number): string {
+  return `${host}:${port} is taken by another program (on macOS, AirPlay Receiver listens on 5000): run \`DEV_PORT=${port === 5050 ? 5051 : 5050} npm run dev\`, or turn AirPlay Receiver off (System Settings → General → AirDrop & Handoff)`;
 }

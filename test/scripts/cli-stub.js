@@ -52,6 +52,7 @@ const fail = (message, code = 255) => {
 };
 
 function minikube() {
+  if (state.minikube.notice) process.stdout.write(`${state.minikube.notice}\n`);
   let profile = 'minikube';
   const rest = [];
   for (let i = 0; i < args.length; i++) {
@@ -99,9 +100,13 @@ function minikube() {
     return out(`Done! kubectl is now configured to use "${profile}" cluster`);
   }
   if (command === 'profile' && sub === 'list') {
+    // --light lists the configs only (Status "Skipped"); the full form checks every profile's machine,
+    // and one that cannot be inspected aborts the whole listing (cmd/minikube/cmd/config/profile_list.go).
+    const light = rest.includes('--light') || rest.includes('-l');
+    if (!light && state.minikube.brokenProfile) fail(`X Exiting due to GUEST_STATUS: Unable to get control-plane node ${state.minikube.brokenProfile} host status: state: unknown state "${state.minikube.brokenProfile}"`, 80);
     const valid = Object.entries(profiles).map(([name, p]) => ({
       Name: name,
-      Status: p.running ? 'Running' : 'Stopped',
+      Status: light ? 'Skipped' : p.running ? 'Running' : 'Stopped',
       Config: { Name: name, CPUs: p.CPUs, Memory: p.Memory, Driver: p.Driver, KubernetesConfig: { ContainerRuntime: p.ContainerRuntime, CNI: p.CNI } },
     }));
     return out(JSON.stringify({ invalid: [], valid }));

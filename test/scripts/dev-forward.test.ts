@@ -237,3 +237,23 @@ describe('npm run dev: the port-forward across rollouts (fake pods)', function (
     assert.equal(open, 0, 'no tunnel left open to the pod');
   });
 });
+
+describe('npm run dev: its local port taken (AirPlay Receiver holds 5000 on macOS)', () => {
+  it('says so in one line with the fix, instead of a stack trace of EADDRINUSE', async () => {
+    const other = net.createServer();
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const port = (other.address() as net.AddressInfo).port;
+    try {
+      const forward = new Forward({ pods: new PodSet(), dial: (() => Promise.reject(new Error('unused'))) as unknown as Dial, port, log: () => undefined });
+      await assert.rejects(forward.listen(), (error: Error) => {
+        assert.equal(error.message.split('\n').length, 1, 'one line');
+        assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${port} is taken by another program`));
+        assert.match(error.message, /DEV_PORT=5050 npm run dev/);
+        assert.match(error.message, /AirPlay Receiver/);
+        return true;
+      });
+    } finally {
+      await new Promise((resolve) => other.close(resolve));
+    }
+  });
+});

@@ -261,6 +261,19 @@ describe('npm run up (scripts/minikube-up.sh)', function () {
     assert.deepEqual(changes(run.calls).at(-1), 'pulumi up');
   });
 
+  it('reads the profile with `profile list -o json --light`: a notice printed before the JSON and another, broken profile do not hide it', async () => {
+    const machine = freshMachine();
+    machine.minikube.profiles.minikube = { running: true, CPUs: 4, Memory: 6144, CNI: 'calico', ContainerRuntime: 'docker', Driver: 'docker', addons: { 'metrics-server': true } };
+    machine.minikube.notice = '❗  You are trying to run the amd64 binary on an M1 system. Please consider running the darwin/arm64 binary instead.';
+    machine.minikube.brokenProfile = 'old';
+    box = new Sandbox(machine);
+    const run = await box.run(PASS);
+    assert.equal(run.code, 0, run.stderr);
+    const listings = run.calls.filter((c) => c.tool === 'minikube' && c.args.includes('profile'));
+    assert.ok(listings.length > 0 && listings.every((c) => c.args.includes('--light')), 'every listing is --light');
+    assert.doesNotMatch(run.stderr, /WARNING/, 'the profile\'s 4 CPUs, 6144 MB and Calico were read despite the notice');
+  });
+
   it('a profile with Calico and enough room: no warning', async () => {
     const machine = freshMachine();
     machine.minikube.profiles.minikube = { running: true, CPUs: 4, Memory: 6144, CNI: 'calico', ContainerRuntime: 'docker', Driver: 'docker', addons: { 'metrics-server': true } };

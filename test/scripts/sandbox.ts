@@ -28,7 +28,14 @@ export interface MachineState {
   /** A Docker engine that answers `docker info` (Docker Desktop's VM on a Mac); none when absent. */
   docker?: { cpus: number; memoryMb: number };
   /** configDriver: what `minikube config get driver` answers, if set. */
-  minikube: { profiles: Record<string, Profile>; configDriver?: string };
+  minikube: {
+    profiles: Record<string, Profile>;
+    configDriver?: string;
+    /** A line minikube prints before any output (an amd64 minikube on an arm64 Mac does). */
+    notice?: string;
+    /** A profile whose machine cannot be inspected: the full `profile list` (status check) fails on it. */
+    brokenProfile?: string;
+  };
   /** login: the backend `pulumi login` chose, if any; whoamiError: how `pulumi whoami` fails otherwise (offline, say). */
   pulumi: { login?: string; whoamiError?: string; stacks: Record<string, string[]>; current?: string; passphrase?: string; upFails?: boolean };
 }
