@@ -128,10 +128,14 @@ function nodeNames(imageName: string): string[] {
  * prints nothing, exit 0, for a stopped profile: an empty listing means "gone" only when the profile runs.
  */
 function has(profile: string, imageName: string): boolean | undefined {
-  const listing = run(['-p', profile, 'image', 'ls', '--format', 'short']);
-  const wanted = nodeNames(imageName);
-  if (listing.split('\n').some((line) => wanted.includes(line.trim()))) return true;
+  if (listed(profile, imageName)) return true;
   return 'problem' in profileState(profile) ? undefined : false;
+}
+
+/** Whether `minikube image ls` names the image (from a stopped profile it names nothing). */
+function listed(profile: string, imageName: string): boolean {
+  const wanted = nodeNames(imageName);
+  return run(['-p', profile, 'image', 'ls', '--format', 'short']).split('\n').some((line) => wanted.includes(line.trim()));
 }
 
 /** Builds on every node; returns what minikube and the builder printed (stdout and stderr). */
@@ -171,14 +175,25 @@ function buildAndVerify(inputs: MinikubeImageInputs): void {
  * cri-o) removes an image with every reference to it, and a content-identical rebuild under a new tag
  * is the same image.
  */
-function remove(profile: string, imageName: string): void {
+function remove(profile: string, imageName: string): 'removed' | 'kept' | 'refused' {
   const wanted = nodeNames(imageName);
   // `image ls --format json`: minikube's []cruntime.ListImage, one entry per image with all its tags.
-  const listed = JSON.parse(run(['-p', profile, 'image', 'ls', '--format', 'json']) || '[]') as Array<{ repoTags?: string[] }>;
-  const tags = listed.map((image) => image.repoTags ?? []).find((refs) => refs.some((ref) => wanted.includes(ref)));
-  if (tags && tags.some((ref) => !wanted.includes(ref))) return;
+  const images = JSON.parse(run(['-p', profile, 'image', 'ls', '--format', 'json']) || '[]') as Array<{ repoTags?: string[] }>;
+  const tags = images.map((image) => image.repoTags ?? []).find((refs) => refs.some((ref) => wanted.includes(ref)));
+  if (!tags) return 'removed';
+  if (tags.some((ref) => !wanted.includes(ref))) return 'kept';
   run(['-p', profile, 'image', 'rm', imageName]);
+  // minikube only warns when the runtime refuses (RemoveImages in cache_images.go), and exits 0.
+  return listed(profile, imageName) ? 'refused' : 'removed';
 }
+
+/**
+ * How long delete retries an image that the docker runtime refuses to remove: `docker rmi` will not
+ * remove the last tag of an image that a container still uses, and a replaced pod drains for up to
+ * its grace period (preStop + drain + 5 s) after the rollout that made this image the old one.
+ * containerd and CRI-O remove an image whatever uses it: nothing to wait for there.
+ */
+const DOCKER_REMOVE_PATIENCE_MS = 60_000;
 
 function buildFailure(inputs: MinikubeImageInputs, reason: string, output: string): Error {
   const tail = output.split('\n').slice(-40).join('\n');
@@ -250,7 +265,8 @@ export const minikubeImageProvider: pulumi.dynamic.ResourceProvider = {
   async delete(_id: string, props: MinikubeImageOutputs) {
     // Best effort: the node may be gone (minikube delete) or a terminating pod may still use the image.
     try {
-      remove(props.profile, props.imageName);
+      const deadline = Date.now() + (props.runtime === 'docker' ? DOCKER_REMOVE_PATIENCE_MS : 0);
+      while (remove(props.profile, props.imageName) === 'refused' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2000));
     } catch {
       // nothing to clean, or cleaned by the node's own garbage collection later
     }

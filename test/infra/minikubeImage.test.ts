@@ -51,7 +51,13 @@ if (rest[0] === 'image' && rest[1] === 'build') {
   if (fs.existsSync(dir + '/fail-build-exit-0')) { console.error('error TS2322: Type \\'string\\' is not assignable to type \\'number\\'.'); process.exit(0); }
   fs.appendFileSync(dir + '/images', normalized(rest[rest.indexOf('-t') + 1]) + '\\n'); process.exit(0);
 }
-if (rest[0] === 'image' && rest[1] === 'rm') { if (fs.existsSync(dir + '/fail-rm')) { console.error('image is in use'); process.exit(1); } process.exit(0); }
+if (rest[0] === 'image' && rest[1] === 'rm') {
+  if (fs.existsSync(dir + '/fail-rm')) { console.error('image is in use'); process.exit(1); }
+  // docker rmi refuses an image a container uses; minikube warns and exits 0. The file counts the refusals left.
+  const refusals = fs.existsSync(dir + '/refuse-rm') ? Number(fs.readFileSync(dir + '/refuse-rm', 'utf8')) : 0;
+  if (refusals > 0) { fs.writeFileSync(dir + '/refuse-rm', String(refusals - 1)); console.error('❗  Failed to remove images for profile dev error removing images: conflict: unable to remove repository reference'); process.exit(0); }
+  fs.writeFileSync(dir + '/images', images().filter((ref) => ref !== normalized(rest[2])).join('\\n') + '\\n'); process.exit(0);
+}
 console.error('stub minikube: unexpected ' + args.join(' ')); process.exit(2);
 `,
     );
@@ -161,7 +167,8 @@ console.error('stub minikube: unexpected ' + args.join(' ')); process.exit(2);
       const diff = await minikubeImageProvider.diff!('id', result.outs as MinikubeImageOutputs, mine);
       assert.equal(diff.changes, false, 'the node has it: nothing to rebuild');
       await minikubeImageProvider.delete!('id', result.outs as MinikubeImageOutputs);
-      assert.deepEqual(calls().map((call) => call.args).at(-1), ['-p', 'dev', 'image', 'rm', 'me/data-service:0123456789abcdef']);
+      assert.deepEqual(calls().map((call) => call.args).filter((args) => args.includes('rm')), [['-p', 'dev', 'image', 'rm', 'me/data-service:0123456789abcdef']]);
+      assert.doesNotMatch(readFileSync(path.join(dir, 'images'), 'utf8'), /data-service/, 'gone from the node');
     });
 
     it('accepts the serving statuses of an HA profile (HAppy, Degraded) at check', async () => {
@@ -265,7 +272,8 @@ console.error('stub minikube: unexpected ' + args.join(' ')); process.exit(2);
     it('removes the tag from the node, so replaced images do not pile up', async () => {
       nodeImages(['docker.io/library/data-service:0123456789abcdef']);
       await minikubeImageProvider.delete!('id', { ...inputs, runtime: 'docker' });
-      assert.deepEqual(calls().map((call) => call.args).at(-1), ['-p', 'dev', 'image', 'rm', 'data-service:0123456789abcdef']);
+      assert.deepEqual(calls().map((call) => call.args).filter((args) => args.includes('rm')), [['-p', 'dev', 'image', 'rm', 'data-service:0123456789abcdef']]);
+      assert.doesNotMatch(readFileSync(path.join(dir, 'images'), 'utf8'), /data-service/, 'gone from the node');
     });
 
     it('keeps an image that another tag also names (CRI removes an image with all its tags)', async () => {
@@ -273,6 +281,15 @@ console.error('stub minikube: unexpected ' + args.join(' ')); process.exit(2);
       writeFileSync(path.join(dir, 'shared'), 'docker.io/library/data-service:0123456789abcdef\ndocker.io/library/data-service:fedcba9876543210\n');
       await minikubeImageProvider.delete!('id', { ...inputs, runtime: 'docker' });
       assert.ok(!calls().some((call) => call.args.includes('rm')), 'no image rm');
+    });
+
+    it('docker runtime: an image a draining pod still uses is refused (minikube only warns), so delete tries again until it is gone', async function () {
+      this.timeout(20_000);
+      nodeImages(['docker.io/library/data-service:0123456789abcdef']);
+      writeFileSync(path.join(dir, 'refuse-rm'), '2');
+      await minikubeImageProvider.delete!('id', { ...inputs, runtime: 'docker' });
+      assert.equal(calls().filter((call) => call.args.includes('rm')).length, 3, 'refused twice, removed the third time');
+      assert.doesNotMatch(readFileSync(path.join(dir, 'images'), 'utf8'), /data-service/);
     });
 
     it('does not fail a destroy when the node is gone or the image is still in use', async () => {
