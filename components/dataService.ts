@@ -2,7 +2,7 @@ import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import type { LogLevel, ServiceType } from './config';
 import type { AppLabels } from './labels';
-import { annotations } from './metadata';
+import { annotations } from './skipAwait';
 import type { MongoConnection } from './mongodb';
 
 export const CONTAINER_PORT = 5000;
@@ -41,7 +41,7 @@ export interface DataServiceArgs {
   corsOrigins: string;
   /** Longest `pulumi up` waits for a rollout (the provider's `pulumi.com/timeoutSeconds`). */
   rolloutTimeoutSeconds: number;
-  /** Create objects without waiting for readiness (see metadata.ts). */
+  /** Create objects without waiting for readiness (see skipAwait.ts). */
   skipAwait?: boolean;
 }
 
