@@ -116,7 +116,10 @@ function serviceLogLevel(value: string, problems: string[]): LogLevel {
     return parseConfig({ LOG_LEVEL: value }).logLevel;
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    problems.push(...error.problems.map((problem) => `logLevel must be one of the levels the service takes: ${problem}`));
+    const levelProblems = error.problems.filter((problem) => problem.startsWith('LOG_LEVEL '));
+    // Any other problem is the service's parser wanting more than LOG_LEVEL: a bug here, not the user's value.
+    if (levelProblems.length !== error.problems.length) throw error;
+    problems.push(...levelProblems.map((problem) => `logLevel must be one of the levels the service takes: ${problem}`));
     return 'info';
   }
 }
