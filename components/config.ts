@@ -6,9 +6,16 @@
  * This module knows nothing of the components; stack.ts maps this shape onto their Args.
  */
 import * as pulumi from '@pulumi/pulumi';
+import { ConfigError, parseConfig, type LogLevel } from '../service/src/config';
 
-export type ImageMode = 'minikube' | 'registry' | 'prebuilt';
-export type ServiceType = 'NodePort' | 'LoadBalancer' | 'ClusterIP';
+/** How the service's image is had (components/serviceImage.ts); defined here once, with the type the components take. */
+export const IMAGE_MODES = ['minikube', 'registry', 'prebuilt'] as const;
+export type ImageMode = (typeof IMAGE_MODES)[number];
+/** The kind of the public Service (components/dataService.ts). */
+export const SERVICE_TYPES = ['NodePort', 'LoadBalancer', 'ClusterIP'] as const;
+export type ServiceType = (typeof SERVICE_TYPES)[number];
+/** The service's log levels are the service's own (service/src/config.ts): the stack checks against its list. */
+export type { LogLevel };
 
 export interface Resources {
   requests: { cpu: string; memory: string };
@@ -67,7 +74,7 @@ export interface StackConfig {
     serviceType: ServiceType;
     port: number;
     nodePort?: number;
-    logLevel: string;
+    logLevel: LogLevel;
     corsOrigins: string;
     /** Longest `pulumi up` waits for a rollout before it fails with what the pods say. */
     rolloutTimeoutSeconds: number;
@@ -102,7 +109,20 @@ const BUILT_IN_NAMESPACES = new Set(['default', 'kube-system', 'kube-public', 'k
 const CPU = /^(\d+m|\d+(\.\d+)?)$/;
 const MEMORY = /^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** `value` as the service reads LOG_LEVEL, checked by the service's own parser (its one list of levels). */
+function serviceLogLevel(value: string, problems: string[]): LogLevel {
+  try {
+    return parseConfig({ LOG_LEVEL: value }).logLevel;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    const levelProblems = error.problems.filter((problem) => problem.startsWith('LOG_LEVEL '));
+    // Any other problem is the service's parser wanting more than LOG_LEVEL: a bug here, not the user's value.
+    if (levelProblems.length !== error.problems.length) throw error;
+    problems.push(...levelProblems.map((problem) => `logLevel must be one of the levels the service takes: ${problem}`));
+    return 'info';
+  }
+}
 
 export class StackConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -171,7 +191,7 @@ export function loadConfig(): StackConfig {
   const namespace = str('namespace');
   if (!DNS_LABEL.test(namespace)) problems.push(`namespace "${namespace}" is not a valid Kubernetes name (lower-case DNS label)`);
 
-  const mode = oneOf<ImageMode>('imageMode', ['minikube', 'registry', 'prebuilt']);
+  const mode = oneOf('imageMode', IMAGE_MODES);
   const repository = str('imageRepository');
   const reference = optional('image');
   if (mode === 'prebuilt') {
@@ -207,7 +227,7 @@ export function loadConfig(): StackConfig {
     return value;
   };
 
-  const serviceType = oneOf<ServiceType>('serviceType', ['NodePort', 'LoadBalancer', 'ClusterIP']);
+  const serviceType = oneOf('serviceType', SERVICE_TYPES);
   const nodePortRaw = optional('nodePort');
   // 0 (the default) lets Kubernetes pick the node port.
   const nodePort = nodePortRaw === undefined || nodePortRaw === '0' ? undefined : Number(nodePortRaw);
@@ -220,8 +240,7 @@ export function loadConfig(): StackConfig {
   const maxReplicas = num('maxReplicas', 1, 100);
   if (minReplicas > maxReplicas) problems.push(`minReplicas (${minReplicas}) must not exceed maxReplicas (${maxReplicas})`);
 
-  const logLevel = str('logLevel');
-  if (!LOG_LEVELS.includes(logLevel)) problems.push(`logLevel must be one of ${LOG_LEVELS.join(', ')}; got "${logLevel}"`);
+  const logLevel = serviceLogLevel(str('logLevel'), problems);
 
   const minikubeIp = optional('minikubeIp');
   if (minikubeIp !== undefined && !/^[\w.-]+$|^\[[0-9a-f:]+\]$/i.test(minikubeIp)) problems.push(`minikubeIp "${minikubeIp}" is not a host name or IP`);

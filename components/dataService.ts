@@ -1,7 +1,8 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
+import type { LogLevel, ServiceType } from './config';
 import type { AppLabels } from './labels';
-import { annotations } from './metadata';
+import { annotations } from './skipAwait';
 import type { MongoConnection } from './mongodb';
 
 export const CONTAINER_PORT = 5000;
@@ -11,8 +12,6 @@ export const METRICS_PORT = 9464;
 export const PRE_STOP_SECONDS = 5;
 /** Longest the service then waits for in-flight requests (SHUTDOWN_TIMEOUT_MS), inside the grace period. */
 export const DRAIN_SECONDS = 20;
-
-export type ServiceType = 'NodePort' | 'LoadBalancer' | 'ClusterIP';
 
 export interface DataServiceArgs {
   namespace: pulumi.Input<string>;
@@ -38,11 +37,11 @@ export interface DataServiceArgs {
    * runs: `pulumi up` would otherwise wait the whole await timeout for it.
    */
   awaitLoadBalancer: boolean;
-  logLevel: string;
+  logLevel: LogLevel;
   corsOrigins: string;
   /** Longest `pulumi up` waits for a rollout (the provider's `pulumi.com/timeoutSeconds`). */
   rolloutTimeoutSeconds: number;
-  /** Create objects without waiting for readiness (see metadata.ts). */
+  /** Create objects without waiting for readiness (see skipAwait.ts). */
   skipAwait?: boolean;
 }
 

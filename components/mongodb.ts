@@ -2,7 +2,7 @@ import { createHash, scryptSync } from 'node:crypto';
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import type { AppLabels } from './labels';
-import { annotations } from './metadata';
+import { annotations } from './skipAwait';
 
 export const MONGO_PORT = 27017;
 /** The official mongo image's user; numeric so that runAsNonRoot can verify it. */
@@ -81,7 +81,7 @@ export interface MongoDbArgs {
   /** Pods allowed to reach MongoDB (NetworkPolicy); nobody else is. */
   clientSelector: Record<string, string>;
   userSync: UserSyncJob;
-  /** Create objects without waiting for readiness (see metadata.ts). */
+  /** Create objects without waiting for readiness (see skipAwait.ts). */
   skipAwait?: boolean;
 }
 

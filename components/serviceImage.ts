@@ -2,9 +2,8 @@ import * as docker from '@pulumi/docker';
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import { contextHash } from './buildContext';
+import type { ImageMode } from './config';
 import { MinikubeImage } from './minikubeImage';
-
-export type ImageMode = 'minikube' | 'registry' | 'prebuilt';
 
 export interface ServiceImageArgs {
   mode: ImageMode;

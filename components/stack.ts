@@ -4,8 +4,8 @@ import path from 'node:path';
 import type { StackConfig } from './config';
 import { DataService } from './dataService';
 import { appLabels } from './labels';
-import { annotations } from './metadata';
-import { apiServerHost, isLoopback } from './minikube';
+import { annotations } from './skipAwait';
+import { apiServerHost, isLoopback } from './kubeconfig';
 import { MongoDb } from './mongodb';
 import { ServiceImage } from './serviceImage';
 

@@ -1,4 +1,4 @@
-/** Small latency statistics shared by the benchmark and the load tools. */
+/** Small latency statistics for the load tools (the benchmark, in devkit/tools, has its own). */
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];

@@ -145,6 +145,21 @@ describe('stack configuration', () => {
       );
     });
 
+    it('logLevel takes exactly the levels the service takes (its own list), as the service reads them', () => {
+      const secrets = ['mongoRootPassword', 'mongoAppPassword'];
+      for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) {
+        setConfig({ mongoRootPassword: 'a', mongoAppPassword: 'b', logLevel: level }, secrets);
+        assert.equal(loadConfig().service.logLevel, level);
+      }
+      setConfig({ mongoRootPassword: 'a', mongoAppPassword: 'b', logLevel: 'DEBUG' }, secrets);
+      assert.equal(loadConfig().service.logLevel, 'debug', 'handed to the service as it reads it');
+      for (const level of ['loud', 'verbose', 'warning']) {
+        expectProblems({ mongoRootPassword: 'a', mongoAppPassword: 'b', logLevel: level }, secrets, [
+          new RegExp(`logLevel must be one of .*fatal, error, warn, info, debug, trace, silent, got "${level}"`),
+        ]);
+      }
+    });
+
     it('prebuilt mode refuses :latest and untagged references', () => {
       for (const image of ['me/app:latest', 'me/app']) {
         expectProblems({ mongoRootPassword: 'a', mongoAppPassword: 'b', imageMode: 'prebuilt', image }, ['mongoRootPassword', 'mongoAppPassword'], [/exact tag or digest/]);

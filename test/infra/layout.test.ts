@@ -1,8 +1,9 @@
 /**
- * The layout the README draws ("How the code is laid out"), held by the
- * imports: the product imports none of the tooling, the test infrastructure
- * (devkit/) imports nothing outside itself, scripts/lib serves only the user's
- * tools, and no module imports one that imports it back.
+ * The layout docs/devkit.md draws, held by the imports: the product imports
+ * none of the tooling, the user's tools (scripts/) import nothing of the test
+ * infrastructure (devkit/: FerretDB, the control plane, Go builds), devkit/
+ * imports nothing outside itself and the product, scripts/lib serves only the
+ * user's tools, and no module imports one that imports it back.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -73,18 +74,42 @@ function cycles(graph: Map<string, string[]>): string[][] {
 
 const under = (...prefixes: string[]) => (module: string) => prefixes.some((prefix) => module === prefix || module.startsWith(`${prefix}/`));
 const isProduct = under('index.ts', 'components', 'service');
+/** An import by one of the user's tools of the test infrastructure: what a user's tool may never need. */
+const userToolNeedsDevkit = ({ from, to }: { from: string; to: string }) => under('scripts')(from) && under('devkit')(to);
 
 describe('the code\'s layout', () => {
   const graph = importGraph();
   const edges = [...graph].flatMap(([from, targets]) => targets.map((to) => ({ from, to })));
 
   it('sees the repository\'s modules and their imports', () => {
-    assert.ok(graph.has('devkit/go-build.ts') && graph.has('index.ts') && graph.has('scripts/bench.ts'));
+    assert.ok(graph.has('devkit/go-build.ts') && graph.has('index.ts') && graph.has('scripts/load.ts') && graph.has('devkit/tools/bench.ts'));
     assert.ok(edges.length > 50, `${edges.length} imports found`);
   });
 
   it('the product imports none of the tooling', () => {
     assert.deepEqual(edges.filter(({ from, to }) => isProduct(from) && !isProduct(to)), []);
+  });
+
+  it('the user\'s tools (scripts/) import nothing from the test infrastructure (devkit/)', () => {
+    // The rule catches such an edge from anywhere under scripts/, and only there.
+    for (const from of ['scripts/load.ts', 'scripts/dev/pods.ts', 'scripts/lib/stats.ts']) {
+      assert.ok(userToolNeedsDevkit({ from, to: 'devkit/ferretdb.ts' }), `${from} → devkit/ferretdb.ts is caught`);
+    }
+    assert.ok(!userToolNeedsDevkit({ from: 'devkit/tools/bench.ts', to: 'devkit/ferretdb.ts' }));
+    assert.ok(!userToolNeedsDevkit({ from: 'scripts/dev.ts', to: 'components/buildContext.ts' }));
+    assert.ok(edges.some(({ from }) => under('scripts')(from)), 'the user\'s tools\' imports are seen');
+    assert.deepEqual(edges.filter(userToolNeedsDevkit), []);
+  });
+
+  it('nor do the user\'s shell and JavaScript tools name devkit/', () => {
+    const files = (function walk(dir: string): string[] {
+      return readdirSync(dir).flatMap((name) => {
+        const full = path.join(dir, name);
+        return statSync(full).isDirectory() ? walk(full) : /\.(?:sh|js|mjs|cjs)$/.test(name) ? [full] : [];
+      });
+    })(path.join(ROOT, 'scripts'));
+    assert.ok(files.some((file) => file.endsWith('minikube-up.sh')));
+    assert.deepEqual(files.filter((file) => /\bdevkit\//.test(readFileSync(file, 'utf8'))).map((file) => path.relative(ROOT, file)), []);
   });
 
   it('the test infrastructure (devkit/) imports only itself and the product it builds (never the tools or the tests)', () => {

@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { METRICS_PORT } from '../../components/dataService';
+import { day2KubectlCommands, tryItBlock } from '../node/readme-commands';
 import { ROOT } from './fixtures';
 
 const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
@@ -10,8 +11,8 @@ const readme = read('README.md');
 const docs = readdirSync(path.join(ROOT, 'docs'))
   .filter((name) => name.endsWith('.md'))
   .map((name) => `docs/${name}`);
-/** The user's guide and the pages it links, each as its path and text. */
-const pages = [{ file: 'README.md', text: readme }, ...docs.map((file) => ({ file, text: read(file) }))];
+/** The user's guide, its changelog and the pages it links, each as its path and text. */
+const pages = [{ file: 'README.md', text: readme }, { file: 'CHANGELOG.md', text: read('CHANGELOG.md') }, ...docs.map((file) => ({ file, text: read(file) }))];
 const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts;
 const configKeys = new Set(Object.keys((parse(read('Pulumi.yaml')) as { config: Record<string, unknown> }).config));
 /** Read by the program but deliberately not declared in Pulumi.yaml (see the comment there). */
@@ -76,7 +77,26 @@ describe('README', () => {
     assert.match(readme, /```mermaid\n/, 'a picture of what is deployed');
   });
 
-  it('names only npm scripts that exist, here and in docs/', () => {
+  it('stays a front door: at most 350 lines, the references in docs/ and the changes in CHANGELOG.md', () => {
+    const lines = readme.split('\n').length - (readme.endsWith('\n') ? 1 : 0);
+    assert.ok(lines <= 350, `README.md has ${lines} lines`);
+    for (const page of ['docs/configuration.md', 'docs/service.md', 'docs/testing.md', 'CHANGELOG.md']) {
+      assert.ok(readme.includes(`](${page}`), `README links ${page}`);
+    }
+    assert.doesNotMatch(readme, /^## What changed/m, 'what changed is in CHANGELOG.md');
+    const changelog = read('CHANGELOG.md');
+    assert.equal([...changelog.matchAll(/^## (.+)$/gm)][0]?.[1], 'Unreleased', 'CHANGELOG.md: newest first, Unreleased on top');
+  });
+
+  it('keeps the blocks the real-node test runs as copied (test/node/main-job.test.ts)', () => {
+    const tryIt = commands(tryItBlock(readme));
+    assert.ok(tryIt.some((line) => line.startsWith('URL=$(pulumi stack output url)')) && tryIt.some((line) => line.startsWith('kubectl get all -n koa-mongodb')), tryIt.join('\n'));
+    const day2 = day2KubectlCommands(readme);
+    assert.ok(day2.length >= 8, `the Day-2 kubectl commands (${day2.length})`);
+    assert.ok(day2.some((line) => line.includes(` port-forward deploy/data-service ${METRICS_PORT}:${METRICS_PORT}`)), 'the metrics forward is among them');
+  });
+
+  it('names only npm scripts that exist, here, in CHANGELOG.md and in docs/', () => {
     let count = 0;
     for (const { file, text } of pages) {
       for (const [, name] of text.matchAll(/npm run ([\w:-]+)/g)) {
@@ -87,7 +107,7 @@ describe('README', () => {
     assert.ok(count >= 10);
   });
 
-  it('links only files and headings that exist, here and in docs/', () => {
+  it('links only files and headings that exist, here, in CHANGELOG.md and in docs/', () => {
     let count = 0;
     for (const { file, text } of pages) {
       for (const [, link] of text.matchAll(/\]\((?!https?:)([^)\s]+)\)/g)) {
@@ -103,13 +123,13 @@ describe('README', () => {
     assert.ok(count >= 20);
   });
 
-  it('names only config keys that Pulumi.yaml declares', () => {
+  it('names only config keys that Pulumi.yaml declares, here, in CHANGELOG.md and in docs/', () => {
     const named = new Set<string>();
     for (const { text } of pages) {
       for (const [, key] of text.matchAll(/pulumi config (?:set|get)(?: --secret)? ([A-Za-z]\w*)/g)) named.add(key);
     }
     // The key columns of the tables: `| key |` first, or a column headed `config keys`.
-    for (const table of readme.match(/^\|.*\|\n\|[-| ]+\|\n(?:\|.*\|\n)+/gm) ?? []) {
+    for (const table of pages.flatMap(({ text }) => text.match(/^\|.*\|\n\|[-| ]+\|\n(?:\|.*\|\n)+/gm) ?? [])) {
       const [header, , ...rows] = table.trim().split('\n').map((row) => row.split('|').map((cell) => cell.trim()));
       const column = header[1] === 'key' ? 1 : header.indexOf('config keys');
       if (column < 1) continue;

@@ -38,7 +38,7 @@ describe('a node whose starter was killed', function () {
     const sysctlsBefore = SYSCTLS.map((name) => readFileSync(`/proc/sys/${name}`, 'utf8'));
 
     // `npm run cluster:local -- --node` as one process, killed with SIGKILL once the cluster is up.
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cluster-local.ts', '--node'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'devkit/tools/cluster-local.ts', '--node'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     let nodeDir = '';
     let planeDir = '';
     await new Promise<void>((resolve, reject) => {

@@ -8,8 +8,8 @@
  * `--node` a real node joins instead (devkit/node: containerd, kubelet, kube-proxy,
  * CoreDNS, metrics-server, StorageClass `standard`); it needs root.
  */
-import { CONTEXT, startControlPlane } from '../devkit/control-plane';
-import { startNodeCluster } from '../devkit/node/node';
+import { CONTEXT, startControlPlane } from '../control-plane';
+import { startNodeCluster } from '../node/node';
 
 async function main(): Promise<void> {
   const realNode = process.argv.includes('--node');

@@ -3,8 +3,8 @@
  * 127.0.0.1:27017, data kept in ./.ferretdb-data. Ctrl-C stops it.
  */
 import path from 'node:path';
-import { startFerretDb } from '../devkit/ferretdb';
-import { REPO_ROOT } from '../devkit/paths';
+import { startFerretDb } from '../ferretdb';
+import { REPO_ROOT } from '../paths';
 
 async function main(): Promise<void> {
   const listen = process.env.DB_LISTEN ?? '127.0.0.1:27017';
