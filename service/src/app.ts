@@ -12,11 +12,12 @@ import { healthRouter, type Lifecycle } from './routes/health';
 import { metricsRouter } from './routes/metrics';
 import { rootRouter } from './routes/root';
 import { createDataStore, type DataStore } from './store/dataStore';
+import { createBodyBudget } from './body';
 
 export interface AppDeps {
   db: Pick<Database, 'collection'>;
   logger: Logger;
-  config: Pick<ServiceConfig, 'bodyLimitBytes' | 'corsOrigins' | 'readyTimeoutMs' | 'limits' | 'metrics'> & { mongo: Pick<MongoSettings, 'serverSelectionTimeoutMs' | 'operationTimeoutMs'> };
+  config: Pick<ServiceConfig, 'bodyLimitBytes' | 'bodyBudgetBytes' | 'corsOrigins' | 'readyTimeoutMs' | 'limits' | 'metrics'> & { mongo: Pick<MongoSettings, 'serverSelectionTimeoutMs' | 'operationTimeoutMs'> };
   metrics?: Metrics;
   lifecycle?: Lifecycle;
 }
@@ -79,6 +80,7 @@ export function createApp({ db, logger, config, metrics = createMetrics(), lifec
     dataRouter({
       store,
       bodyLimitBytes: config.bodyLimitBytes,
+      bodyBudget: createBodyBudget(config.bodyBudgetBytes),
       documentLimits: config.limits,
       pageMaxChars: config.limits.pageMaxBytes,
       streamStallTimeoutMs: config.limits.streamStallTimeoutMs,

@@ -1,6 +1,33 @@
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import type { Context } from 'koa';
-import { HttpError, badRequest } from './errors';
+import { HttpError, badRequest, busy } from './errors';
+
+/**
+ * The bytes of request bodies this process holds at once (BODY_BUDGET_BYTES), from the first byte read
+ * until the answer is sent: the bound on what clients can make it hold, whoever and however many they are.
+ */
+export interface BodyBudget {
+  readonly limitBytes: number;
+  /** Counts `bytes` more; false, counting nothing, when they do not fit. */
+  take(bytes: number): boolean;
+  give(bytes: number): void;
+}
+
+export function createBodyBudget(limitBytes: number): BodyBudget {
+  let held = 0;
+  return {
+    limitBytes,
+    take(bytes) {
+      if (held + bytes > limitBytes) return false;
+      held += bytes;
+      return true;
+    },
+    give(bytes) {
+      held -= bytes;
+    },
+  };
+}
 
 /** `application/json`, alone or with a UTF-8 charset: what nearly every client sends, checked without parsing. */
 const PLAIN_JSON = /^application\/json\s*(?:;\s*charset\s*=\s*"?utf-?8"?\s*)?$/i;
@@ -10,10 +37,10 @@ const PLAIN_JSON = /^application\/json\s*(?:;\s*charset\s*=\s*"?utf-?8"?\s*)?$/i
  *
  * Written out rather than taken from a body-parser because each failure must
  * map to its own status: no body 400, wrong type or encoding 415, too big 413,
- * cut short 400. The text (not only the parsed value) is what an
+ * cut short 400, not UTF-8 400. The bytes as sent (not the text) are what an
  * Idempotency-Key fingerprints.
  */
-export async function readJsonBody(ctx: Context, limitBytes: number): Promise<string> {
+export async function readJsonBody(ctx: Context, limitBytes: number, budget: BodyBudget): Promise<{ bytes: Buffer; text: string }> {
   const headers = ctx.req.headers;
   const declared = headers['content-length'] === undefined ? undefined : Number(headers['content-length']);
   if (headers['transfer-encoding'] === undefined && !declared) {
@@ -28,14 +55,26 @@ export async function readJsonBody(ctx: Context, limitBytes: number): Promise<st
     throw new HttpError(415, `Content-Encoding "${encoding}" is not supported: send the body uncompressed`, { 'Accept-Encoding': 'identity' });
   }
 
-  const bytes = await readAll(ctx.req, declared, limitBytes);
-  // Invalid UTF-8 becomes U+FFFD (and fails validation nowhere: it is text); a byte order mark is dropped.
+  // Counted against the budget before it is read (its declared length) or as it arrives (chunked), and
+  // given back once the answer is sent: past the budget, the request is shed, never the process.
+  let held = 0;
+  ctx.res.once('close', () => budget.give(held));
+  const hold = (bytes: number): boolean => {
+    if (!budget.take(bytes)) return false;
+    held += bytes;
+    return true;
+  };
+  const shed = () => busy(`too many request bodies in progress (BODY_BUDGET_BYTES=${budget.limitBytes}); try again shortly`);
+  if (declared !== undefined && declared <= limitBytes && !hold(declared)) throw shed();
+  const bytes = await readAll(ctx.req, declared, limitBytes, declared === undefined ? hold : () => true, shed);
+  // Decoded, invalid UTF-8 would become U+FFFD and be stored so: refused instead. A byte order mark is dropped.
+  if (!isUtf8(bytes)) throw badRequest('request body is not valid UTF-8');
   let text = bytes.toString('utf8');
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   if (!/\S/.test(text)) {
     throw badRequest('request body is empty: send a JSON object or an array of objects');
   }
-  return text;
+  return { bytes, text };
 }
 
 /** The slow path: any other Content-Type, parsed, for a clear 415. */
@@ -51,9 +90,10 @@ function checkContentType(ctx: Context): void {
 
 /**
  * The body's bytes. Refuses a declared length over the limit before reading anything, and stops
- * reading (413) as soon as a chunked body passes it; a client that hangs up before the end gets 400.
+ * reading (413) as soon as a chunked body passes it (503 when it passes the budget: `hold`); a client
+ * that hangs up before the end gets 400.
  */
-function readAll(req: IncomingMessage, declared: number | undefined, limitBytes: number): Promise<Buffer> {
+function readAll(req: IncomingMessage, declared: number | undefined, limitBytes: number, hold: (bytes: number) => boolean, shed: () => Error): Promise<Buffer> {
   const tooLarge = () => new HttpError(413, `request body exceeds the limit of ${limitBytes} bytes (limit BODY_LIMIT_BYTES)`);
   if (declared !== undefined && declared > limitBytes) return Promise.reject(tooLarge());
   return new Promise<Buffer>((resolve, reject) => {
@@ -75,6 +115,7 @@ function readAll(req: IncomingMessage, declared: number | undefined, limitBytes:
     const onData = (chunk: Buffer) => {
       received += chunk.length;
       if (received > limitBytes) finish(tooLarge());
+      else if (!hold(chunk.length)) finish(shed());
       else chunks.push(chunk);
     };
     const onEnd = () => finish();

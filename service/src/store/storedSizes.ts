@@ -1,7 +1,7 @@
 import type { Collection } from 'mongodb';
 import type { Database } from '../db';
 import { siblingCollection } from './sibling';
-import { isDuplicateKey } from './writeErrors';
+import { isDuplicateKey } from '../errors';
 
 interface SizesRecord {
   _id: 'largest-body';
