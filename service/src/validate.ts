@@ -77,6 +77,7 @@ function walk(node: unknown, depth: number, budget: { left: number; readonly lim
   return undefined;
 }
 
+// eslint-disable-next-line no-control-regex -- control characters are what it looks for
 const UNREADABLE_TOP_KEY = /[\u0000-\u001f"\\]/;
 
 const tooManyValues = (limit: number) =>
