@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import type { Context } from 'koa';
-import { HttpError, badRequest, busy } from './errors';
+import { HttpError, badRequest } from './errors';
 
 /**
  * The bytes of request bodies this process holds at once (BODY_BUDGET_BYTES), from the first byte read
@@ -64,7 +64,8 @@ export async function readJsonBody(ctx: Context, limitBytes: number, budget: Bod
     held += bytes;
     return true;
   };
-  const shed = () => busy(`too many request bodies in progress (BODY_BUDGET_BYTES=${budget.limitBytes}); try again shortly`);
+  // The connection is closed after the answer rather than the rest of the body read only to be dropped.
+  const shed = () => new HttpError(503, `too many request bodies in progress (BODY_BUDGET_BYTES=${budget.limitBytes}); try again shortly`, { 'Retry-After': '1', Connection: 'close' }, true);
   if (declared !== undefined && declared <= limitBytes && !hold(declared)) throw shed();
   const bytes = await readAll(ctx.req, declared, limitBytes, declared === undefined ? hold : () => true, shed);
   // Decoded, invalid UTF-8 would become U+FFFD and be stored so: refused instead. A byte order mark is dropped.

@@ -164,9 +164,9 @@ export function parseConfig(env: Env): ServiceConfig {
 
   const maxPoolSize = int('MONGODB_MAX_POOL_SIZE', 20, 1, 1000);
   const bodyLimitBytes = int('BODY_LIMIT_BYTES', 1024 * 1024, 2, 16 * 1024 * 1024);
-  // A body costs this process about four times its size while it is parsed and stored (the bytes, the text,
-  // the objects, the BSON): an eighth of the memory limit (the stack passes the pod's) keeps them all
-  // well inside it, beside the heap the process needs anyway.
+  // A body costs this process up to six times its size while it is parsed and stored (the bytes, the text,
+  // the objects, the BSON, the command), and garbage is collected late: a sixteenth of the memory limit
+  // (the stack passes the pod's) keeps them well inside it, beside the heap the process needs anyway.
   const memoryLimit = int('MEMORY_LIMIT_BYTES', 0, 0, 2 ** 50);
   const config: ServiceConfig = {
     port: int('PORT', 5000, 0, 65535),
@@ -183,7 +183,7 @@ export function parseConfig(env: Env): ServiceConfig {
       operationTimeoutMs: int('MONGODB_OPERATION_TIMEOUT_MS', 10_000, 100, 600_000),
     },
     bodyLimitBytes,
-    bodyBudgetBytes: int('BODY_BUDGET_BYTES', Math.max(bodyLimitBytes, memoryLimit > 0 ? Math.floor(memoryLimit / 8) : 64 * 1024 * 1024), bodyLimitBytes, 2 ** 50),
+    bodyBudgetBytes: int('BODY_BUDGET_BYTES', Math.max(bodyLimitBytes, memoryLimit > 0 ? Math.floor(memoryLimit / 16) : 32 * 1024 * 1024), bodyLimitBytes, 2 ** 50),
     logLevel,
     corsOrigins: corsOrigins.length > 0 ? corsOrigins : ['*'],
     readyTimeoutMs: int('READY_TIMEOUT_MS', 1000, 50, 60_000),
