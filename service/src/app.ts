@@ -12,7 +12,6 @@ import { healthRouter, type Lifecycle } from './routes/health';
 import { metricsRouter } from './routes/metrics';
 import { rootRouter } from './routes/root';
 import { createDataStore, type DataStore } from './store/dataStore';
-import { createBodyBudget } from './body';
 
 export interface AppDeps {
   db: Pick<Database, 'collection'>;
@@ -80,7 +79,7 @@ export function createApp({ db, logger, config, metrics = createMetrics(), lifec
     dataRouter({
       store,
       bodyLimitBytes: config.bodyLimitBytes,
-      bodyBudget: createBodyBudget(config.bodyBudgetBytes),
+      bodyBudget: { limitBytes: config.bodyBudgetBytes, held: 0 },
       documentLimits: config.limits,
       pageMaxChars: config.limits.pageMaxBytes,
       streamStallTimeoutMs: config.limits.streamStallTimeoutMs,

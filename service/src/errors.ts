@@ -32,8 +32,7 @@ export const badRequest = (message: string): HttpError => new HttpError(400, mes
 /** Too much at once here (reads, bodies): try again in a second. */
 export const busy = (message: string): HttpError => new HttpError(503, message, { 'Retry-After': '1' }, true);
 
-const OUTCOME_UNKNOWN =
-  'the database did not confirm the write in time: it may or may not have been stored. Retry with the same Idempotency-Key to be safe';
+const OUTCOME_UNKNOWN = 'the database did not confirm the write in time: it may or may not have been stored. Retry with the same Idempotency-Key to be safe';
 /** A write that was sent and not answered: never 503 "try again", which would invite a second copy. */
 export const outcomeUnknown = (cause?: unknown) => new HttpError(504, OUTCOME_UNKNOWN, {}, false, { cause });
 const unavailable = (cause?: unknown) => new HttpError(503, 'database unavailable, try again shortly', { 'Retry-After': '2' }, false, { cause });

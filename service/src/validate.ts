@@ -128,8 +128,7 @@ const TOKENS = /"[^"\\]*(?:\\.[^"\\]*)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
 function decimal(literal: string): string | undefined {
   const parts = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(literal);
   if (!parts) return undefined;
-  const all = parts[2] + (parts[3] ?? '');
-  const digits = all.replace(/^0+/, '');
+  const digits = (parts[2] + (parts[3] ?? '')).replace(/^0+/, '');
   if (digits === '') return '0';
   const significant = digits.replace(/0+$/, '');
   return `${parts[1]}${significant}e${Number(parts[4] ?? 0) - (parts[3]?.length ?? 0) + digits.length - significant.length}`;
@@ -146,7 +145,8 @@ export function checkNumbers(text: string): void {
   for (const [token] of text.matchAll(TOKENS)) {
     if (token.charCodeAt(0) === 34 /* " */ || token.length < 16 && !/[eE]/.test(token)) continue;
     const value = Number(token);
-    const inexact = (!/[.eE]/.test(token) && Math.abs(value) > 2 ** 53) || decimal(token) !== decimal(String(value));
-    if (inexact) throw badRequest(`number ${token} cannot be stored exactly (it would read back as ${String(value)}): send it as a string`);
+    if ((!/[.eE]/.test(token) && Math.abs(value) > 2 ** 53) || decimal(token) !== decimal(String(value))) {
+      throw badRequest(`number ${token} cannot be stored exactly (it would read back as ${String(value)}): send it as a string`);
+    }
   }
 }

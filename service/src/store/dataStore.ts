@@ -1,5 +1,6 @@
 import { ObjectId, type Collection, type Document, type FindCursor, type FindOptions } from 'mongodb';
 import { JsonBytes } from '../bsonJson';
+import type { Limits } from '../config';
 import type { Database } from '../db';
 import { timed, type Metrics } from '../metrics';
 import { CursorBudget } from './cursorBudget';
@@ -10,22 +11,15 @@ import { InsertBatcher } from './insertBatcher';
 import { withDeadline } from './deadline';
 import { HttpError, isDuplicateKey, outcomeUnknown, writeError } from '../errors';
 
-export interface StoreLimits {
-  maxOpenCursors: number;
-  /** Page reads on their way to the database at once (a share of the connection pool): more wait their turn, writes never do. */
-  maxReadsInFlight: number;
-  /** How long a stream (or a page) waits for a cursor slot before it is turned away (see CursorBudget). */
-  cursorWaitMs: number;
+/** The limits of config.ts (see there) that the store keeps, and three of its own. */
+export type StoreLimits = Pick<Limits, 'maxOpenCursors' | 'maxReadsInFlight' | 'cursorWaitMs' | 'idempotencyTtlSeconds' | 'insertBatchesInFlight'> & {
   /** The server-side time limit of a page's query (maxTimeMS): a page not found in time is a timeout, told as one. */
   queryTimeoutMs: number;
-  idempotencyTtlSeconds: number;
-  /** Batches of single-document inserts on their way at once (see InsertBatcher). */
-  insertBatchesInFlight: number;
   /** The longest one database operation may take, past the driver's own timeouts (see withDeadline). */
   operationDeadlineMs: number;
   /** The largest document a client can store (the body limit): the size assumed until reads show smaller ones. */
   maxDocumentBytes: number;
-}
+};
 
 /** A document as the client sent it (already validated), without `_id`. */
 export type NewDocument = Record<string, unknown>;
