@@ -87,6 +87,17 @@ describe('hostile clients, third pass (issue 24)', function () {
       assert.match(answer.message, /this one, alone/);
       assert.deepEqual(stored.sort(), [0, 1, 3, 4]);
     });
+
+    it('settled alone, a document that cannot be sent now is an unknown outcome (the refused batch may have stored it), not a 503', async () => {
+      const driver = serviceDriver();
+      const collection = {
+        insertMany: () => Promise.reject(new driver.MongoServerError({ message: 'refused', errmsg: 'refused', code: 1 })),
+        insertOne: () => Promise.reject(new driver.MongoServerSelectionError('no server', {} as never)),
+      };
+      const batcher = new InsertBatcher(() => collection as never, createMetrics(), { maxInFlight: 1, maxDocuments: 100, maxChars: 1e6, deadlineMs: 5000 });
+      const settled = await Promise.allSettled([0, 1].map((n) => batcher.insert({ _id: new driver.ObjectId(), n } as never, 10)));
+      assert.deepEqual(settled.map((outcome) => told((outcome as PromiseRejectedResult).reason).status), [504, 504]);
+    });
   });
 
   describe('over HTTP', () => {

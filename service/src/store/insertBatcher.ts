@@ -1,5 +1,5 @@
 import { MongoBulkWriteError, MongoServerError, type Collection, type Document, type ObjectId } from 'mongodb';
-import { isDuplicateKey, writeError, writeErrorsOf } from '../errors';
+import { isDuplicateKey, outcomeUnknown, writeError, writeErrorsOf } from '../errors';
 import { timed, type Metrics } from '../metrics';
 import { withDeadline } from './deadline';
 
@@ -107,14 +107,18 @@ export class InsertBatcher {
     }
   }
 
-  /** One document on its own; a duplicate _id is that document, stored by the batch before it failed (the ids are ours). */
+  /**
+   * One document on its own; a duplicate _id is that document, stored by the batch before it failed (the ids
+   * are ours). Not sent now is no proof of never stored: the batch may have stored it.
+   */
   private async writeAlone(pending: Pending): Promise<void> {
     try {
       await timed(this.metrics, 'insertOne', () => this.collection().insertOne(pending.doc, withDeadline(this.limits.deadlineMs)));
       pending.resolve();
     } catch (error) {
+      const answer = writeError(error);
       if (isDuplicateKey(error)) pending.resolve();
-      else pending.reject(writeError(error));
+      else pending.reject(answer.status === 503 ? outcomeUnknown(error) : answer);
     }
   }
 }
