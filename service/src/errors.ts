@@ -46,7 +46,7 @@ const unavailable = (cause?: unknown) => new HttpError(503, 'database unavailabl
 const NOT_APPLIED_CODES = new Set([13, 18, 91, 189, 10107, 13435, 13436, 11600, 11602]);
 const UNKNOWN_OUTCOME_CODES = new Set([6, 7, 50, 64, 89, 262, 9001]);
 /** Driver errors raised while checking a connection out of the pool: nothing was sent. */
-const POOL_ERRORS = new Set(['PoolClearedError', 'PoolClearedOnNetworkError', 'PoolClosedError', 'WaitQueueTimeoutError', 'MongoWaitQueueTimeoutError', 'MongoPoolClearedError', 'MongoPoolClosedError']);
+const POOL_ERRORS = /Pool(Cleared|Closed)|WaitQueueTimeout/;
 /** Node's socket errors that happen before any byte leaves (the driver wraps them when connecting: `cause`). */
 const UNSENT_SOCKET_CODES = new Set(['EPIPE', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND']);
 
@@ -59,7 +59,7 @@ function neverSent(error: unknown): boolean {
     error instanceof MongoNotConnectedError ||
     error instanceof MongoTopologyClosedError ||
     error instanceof MongoClientClosedError ||
-    POOL_ERRORS.has((error as { name?: string } | null)?.name ?? '') ||
+    POOL_ERRORS.test((error as { name?: string } | null)?.name ?? '') ||
     (error instanceof MongoNetworkError && (error as { beforeHandshake?: boolean }).beforeHandshake === true) ||
     (error instanceof MongoServerError && NOT_APPLIED_CODES.has(code(error)))
   ) {

@@ -1,6 +1,5 @@
 import type { Collection, ObjectId } from 'mongodb';
-import type { Database } from '../db';
-import { siblingCollection } from './sibling';
+import { siblingCollection, type Database } from '../db';
 import { HttpError, isDuplicateKey } from '../errors';
 
 interface KeyRecord {

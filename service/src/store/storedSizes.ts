@@ -1,6 +1,5 @@
 import type { Collection } from 'mongodb';
-import type { Database } from '../db';
-import { siblingCollection } from './sibling';
+import { siblingCollection, type Database } from '../db';
 import { isDuplicateKey } from '../errors';
 
 interface SizesRecord {
