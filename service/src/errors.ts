@@ -93,7 +93,7 @@ export function toHttpError(error: unknown): HttpError {
   if (neverSent(error) || error instanceof MongoNetworkError || (typeof socketCode === 'string' && /^E[A-Z]+$/.test(socketCode)) || (error as Error | null)?.name === 'AbortError') {
     return unavailable();
   }
-  if (error instanceof MongoServerError && UNKNOWN_OUTCOME_CODES.has(code(error))) return unavailable();
+  if (error instanceof MongoServerError && UNKNOWN_OUTCOME_CODES.has(code(error))) return unavailable(); // the server lost track: a read may go again
   // Koa and its middleware attach `status`/`expose` to the errors they raise (e.g. 400).
   const maybe = error as { status?: unknown; expose?: unknown; message?: unknown };
   if (typeof maybe?.status === 'number' && maybe.status >= 400 && maybe.status < 500 && maybe.expose === true) {
@@ -120,12 +120,8 @@ export const writeErrorsOf = (error: unknown): Array<{ index: number; code?: num
 };
 
 /** A duplicate _id, and nothing else: a wrapper with no write errors at all (a lost reply, no server) is not one. */
-export const isDuplicateKey = (error: unknown): boolean => {
-  if (!(error instanceof MongoServerError)) return false;
-  if (code(error) === 11000) return true;
-  const list = writeErrorsOf(error);
-  return list.length > 0 && list.every((e) => e.code === 11000);
-};
+export const isDuplicateKey = (error: unknown): boolean =>
+  error instanceof MongoServerError && (code(error) === 11000 || (writeErrorsOf(error).length > 0 && writeErrorsOf(error).every((e) => e.code === 11000)));
 
 /**
  * A failed write as its request must be told, from the error alone: 503 when it provably never left, 504

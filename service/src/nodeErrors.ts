@@ -29,9 +29,8 @@ function rawResponse(status: number, body: object, requestId: string, extra = ''
 }
 
 /** The server's 'clientError': a JSON 400/408/431 when an answer can still be written, else just close. */
-export function answerClientError(error: NodeJS.ErrnoException, socket: net.Socket, logger: Logger): void {
-  const pending = (socket as net.Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
-  if (error.code === 'ECONNRESET' || !socket.writable || pending?.headersSent) {
+export function answerClientError(error: NodeJS.ErrnoException, socket: net.Socket, logger: Logger, answering: boolean): void {
+  if (error.code === 'ECONNRESET' || !socket.writable || answering) {
     socket.destroy();
     return;
   }

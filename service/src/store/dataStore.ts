@@ -302,11 +302,7 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
       // No cursor slot: a page's cursor lives only while this call reads it (never at the client's pace),
       // so concurrent pages are bounded by their own share of the connection pool, not by the stream budget.
       const release = await reads.take();
-      try {
-        return await readPage(limit, after, maxChars);
-      } finally {
-        release();
-      }
+      return readPage(limit, after, maxChars).finally(release);
     },
 
     async probe(timeoutMs) {
