@@ -308,6 +308,18 @@ describe('hostile clients, third pass (issue 24)', function () {
       }
     });
 
+    it('a page reader that leaves while it waits for its turn gives up its place (its query never runs)', async () => {
+      const store = createDataStore({ collection: (() => client.db(dbName).collection('data')) as unknown as Database['collection'] }, createMetrics(), { ...LIMITS, maxReadsInFlight: 1, cursorWaitMs: 60_000 });
+      const before = finds.length;
+      const first = store.readPage({ limit: 100, maxChars: 1e7 });
+      const gone = new AbortController();
+      const waiting = store.readPage({ limit: 100, maxChars: 1e7 }, gone.signal);
+      gone.abort();
+      await assert.rejects(waiting, (error: unknown) => told(error).status === 503);
+      await first;
+      assert.equal(finds.length, before + 1, 'one query: none for the reader that left');
+    });
+
     it('the driver\'s own "no connection free in time" is a 503 with Retry-After, for a read and for a write', () => {
       const driver = serviceDriver() as unknown as { MongoDriverError: new (message: string) => Error };
       const waited = new driver.MongoDriverError('Timed out while checking out a connection from connection pool');

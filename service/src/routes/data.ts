@@ -60,19 +60,19 @@ export function dataRouter({ store, bodyLimitBytes, bodyBudget, documentLimits, 
       return;
     }
 
+    // A reader that leaves while it waits for its turn (a cursor, a read slot) gives up its place.
+    const gone = new AbortController();
+    ctx.res.once('close', () => gone.abort());
     if (query.limit === undefined) {
       // Everything, streamed as the client reads: memory stays flat whatever the
       // collection's size. Natural order, as the guide's app returned it.
-      // A reader that leaves while it waits for a cursor slot gives up its place.
-      const gone = new AbortController();
-      ctx.res.once('close', () => gone.abort());
       const source = await store.openStream(query.after, gone.signal);
       ctx.body = new JsonArrayStream(source, streamStallTimeoutMs, streamMaxMs);
       return;
     }
 
     // One page in _id order, bounded by count and by size.
-    const page = await store.readPage({ limit: query.limit, after: query.after, maxChars: pageMaxChars });
+    const page = await store.readPage({ limit: query.limit, after: query.after, maxChars: pageMaxChars }, gone.signal);
     if (page.next) {
       const next = page.next.toHexString();
       ctx.set('X-Next-Cursor', next);

@@ -69,7 +69,7 @@ export interface DataStore {
    */
   openStream(after: ObjectId | undefined, signal?: AbortSignal): Promise<DocumentSource>;
   /** One page in `_id` order, bounded by count and by serialised size; its cursor is closed before it resolves. */
-  readPage(query: PageQuery): Promise<Page>;
+  readPage(query: PageQuery, signal?: AbortSignal): Promise<Page>;
   /** Resolves when this process can really read the collection within `timeoutMs` (not only ping the server). */
   probe(timeoutMs: number): Promise<void>;
   /** Cursors open right now (for metrics and tests). */
@@ -298,10 +298,10 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
       );
     },
 
-    async readPage({ limit, after, maxChars }) {
+    async readPage({ limit, after, maxChars }, signal) {
       // No cursor slot: a page's cursor lives only while this call reads it (never at the client's pace),
       // so concurrent pages are bounded by their own share of the connection pool, not by the stream budget.
-      const release = await reads.take();
+      const release = await reads.take(signal);
       return readPage(limit, after, maxChars).finally(release);
     },
 
