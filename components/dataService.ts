@@ -123,6 +123,9 @@ export class DataService extends pulumi.ComponentResource {
                     }),
                     { name: 'MONGODB_USER', valueFrom: args.mongo.username },
                     { name: 'MONGODB_PASSWORD', valueFrom: args.mongo.password },
+                    // The container's memory limit (`memoryLimit`), from which the service sizes its budget of
+                    // request bodies held at once (BODY_BUDGET_BYTES): past it a POST is shed, never the pod.
+                    { name: 'MEMORY_LIMIT_BYTES', valueFrom: { resourceFieldRef: { resource: 'limits.memory', divisor: '1' } } },
                   ],
                   resources: args.resources,
                   // Probes on the internal port, beside /metrics: public connections cannot starve them.

@@ -16,7 +16,7 @@ import { createDataStore, type DataStore } from './store/dataStore';
 export interface AppDeps {
   db: Pick<Database, 'collection'>;
   logger: Logger;
-  config: Pick<ServiceConfig, 'bodyLimitBytes' | 'corsOrigins' | 'readyTimeoutMs' | 'limits' | 'metrics'> & { mongo: Pick<MongoSettings, 'serverSelectionTimeoutMs' | 'operationTimeoutMs'> };
+  config: Pick<ServiceConfig, 'bodyLimitBytes' | 'bodyBudgetBytes' | 'corsOrigins' | 'readyTimeoutMs' | 'limits' | 'metrics'> & { mongo: Pick<MongoSettings, 'serverSelectionTimeoutMs' | 'operationTimeoutMs'> };
   metrics?: Metrics;
   lifecycle?: Lifecycle;
 }
@@ -79,6 +79,7 @@ export function createApp({ db, logger, config, metrics = createMetrics(), lifec
     dataRouter({
       store,
       bodyLimitBytes: config.bodyLimitBytes,
+      bodyBudget: { limitBytes: config.bodyBudgetBytes, held: 0 },
       documentLimits: config.limits,
       pageMaxChars: config.limits.pageMaxBytes,
       streamStallTimeoutMs: config.limits.streamStallTimeoutMs,

@@ -28,6 +28,8 @@ export interface ServiceConfig {
   host: string;
   mongo: MongoSettings;
   bodyLimitBytes: number;
+  /** Bytes of request bodies held at once, from the first byte read to the answer; more are shed with 503. */
+  bodyBudgetBytes: number;
   logLevel: LogLevel;
   /** Origins allowed by CORS; `['*']` allows any. */
   corsOrigins: string[];
@@ -50,7 +52,9 @@ export interface ServiceConfig {
 export interface Limits {
   /** Database cursors this process keeps open at once (streamed GET /data); more wait their turn. */
   maxOpenCursors: number;
-  /** How long a streamed GET waits for a cursor before it gets 503. */
+  /** Page reads on their way to the database at once: a share of the connection pool, so that writes never wait behind readers. */
+  maxReadsInFlight: number;
+  /** How long a streamed GET (or a page) waits for its turn before it gets 503. */
   cursorWaitMs: number;
   /** A streamed response whose reader takes nothing for this long is cut off (its cursor closed). */
   streamStallTimeoutMs: number;
@@ -158,6 +162,12 @@ export function parseConfig(env: Env): ServiceConfig {
     problems.push(`METRICS_PATH must be a path like /metrics, or "off", got "${rawMetricsPath}"`);
   }
 
+  const maxPoolSize = int('MONGODB_MAX_POOL_SIZE', 20, 1, 1000);
+  const bodyLimitBytes = int('BODY_LIMIT_BYTES', 1024 * 1024, 2, 16 * 1024 * 1024);
+  // A body costs this process up to six times its size while it is parsed and stored (the bytes, the text,
+  // the objects, the BSON, the command), and garbage is collected late: a sixteenth of the memory limit
+  // (the stack passes the pod's) keeps them well inside it, beside the heap the process needs anyway.
+  const memoryLimit = int('MEMORY_LIMIT_BYTES', 0, 0, 2 ** 50);
   const config: ServiceConfig = {
     port: int('PORT', 5000, 0, 65535),
     host: read('HOST') ?? '0.0.0.0',
@@ -168,11 +178,12 @@ export function parseConfig(env: Env): ServiceConfig {
       authSource: read('MONGODB_AUTH_SOURCE'),
       database,
       collection,
-      maxPoolSize: int('MONGODB_MAX_POOL_SIZE', 20, 1, 1000),
+      maxPoolSize,
       serverSelectionTimeoutMs: int('MONGODB_SERVER_SELECTION_TIMEOUT_MS', 2000, 100, 120_000),
       operationTimeoutMs: int('MONGODB_OPERATION_TIMEOUT_MS', 10_000, 100, 600_000),
     },
-    bodyLimitBytes: int('BODY_LIMIT_BYTES', 1024 * 1024, 2, 16 * 1024 * 1024),
+    bodyLimitBytes,
+    bodyBudgetBytes: int('BODY_BUDGET_BYTES', Math.max(bodyLimitBytes, memoryLimit > 0 ? Math.floor(memoryLimit / 16) : 32 * 1024 * 1024), bodyLimitBytes, 2 ** 50),
     logLevel,
     corsOrigins: corsOrigins.length > 0 ? corsOrigins : ['*'],
     readyTimeoutMs: int('READY_TIMEOUT_MS', 1000, 50, 60_000),
@@ -182,6 +193,8 @@ export function parseConfig(env: Env): ServiceConfig {
       // 16: on FerretDB every open cursor holds one of its ~100 SQLite connections, and 5 replicas (the
       // HPA's maximum) × 16 leave room for writes and probes. MongoDB needs no such ceiling: raise it there.
       maxOpenCursors: int('MAX_OPEN_CURSORS', 16, 1, 10_000),
+      // Half the pool: the other half is the writers' and the probes', whatever the readers do.
+      maxReadsInFlight: int('MAX_READS_IN_FLIGHT', Math.max(1, Math.floor(maxPoolSize / 2)), 1, 10_000),
       cursorWaitMs: int('CURSOR_WAIT_MS', 5000, 0, 600_000),
       streamStallTimeoutMs: int('STREAM_STALL_TIMEOUT_MS', 30_000, 100, 3_600_000),
       streamMaxMs: int('STREAM_MAX_MS', 900_000, 1000, 86_400_000),

@@ -6,11 +6,15 @@ interface ConnectionState {
   active: number;
   /** When it last became idle (or was accepted). */
   idleSince: number;
+  /** The response being written, until it is finished. */
+  response?: http.ServerResponse;
 }
 
 export interface Connections {
   /** Closes connections with no request in progress that have been idle at least `idleMs`. */
   closeIdle(idleMs: number): void;
+  /** True while a response on this connection has begun and not finished (no other answer may be written into it). */
+  answering(socket: net.Socket): boolean;
 }
 
 /**
@@ -29,12 +33,15 @@ export function trackConnections(server: http.Server): Connections {
     const state = states.get(req.socket);
     if (!state) return;
     state.active++;
+    state.response = res;
+    res.once('finish', () => state.response === res && (state.response = undefined));
     res.once('close', () => {
       state.active--;
       state.idleSince = Date.now();
     });
   });
   return {
+    answering: (socket) => states.get(socket)?.response?.headersSent === true,
     closeIdle(idleMs) {
       const now = Date.now();
       for (const [socket, state] of states) {

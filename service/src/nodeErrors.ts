@@ -29,9 +29,8 @@ function rawResponse(status: number, body: object, requestId: string, extra = ''
 }
 
 /** The server's 'clientError': a JSON 400/408/431 when an answer can still be written, else just close. */
-export function answerClientError(error: NodeJS.ErrnoException, socket: net.Socket, logger: Logger): void {
-  const pending = (socket as net.Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
-  if (error.code === 'ECONNRESET' || !socket.writable || pending?.headersSent) {
+export function answerClientError(error: NodeJS.ErrnoException, socket: net.Socket, logger: Logger, answering: boolean): void {
+  if (error.code === 'ECONNRESET' || !socket.writable || answering) {
     socket.destroy();
     return;
   }
@@ -49,29 +48,11 @@ export function answerConnect(_req: http.IncomingMessage, socket: net.Socket): v
   socket.end(rawResponse(405, body, randomUUID(), 'Allow: GET, HEAD, POST, OPTIONS\r\n'));
 }
 
-/** For `Expect: 100-continue`: true (and answered 413) when the announced body is over the limit. */
-export function refuseOversizeUpload(req: http.IncomingMessage, res: http.ServerResponse, limitBytes: number): boolean {
-  const length = Number(req.headers['content-length']);
-  if (!(length > limitBytes)) return false;
-  const requestId = randomUUID();
-  const body = JSON.stringify({ error: `request body exceeds the limit of ${limitBytes} bytes (limit BODY_LIMIT_BYTES); not sent` });
+/** A JSON answer written directly (outside the app), closing the connection. */
+function answerDirectly(res: http.ServerResponse, status: number, message: string): void {
+  const body = JSON.stringify({ error: message });
   res.shouldKeepAlive = false;
-  res.writeHead(413, {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(body),
-    'X-Request-Id': requestId,
-    'X-Content-Type-Options': 'nosniff',
-    Connection: 'close',
-  });
-  res.end(body);
-  return true;
-}
-
-/** For an `Expect` other than 100-continue (Node would answer a bare 417). */
-export function refuseExpectation(req: http.IncomingMessage, res: http.ServerResponse): void {
-  const body = JSON.stringify({ error: `Expect "${String(req.headers.expect)}" is not supported (only 100-continue)` });
-  res.shouldKeepAlive = false;
-  res.writeHead(417, {
+  res.writeHead(status, {
     'Content-Type': 'application/json; charset=utf-8',
     'Content-Length': Buffer.byteLength(body),
     'X-Request-Id': randomUUID(),
@@ -79,4 +60,16 @@ export function refuseExpectation(req: http.IncomingMessage, res: http.ServerRes
     Connection: 'close',
   });
   res.end(body);
+}
+
+/** For `Expect: 100-continue`: true (and answered 413) when the announced body is over the limit. */
+export function refuseOversizeUpload(req: http.IncomingMessage, res: http.ServerResponse, limitBytes: number): boolean {
+  if (!(Number(req.headers['content-length']) > limitBytes)) return false;
+  answerDirectly(res, 413, `request body exceeds the limit of ${limitBytes} bytes (limit BODY_LIMIT_BYTES); not sent`);
+  return true;
+}
+
+/** For an `Expect` other than 100-continue (Node would answer a bare 417). */
+export function refuseExpectation(req: http.IncomingMessage, res: http.ServerResponse): void {
+  answerDirectly(res, 417, `Expect "${String(req.headers.expect)}" is not supported (only 100-continue)`);
 }

@@ -43,7 +43,7 @@ export async function startServer(app: App, db: Pick<Database, 'close'>, logger:
   limitPerPeer(server, limits.maxConnectionsPerPeer);
   const connections = trackConnections(server);
   // Malformed requests, oversized headers and timeouts, answered by Node's parser: JSON like every other answer.
-  server.on('clientError', (error: NodeJS.ErrnoException, socket: net.Socket) => answerClientError(error, socket, logger));
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: net.Socket) => answerClientError(error, socket, logger, connections.answering(socket)));
   // `Expect: 100-continue` with a body over the limit is refused before the client sends it.
   server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (refuseOversizeUpload(req, res, options.bodyLimitBytes)) return;

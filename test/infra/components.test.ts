@@ -95,6 +95,8 @@ describe('components on their own', () => {
     const deployment = plain(one(declared, 'kubernetes:apps/v1:Deployment').inputs);
     const env = Object.fromEntries(deployment.spec.template.spec.containers[0].env.map((e: { name: string; value?: string; valueFrom?: unknown }) => [e.name, e.value ?? e.valueFrom]));
     assert.deepEqual(env.MONGODB_PASSWORD, { secretKeyRef: { name: 'db-credentials', key: 'p' } });
+    // The service sizes its budget of request bodies from the container's own memory limit.
+    assert.deepEqual(env.MEMORY_LIMIT_BYTES, { resourceFieldRef: { resource: 'limits.memory', divisor: '1' } });
     assert.equal(env.MONGODB_URI, 'mongodb://db.shop.svc.cluster.local:27017/');
     assert.equal(env.MONGODB_COLLECTION, 'items');
     assert.equal(env.CORS_ORIGINS, 'https://shop.example');

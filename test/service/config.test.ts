@@ -20,6 +20,7 @@ describe('configuration (env parsed once, at start)', () => {
     const config = parseConfig({});
     assert.deepEqual(config.limits, {
       maxOpenCursors: 16,
+      maxReadsInFlight: 10,
       cursorWaitMs: 5000,
       streamStallTimeoutMs: 30_000,
       streamMaxMs: 900_000,
@@ -32,6 +33,13 @@ describe('configuration (env parsed once, at start)', () => {
     assert.deepEqual(config.http, { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 65_000, maxConnections: 1024, maxConnectionsPerPeer: 512, drainIdleMs: 1000 });
     assert.deepEqual(config.metrics, { port: undefined, path: '/metrics' });
     assert.equal(parseConfig({ METRICS_PATH: 'off' }).metrics.path, '');
+    // The readers' share: half the pool. The body budget: a sixteenth of the memory limit when it is known.
+    assert.equal(parseConfig({ MONGODB_MAX_POOL_SIZE: '7' }).limits.maxReadsInFlight, 3);
+    assert.equal(config.bodyBudgetBytes, 32 * 1024 * 1024);
+    assert.equal(parseConfig({ MEMORY_LIMIT_BYTES: String(500 * 1024 * 1024) }).bodyBudgetBytes, 31.25 * 1024 * 1024);
+    assert.equal(parseConfig({ MEMORY_LIMIT_BYTES: String(8 * 1024 * 1024), BODY_LIMIT_BYTES: String(1024 * 1024) }).bodyBudgetBytes, 1024 * 1024, 'one body always fits');
+    assert.equal(parseConfig({ MEMORY_LIMIT_BYTES: String(500 * 1024 * 1024), BODY_BUDGET_BYTES: '9999999' }).bodyBudgetBytes, 9_999_999);
+    assert.throws(() => parseConfig({ BODY_BUDGET_BYTES: '1000' }), /BODY_BUDGET_BYTES must be a whole number from 1048576/);
     assert.throws(
       () => parseConfig({ HEADERS_TIMEOUT_MS: '20000', REQUEST_TIMEOUT_MS: '5000', METRICS_PATH: 'metrics', MAX_OPEN_CURSORS: '0', PORT: '8080', METRICS_PORT: '8080' }),
       (error: unknown) => {

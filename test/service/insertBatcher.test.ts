@@ -4,8 +4,7 @@ import { createMetrics } from '../../service/src/metrics';
 import type { Database } from '../../service/src/db';
 import { createDataStore, type DataStore } from '../../service/src/store/dataStore';
 import { InsertBatcher } from '../../service/src/store/insertBatcher';
-import { isDuplicateKey } from '../../service/src/store/writeErrors';
-import { StoreError } from '../../service/src/store/storeError';
+import { HttpError, isDuplicateKey } from '../../service/src/errors';
 import { dbUri, freePort, serviceDriver, uniqueDbName } from './helpers';
 import { TcpProxy } from './tcp-proxy';
 
@@ -24,7 +23,7 @@ describe('single-document inserts that arrive together are stored together (grou
 
   const storeWith = (insertBatchesInFlight: number): DataStore => {
     const collection = (() => data()) as unknown as Database['collection']; // see serviceDriver: same types, another copy
-    return createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, cursorWaitMs: 1000, queryTimeoutMs: 10_000, idempotencyTtlSeconds: 60, insertBatchesInFlight, operationDeadlineMs: 30_000, maxDocumentBytes: 1024 * 1024 });
+    return createDataStore({ collection }, createMetrics(), { maxReadsInFlight: 8, maxOpenCursors: 4, cursorWaitMs: 1000, queryTimeoutMs: 10_000, idempotencyTtlSeconds: 60, insertBatchesInFlight, operationDeadlineMs: 30_000, maxDocumentBytes: 1024 * 1024 });
   };
 
   before(() => {
@@ -96,7 +95,7 @@ describe('single-document inserts that arrive together are stored together (grou
     );
     assert.deepEqual(settled.map((outcome) => outcome.status), settled.map((_, n) => (n === 5 ? 'rejected' : 'fulfilled')), 'only the request that sent it fails');
     const reason = (settled[5] as PromiseRejectedResult).reason as unknown;
-    assert.ok(reason instanceof StoreError && reason.kind === 'rejected', String(reason));
+    assert.ok(reason instanceof HttpError && reason.status === 400, String(reason));
     const carrier = inserts.find((event) => (event.command.documents as Document[]).some((doc) => doc.bad !== undefined));
     assert.ok(carrier && (carrier.command.documents as Document[]).length > 1, `it went in a batch: ${batchSizes().join(', ')}`);
     assert.equal(await data().countDocuments(), 10, 'all but the refused one');
@@ -112,7 +111,7 @@ describe('single-document inserts that arrive together are stored together (grou
     );
     assert.deepEqual(settled.map((outcome) => outcome.status), settled.map((_, n) => (n === 5 ? 'rejected' : 'fulfilled')), 'only the request that sent it fails');
     const reason = (settled[5] as PromiseRejectedResult).reason as unknown;
-    assert.ok(reason instanceof StoreError && reason.kind === 'rejected', String(reason));
+    assert.ok(reason instanceof HttpError && reason.status === 400, String(reason));
     assert.doesNotMatch((reason as Error).message, /version|7\.x/, 'no library version in what the client is told');
     assert.equal(await data().countDocuments(), 10, 'all but the refused one, each once');
   });
@@ -124,7 +123,7 @@ describe('single-document inserts that arrive together are stored together (grou
     const slow = new (serviceDriver().MongoClient)(`mongodb://127.0.0.1:${proxy.port}/`, { socketTimeoutMS: 20_000 });
     try {
       const collection = (() => slow.db(dbName).collection('data')) as unknown as Database['collection'];
-      const store = createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, cursorWaitMs: 1000, queryTimeoutMs: 10_000, idempotencyTtlSeconds: 60, insertBatchesInFlight: 1, operationDeadlineMs: 600, maxDocumentBytes: 1024 * 1024 });
+      const store = createDataStore({ collection }, createMetrics(), { maxReadsInFlight: 8, maxOpenCursors: 4, cursorWaitMs: 1000, queryTimeoutMs: 10_000, idempotencyTtlSeconds: 60, insertBatchesInFlight: 1, operationDeadlineMs: 600, maxDocumentBytes: 1024 * 1024 });
       await store.insert([{ warm: true }]);
       proxy.silence();
       const started = Date.now();
@@ -133,7 +132,7 @@ describe('single-document inserts that arrive together are stored together (grou
       assert.ok(ms < 5000, `answered after ${ms} ms`);
       for (const outcome of settled) {
         const reason = (outcome as PromiseRejectedResult).reason as unknown;
-        assert.ok(reason instanceof StoreError && reason.kind === 'outcome-unknown', String(reason));
+        assert.ok(reason instanceof HttpError && reason.status === 504, String(reason));
       }
     } finally {
       proxy.unsilence();
@@ -146,14 +145,15 @@ describe('single-document inserts that arrive together are stored together (grou
     const away = new (serviceDriver().MongoClient)('mongodb://127.0.0.1:1/', { serverSelectionTimeoutMS: 300 });
     try {
       const collection = (() => away.db(dbName).collection('data')) as unknown as Database['collection'];
-      const store = createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, cursorWaitMs: 1000, queryTimeoutMs: 10_000, idempotencyTtlSeconds: 60, insertBatchesInFlight: 1, operationDeadlineMs: 30_000, maxDocumentBytes: 1024 * 1024 });
+      const store = createDataStore({ collection }, createMetrics(), { maxReadsInFlight: 8, maxOpenCursors: 4, cursorWaitMs: 1000, queryTimeoutMs: 10_000, idempotencyTtlSeconds: 60, insertBatchesInFlight: 1, operationDeadlineMs: 30_000, maxDocumentBytes: 1024 * 1024 });
       // No bodyChars: nothing to record in the sizes record first, so the batch is the first to fail.
       const settled = await Promise.allSettled(Array.from({ length: 8 }, (_, n) => store.insert([{ n }])));
       assert.deepEqual(settled.map((outcome) => outcome.status), Array(8).fill('rejected'));
       for (const outcome of settled) {
-        const reason = (outcome as PromiseRejectedResult).reason as Error;
-        // Nothing was sent, so the 503 "try again" these become is true (and not a 504 "outcome unknown").
-        assert.match(reason.name, /^Mongo(ServerSelection|TopologyClosed)Error$/, reason.stack);
+        const reason = (outcome as PromiseRejectedResult).reason as HttpError;
+        // Nothing was sent, so the 503 "try again" is true (and not a 504 "outcome unknown").
+        assert.equal(reason.status, 503, reason.stack);
+        assert.match((reason.cause as Error).name, /^Mongo(ServerSelection|TopologyClosed)Error$/, reason.stack);
       }
     } finally {
       await away.close();
@@ -182,10 +182,13 @@ describe('a failed batch: what each request is told', () => {
   it('a later part of a split batch failing unsent, after an earlier part was stored, is an unknown outcome, not "try again"', async () => {
     const unsent = new driver.MongoServerSelectionError('no server', {} as never);
     const settled = await outcomes(new driver.MongoBulkWriteError(unsent, { insertedCount: 2 } as never));
-    for (const reason of reasons(settled)) assert.ok(reason instanceof StoreError && reason.kind === 'outcome-unknown', String(reason));
+    for (const reason of reasons(settled)) assert.ok(reason instanceof HttpError && reason.status === 504, String(reason));
     // With nothing stored, it is the truth to say "never sent": a 503.
     const none = await outcomes(new driver.MongoBulkWriteError(unsent, { insertedCount: 0 } as never));
-    for (const reason of reasons(none)) assert.equal(reason?.name, 'MongoServerSelectionError');
+    for (const reason of reasons(none)) {
+      assert.equal((reason as HttpError).status, 503);
+      assert.equal(((reason as HttpError).cause as Error).name, 'MongoServerSelectionError');
+    }
   });
 
   it('a wrapper without write errors is no duplicate key (a keyed bulk whose reply was lost is not "already stored")', () => {

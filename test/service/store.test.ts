@@ -41,7 +41,7 @@ describe('pages are read in one round trip once documents are known to be small'
   /** A database of its own holding `count` small documents, and a store ("a replica") on it. */
   const replicaOn = (dbName: string) => {
     const collection = (() => client.db(dbName).collection('data')) as unknown as Database['collection']; // see serviceDriver
-    const store = createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, cursorWaitMs: 1000, queryTimeoutMs: 10_000, idempotencyTtlSeconds: 60, insertBatchesInFlight: 4, operationDeadlineMs: 30_000, maxDocumentBytes: MiB });
+    const store = createDataStore({ collection }, createMetrics(), { maxOpenCursors: 4, maxReadsInFlight: 8, cursorWaitMs: 1000, queryTimeoutMs: 10_000, idempotencyTtlSeconds: 60, insertBatchesInFlight: 4, operationDeadlineMs: 30_000, maxDocumentBytes: MiB });
     const page = (after?: Document['_id']) => store.readPage({ limit: 100, after, maxChars: 4 * MiB });
     return { store, page };
   };

@@ -2,17 +2,18 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import { ObjectId } from 'mongodb';
 import { createHash } from 'node:crypto';
-import { readJsonBody } from '../body';
+import { readJsonBody, type BodyBudget } from '../body';
 import { badRequest } from '../errors';
 import { JsonArrayStream } from '../jsonArrayStream';
 import type { DataStore } from '../store/dataStore';
-import { validateInsertBody, type DocumentLimits } from '../validate';
+import { checkNumbers, validateInsertBody, type DocumentLimits } from '../validate';
 
 export const MAX_PAGE_SIZE = 1000;
 
 export interface DataRouterOptions {
   store: DataStore;
   bodyLimitBytes: number;
+  bodyBudget: BodyBudget;
   documentLimits: DocumentLimits;
   pageMaxChars: number;
   streamStallTimeoutMs: number;
@@ -31,16 +32,17 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
  * POST /data stores one object or a batch; GET /data streams them back,
  * optionally a page at a time. Parses and answers; the store does the rest.
  */
-export function dataRouter({ store, bodyLimitBytes, documentLimits, pageMaxChars, streamStallTimeoutMs, streamMaxMs }: DataRouterOptions): Router {
+export function dataRouter({ store, bodyLimitBytes, bodyBudget, documentLimits, pageMaxChars, streamStallTimeoutMs, streamMaxMs }: DataRouterOptions): Router {
   const router = new Router({ strict: true, sensitive: true });
 
   router.post('/data', async (ctx) => {
     const key = idempotencyKey(ctx);
-    const text = await readJsonBody(ctx, bodyLimitBytes);
+    const { bytes, text } = await readJsonBody(ctx, bodyLimitBytes, bodyBudget);
     const body = validateInsertBody(parseJson(text), documentLimits);
+    checkNumbers(text);
     const documents = Array.isArray(body) ? body : [body];
-    const fingerprint = key === undefined ? undefined : createHash('sha256').update(text).digest('base64url');
-    const outcome = await store.insert(documents, { idempotency: key === undefined ? undefined : { key, fingerprint: fingerprint! }, bodyChars: text.length });
+    const idempotency = key === undefined ? undefined : { key, fingerprint: createHash('sha256').update(bytes).digest('base64url') };
+    const outcome = await store.insert(documents, { idempotency, bodyChars: text.length });
     if (outcome.replayed) ctx.set('Idempotent-Replayed', 'true');
     ctx.status = 201;
     ctx.body = Array.isArray(body)
@@ -58,19 +60,19 @@ export function dataRouter({ store, bodyLimitBytes, documentLimits, pageMaxChars
       return;
     }
 
+    // A reader that leaves while it waits for its turn (a cursor, a read slot) gives up its place.
+    const gone = new AbortController();
+    ctx.res.once('close', () => gone.abort());
     if (query.limit === undefined) {
       // Everything, streamed as the client reads: memory stays flat whatever the
       // collection's size. Natural order, as the guide's app returned it.
-      // A reader that leaves while it waits for a cursor slot gives up its place.
-      const gone = new AbortController();
-      ctx.res.once('close', () => gone.abort());
       const source = await store.openStream(query.after, gone.signal);
       ctx.body = new JsonArrayStream(source, streamStallTimeoutMs, streamMaxMs);
       return;
     }
 
     // One page in _id order, bounded by count and by size.
-    const page = await store.readPage({ limit: query.limit, after: query.after, maxChars: pageMaxChars });
+    const page = await store.readPage({ limit: query.limit, after: query.after, maxChars: pageMaxChars }, gone.signal);
     if (page.next) {
       const next = page.next.toHexString();
       ctx.set('X-Next-Cursor', next);

@@ -1,4 +1,4 @@
-import { StoreError } from './storeError';
+import { busy, type HttpError } from '../errors';
 
 /**
  * The database cursors this process holds open at once, and the readers waiting for one. A stream's
@@ -13,6 +13,8 @@ export class CursorBudget {
   constructor(
     private readonly max: number,
     private readonly waitMs: number,
+    /** The setting that sets `max`, named in the 503. */
+    private readonly limit: string,
     private readonly onChange: (open: number) => void = () => undefined,
   ) {}
 
@@ -22,7 +24,7 @@ export class CursorBudget {
 
   /**
    * A slot: at once when one is free and nobody waits, else the next one given back, in turn. Rejects
-   * with StoreError('busy') when none is within `waitMs`, or when `signal` aborts (the client left).
+   * with a 503 (busy) when none is within `waitMs`, or when `signal` aborts (the client left).
    * The function it resolves with gives the slot back (idempotent).
    */
   async take(signal?: AbortSignal): Promise<() => void> {
@@ -30,7 +32,7 @@ export class CursorBudget {
       this.onChange(++this.open);
     } else {
       await new Promise<void>((resolve, reject) => {
-        const leave = (error: StoreError) => {
+        const leave = (error: HttpError) => {
           clearTimeout(timer);
           signal?.removeEventListener('abort', onAbort);
           const at = this.waiting.indexOf(grant);
@@ -42,9 +44,9 @@ export class CursorBudget {
           signal?.removeEventListener('abort', onAbort);
           resolve();
         };
-        const onAbort = () => leave(new StoreError('busy', 'the client went away while waiting for a read slot'));
+        const onAbort = () => leave(busy('the client went away while waiting for a read slot'));
         const timer = setTimeout(
-          () => leave(new StoreError('busy', `too many reads in progress: waited ${this.waitMs} ms (CURSOR_WAIT_MS) for one of MAX_OPEN_CURSORS=${this.max}; try again shortly`)),
+          () => leave(busy(`too many reads in progress: waited ${this.waitMs} ms (CURSOR_WAIT_MS) for one of ${this.limit}=${this.max}; try again shortly`)),
           this.waitMs,
         );
         this.waiting.push(grant);

@@ -1,5 +1,6 @@
 import { ObjectId, type Collection, type Document, type FindCursor, type FindOptions } from 'mongodb';
 import { JsonBytes } from '../bsonJson';
+import type { Limits } from '../config';
 import type { Database } from '../db';
 import { timed, type Metrics } from '../metrics';
 import { CursorBudget } from './cursorBudget';
@@ -8,23 +9,17 @@ import { createStoredSizes } from './storedSizes';
 import { createIdempotencyRecords, type IdempotencyRecords } from './idempotency';
 import { InsertBatcher } from './insertBatcher';
 import { withDeadline } from './deadline';
-import { StoreError } from './storeError';
-import { classifyWriteError, isDuplicateKey } from './writeErrors';
+import { HttpError, isDuplicateKey, outcomeUnknown, writeError } from '../errors';
 
-export interface StoreLimits {
-  maxOpenCursors: number;
-  /** How long a stream waits for a cursor slot before it is turned away (see CursorBudget). */
-  cursorWaitMs: number;
+/** The limits of config.ts (see there) that the store keeps, and three of its own. */
+export type StoreLimits = Pick<Limits, 'maxOpenCursors' | 'maxReadsInFlight' | 'cursorWaitMs' | 'idempotencyTtlSeconds' | 'insertBatchesInFlight'> & {
   /** The server-side time limit of a page's query (maxTimeMS): a page not found in time is a timeout, told as one. */
   queryTimeoutMs: number;
-  idempotencyTtlSeconds: number;
-  /** Batches of single-document inserts on their way at once (see InsertBatcher). */
-  insertBatchesInFlight: number;
   /** The longest one database operation may take, past the driver's own timeouts (see withDeadline). */
   operationDeadlineMs: number;
   /** The largest document a client can store (the body limit): the size assumed until reads show smaller ones. */
   maxDocumentBytes: number;
-}
+};
 
 /** A document as the client sent it (already validated), without `_id`. */
 export type NewDocument = Record<string, unknown>;
@@ -74,7 +69,7 @@ export interface DataStore {
    */
   openStream(after: ObjectId | undefined, signal?: AbortSignal): Promise<DocumentSource>;
   /** One page in `_id` order, bounded by count and by serialised size; its cursor is closed before it resolves. */
-  readPage(query: PageQuery): Promise<Page>;
+  readPage(query: PageQuery, signal?: AbortSignal): Promise<Page>;
   /** Resolves when this process can really read the collection within `timeoutMs` (not only ping the server). */
   probe(timeoutMs: number): Promise<void>;
   /** Cursors open right now (for metrics and tests). */
@@ -125,7 +120,10 @@ function withId(id: ObjectId, doc: NewDocument): Document & { _id: ObjectId } {
  * driver cursor.
  */
 export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metrics, limits: StoreLimits): DataStore {
-  const budget = new CursorBudget(limits.maxOpenCursors, limits.cursorWaitMs, (open) => metrics.openCursors.set(open));
+  const budget = new CursorBudget(limits.maxOpenCursors, limits.cursorWaitMs, 'MAX_OPEN_CURSORS', (open) => metrics.openCursors.set(open));
+  // Pages wait here for their turn rather than in the driver's pool: a reader holds at most this share of
+  // the pool, so a write never queues behind readers for a connection.
+  const reads = new CursorBudget(limits.maxReadsInFlight, limits.cursorWaitMs, 'MAX_READS_IN_FLIGHT');
   const idempotency: IdempotencyRecords = createIdempotencyRecords(db, limits.idempotencyTtlSeconds);
   // Single-document POSTs that arrive together are stored together (group commit: see InsertBatcher).
   const batcher = new InsertBatcher(() => db.collection(), metrics, {
@@ -198,7 +196,7 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
    * or running right now) may have stored some of them: a duplicate _id is that same document, already
    * stored, and the insert is unordered so that the others still go in.
    */
-  async function insertAll(collection: Collection<Document>, documents: Array<Document & { _id: ObjectId }>, keyed: boolean, replay: boolean): Promise<void> {
+  async function insertAll(collection: Collection<Document>, documents: Array<Document & { _id: ObjectId }>, keyed: boolean): Promise<void> {
     try {
       if (documents.length === 1) {
         await timed(metrics, 'insertOne', () => collection.insertOne(documents[0], withDeadline(limits.operationDeadlineMs)));
@@ -207,13 +205,16 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
       }
     } catch (error) {
       if (keyed && isDuplicateKey(error)) return;
-      const classified = classifyWriteError(error);
-      if (classified instanceof StoreError && classified.kind === 'rejected' && documents.length > 1 && !replay) {
-        // Ordered inserts stop at the refused document but keep the ones before it: take them back,
-        // so the answer (400, nothing stored) is true. Their ids are ours, so nothing else is touched.
-        await timed(metrics, 'deleteMany', () => collection.deleteMany({ _id: { $in: documents.map((doc) => doc._id) } }, withDeadline(limits.operationDeadlineMs)));
+      const answer = writeError(error);
+      if (answer.status === 400 && documents.length > 1) {
+        // A refusal says nothing of the others (an ordered insert keeps the ones before the refused one, and
+        // FerretDB stores part of a batch it then refuses): take them all back, so that the answer (400,
+        // nothing stored) is true. Their ids are ours, so nothing else is touched.
+        await timed(metrics, 'deleteMany', () => collection.deleteMany({ _id: { $in: documents.map((doc) => doc._id) } }, withDeadline(limits.operationDeadlineMs))).catch((cause: unknown) => {
+          throw outcomeUnknown(cause);
+        });
       }
-      throw classified;
+      throw answer;
     }
   }
 
@@ -228,7 +229,7 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
       let replayed = false;
       if (key) {
         const claim = await idempotency.claim(key.key, key.fingerprint, ids).catch((error: unknown) => {
-          throw classifyWriteError(error);
+          throw writeError(error);
         });
         ids = claim.ids;
         replayed = claim.replayed;
@@ -236,7 +237,7 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
       const recording = bodyChars === undefined ? undefined : stored.beforeStore(documents, bodyChars);
       if (recording) {
         await recording.catch((error: unknown) => {
-          throw classifyWriteError(error);
+          throw writeError(error);
         });
       }
       // Ids are assigned here rather than by the driver, so a compensation or a replay knows them.
@@ -247,10 +248,10 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
         return { ids, replayed };
       }
       try {
-        await insertAll(collection, withIds, key !== undefined, replayed);
+        await insertAll(collection, withIds, key !== undefined);
       } catch (error) {
         // A refused body frees its key: it was never stored, and a corrected body may use it.
-        if (key && error instanceof StoreError && error.kind === 'rejected') await idempotency.forget(key.key).catch(() => undefined);
+        if (key && error instanceof HttpError && error.status < 500) await idempotency.forget(key.key).catch(() => undefined);
         throw error;
       }
       return { ids, replayed };
@@ -297,50 +298,58 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
       );
     },
 
-    async readPage({ limit, after, maxChars }) {
+    async readPage({ limit, after, maxChars }, signal) {
       // No cursor slot: a page's cursor lives only while this call reads it (never at the client's pace),
-      // so concurrent pages are bounded by the connection pool, not by the stream budget.
-      const wanted = Math.min(limit + 1, STREAM_BATCH);
-      const cursor = find(after ? { _id: { $gt: after } } : {}, withDeadline(limits.operationDeadlineMs, { batchSize: firstBatch(wanted), maxTimeMS: limits.queryTimeoutMs }))
-        // The shape MongoDB answers from the _id index, every page alike: a range on _id, sorted by it
-        // (bounded IXSCAN, no in-memory sort). FerretDB v1.24 ignores the hint and sorts in memory.
-        .sort({ _id: 1 })
-        .hint({ _id: 1 })
-        .limit(limit + 1);
-      const out = new JsonBytes();
-      const write = writer(cursor, out, wanted);
-      let count = 0;
-      let last: ObjectId | undefined;
-      try {
-        return await timed(metrics, 'findPage', async () => {
-          out.push(0x5b);
-          // Taken from what the cursor holds without an await each; fetched when it holds none.
-          for (let raw = await cursor.next(); raw !== null; raw = cursor.bufferedCount() > 0 ? cursor.readBufferedDocuments(1)[0] : await cursor.next()) {
-            // The extra document only says that a next page exists.
-            if (count === limit) return page(out, count, last);
-            const mark = out.length;
-            if (count > 0) out.push(0x2c);
-            const id = write(raw);
-            // The documents' bytes so far (the bracket and commas aside) past the bound?
-            if (count > 0 && out.length - 1 - count > maxChars) {
-              out.truncate(mark); // bounded by size: this document starts the next page
-              return page(out, count, last);
-            }
-            count++;
-            last = id;
-          }
-          return page(out, count);
-        });
-      } finally {
-        // Closed whatever happened; a cursor the server already exhausted costs nothing to close.
-        await cursor.close().catch(() => undefined);
-      }
+      // so concurrent pages are bounded by their own share of the connection pool, not by the stream budget.
+      const release = await reads.take(signal);
+      return readPage(limit, after, maxChars).finally(release);
     },
 
     async probe(timeoutMs) {
       // A real read on the collection, not a ping: a server that answers pings but has no room for
-      // queries (FerretDB with its backend connections all held by cursors) is not ready.
-      await db.collection().findOne({}, { projection: { _id: 1 }, signal: AbortSignal.timeout(timeoutMs) });
+      // queries (FerretDB with its backend connections all held by cursors) is not ready. By an _id that
+      // matches nothing, so that no document's content can fail it (FerretDB cannot read some back).
+      await db.collection().findOne({ _id: NO_SUCH_ID }, { projection: { _id: 1 }, signal: AbortSignal.timeout(timeoutMs) });
     },
   };
+
+  async function readPage(limit: number, after: ObjectId | undefined, maxChars: number): Promise<Page> {
+    const wanted = Math.min(limit + 1, STREAM_BATCH);
+    const cursor = find(after ? { _id: { $gt: after } } : {}, withDeadline(limits.operationDeadlineMs, { batchSize: firstBatch(wanted), maxTimeMS: limits.queryTimeoutMs }))
+      // The shape MongoDB answers from the _id index, every page alike: a range on _id, sorted by it
+      // (bounded IXSCAN, no in-memory sort). FerretDB v1.24 ignores the hint and sorts in memory.
+      .sort({ _id: 1 })
+      .hint({ _id: 1 })
+      .limit(limit + 1);
+    const out = new JsonBytes();
+    const write = writer(cursor, out, wanted);
+    let count = 0;
+    let last: ObjectId | undefined;
+    try {
+      return await timed(metrics, 'findPage', async () => {
+        out.push(0x5b);
+        // Taken from what the cursor holds without an await each; fetched when it holds none.
+        for (let raw = await cursor.next(); raw !== null; raw = cursor.bufferedCount() > 0 ? cursor.readBufferedDocuments(1)[0] : await cursor.next()) {
+          // The extra document only says that a next page exists.
+          if (count === limit) return page(out, count, last);
+          const mark = out.length;
+          if (count > 0) out.push(0x2c);
+          const id = write(raw);
+          // The documents' bytes so far (the bracket and commas aside) past the bound?
+          if (count > 0 && out.length - 1 - count > maxChars) {
+            out.truncate(mark); // bounded by size: this document starts the next page
+            return page(out, count, last);
+          }
+          count++;
+          last = id;
+        }
+        return page(out, count);
+      });
+    } finally {
+      // Closed whatever happened; a cursor the server already exhausted costs nothing to close.
+      await cursor.close().catch(() => undefined);
+    }
+  }
 }
+
+const NO_SUCH_ID = new ObjectId('000000000000000000000000');

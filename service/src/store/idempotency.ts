@@ -1,8 +1,6 @@
 import type { Collection, ObjectId } from 'mongodb';
-import type { Database } from '../db';
-import { siblingCollection } from './sibling';
-import { StoreError } from './storeError';
-import { isDuplicateKey } from './writeErrors';
+import { siblingCollection, type Database } from '../db';
+import { HttpError, isDuplicateKey } from '../errors';
 
 interface KeyRecord {
   _id: string;
@@ -47,11 +45,11 @@ export function createIdempotencyRecords(db: Pick<Database, 'collection'>, ttlSe
         const seen = await collection.findOne({ _id: key });
         if (seen === null) continue; // expired between the two calls: claim it afresh
         if (seen.fingerprint !== fingerprint) {
-          throw new StoreError('idempotency-conflict', 'this Idempotency-Key was already used with a different request body');
+          throw new HttpError(422, 'this Idempotency-Key was already used with a different request body');
         }
         return { ids: seen.ids, replayed: true };
       }
-      throw new StoreError('outcome-unknown', 'could not record the Idempotency-Key; retry with the same key');
+      throw new HttpError(504, 'could not record the Idempotency-Key; retry with the same key');
     },
     async forget(key) {
       await records().deleteOne({ _id: key });

@@ -1,8 +1,7 @@
-import { MongoBulkWriteError, MongoServerError, type Collection, type Document, type ObjectId, type WriteError } from 'mongodb';
+import { MongoBulkWriteError, MongoServerError, type Collection, type Document, type ObjectId } from 'mongodb';
+import { isDuplicateKey, outcomeUnknown, writeError, writeErrorsOf } from '../errors';
 import { timed, type Metrics } from '../metrics';
 import { withDeadline } from './deadline';
-import { StoreError } from './storeError';
-import { classifyWriteError, isDuplicateKey, OUTCOME_UNKNOWN } from './writeErrors';
 
 export interface InsertBatcherLimits {
   /** Batches on their way to the database at once; a request arriving while that many are out waits for one. */
@@ -32,8 +31,9 @@ interface Pending {
  * event loop's next timers (Node's shortest timer: about a millisecond, the only latency a lone client
  * pays). With `maxInFlight` out, requests queue, and the next batch takes them all. Each request is still
  * answered for its own document only, once the database acknowledged it: unordered, a document the
- * server refuses fails only its own request (its error classified as an `insertOne`'s would be), and an
- * error that is not about one document (the database away, no answer in time) is every request's.
+ * server refuses fails only its own request (its error classified as an `insertOne`'s would be), an
+ * error that is not about one document (the database away, no answer in time) is every request's, and
+ * any other failure (a refusal of the whole batch, for whatever reason) is settled document by document.
  */
 export class InsertBatcher {
   private queue: Pending[] = [];
@@ -96,65 +96,53 @@ export class InsertBatcher {
       }
       for (const pending of batch) pending.resolve();
     } catch (error) {
-      if (batch.length > 1 && mayBeOneDocuments(error)) {
-        // Refused as a whole for a reason that may be one document's (the encoder stops at the first it
-        // cannot encode): each goes again alone, so that no other request pays for it.
+      if (batch.length > 1 && !settledByItsErrors(batch, error)) {
+        // Refused as a whole (the encoder stops at the first document it cannot encode; FerretDB answers a
+        // code of its own after storing part of the batch), or a count that does not add up: each document
+        // goes again alone, so that no other request pays for it and each is told its own document's fate.
         await Promise.all(batch.map((pending) => this.writeAlone(pending)));
         return;
       }
-      settleFailed(batch, error);
+      if (batch.length === 1) batch[0].reject(writeError(error));
     }
   }
 
-  /** One document on its own; a duplicate _id is that document, stored by the batch before it failed (the ids are ours). */
+  /**
+   * One document on its own; a duplicate _id is that document, stored by the batch before it failed (the ids
+   * are ours). Not sent now is no proof of never stored: the batch may have stored it.
+   */
   private async writeAlone(pending: Pending): Promise<void> {
     try {
       await timed(this.metrics, 'insertOne', () => this.collection().insertOne(pending.doc, withDeadline(this.limits.deadlineMs)));
       pending.resolve();
     } catch (error) {
+      const answer = writeError(error);
       if (isDuplicateKey(error)) pending.resolve();
-      else pending.reject(classifyWriteError(error));
+      else pending.reject(answer.status === 503 ? outcomeUnknown(error) : answer);
     }
   }
 }
 
-/** A failure of the whole batch, with no document singled out, that says a document was refused. */
-function mayBeOneDocuments(error: unknown): boolean {
-  const own = error instanceof MongoBulkWriteError ? writeErrorsByIndex(error) : undefined;
-  if (own !== undefined && own.size > 0) return false;
-  const classified = classifyWriteError(error);
-  return classified instanceof StoreError && classified.kind === 'rejected';
-}
-
-/** Each request of a failed batch gets its own document's error, or the batch's when nothing singles it out. */
-function settleFailed(batch: Pending[], error: unknown): void {
-  const rejectAll = (reason: unknown) => batch.forEach((pending) => pending.reject(reason));
-  const own = error instanceof MongoBulkWriteError ? writeErrorsByIndex(error) : undefined;
-  if (own === undefined || own.size === 0) {
-    // About the batch, not a document: no server, no reply, a write concern not met (the driver reports
-    // that as a bulk error without write errors). Classified as an insertOne's would be.
-    rejectAll(classifyWriteError(error));
-    return;
+/**
+ * Settles each request of a failed batch from the error alone, when it can: an error about the batch as a
+ * whole that is not a refusal (no server: 503 for all; no answer: 504 for all), or an unordered bulk error
+ * whose write errors single out the refused documents and whose count adds up (every other one stored).
+ * False when the batch must be settled document by document.
+ */
+function settledByItsErrors(batch: Pending[], error: unknown): boolean {
+  const own = writeErrorsOf(error);
+  if (own.length === 0) {
+    const answer = writeError(error);
+    if (answer.status === 400) return false;
+    batch.forEach((pending) => pending.reject(answer));
+    return true;
   }
-  // Unordered: every document without an error of its own was stored. A count that does not add up is
-  // not trusted: nobody is told "stored", nor "refused".
-  if ((error as MongoBulkWriteError).insertedCount !== batch.length - own.size) {
-    rejectAll(new StoreError('outcome-unknown', OUTCOME_UNKNOWN, { cause: error }));
-    return;
-  }
+  if (!(error instanceof MongoBulkWriteError) || error.insertedCount !== batch.length - own.length) return false;
+  const byIndex = new Map(own.map((one) => [one.index, one]));
   batch.forEach((pending, index) => {
-    const writeError = own.get(index);
-    if (writeError) pending.reject(classifyWriteError(serverError(writeError)));
+    const one = byIndex.get(index);
+    if (one) pending.reject(writeError(new MongoServerError({ message: one.errmsg ?? 'write failed', errmsg: one.errmsg, code: one.code })));
     else pending.resolve();
   });
-}
-
-/** What an insertOne of that one document would have thrown. */
-const serverError = ({ errmsg, code }: { errmsg?: string; code?: number }): MongoServerError =>
-  new MongoServerError({ message: errmsg ?? 'write failed', errmsg, code });
-
-function writeErrorsByIndex(error: MongoBulkWriteError): Map<number, WriteError> {
-  const writeErrors = error.writeErrors;
-  const list = Array.isArray(writeErrors) ? writeErrors : writeErrors ? [writeErrors] : [];
-  return new Map(list.map((writeError) => [writeError.index, writeError]));
+  return true;
 }

@@ -1,7 +1,6 @@
 import type { Collection } from 'mongodb';
-import type { Database } from '../db';
-import { siblingCollection } from './sibling';
-import { isDuplicateKey } from './writeErrors';
+import { siblingCollection, type Database } from '../db';
+import { isDuplicateKey } from '../errors';
 
 interface SizesRecord {
   _id: 'largest-body';
