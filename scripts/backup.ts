@@ -1,0 +1,73 @@
+/**
+ * `npm run backup -- --out FILE`: a backup of the stack's database into one local file (gzip'd canonical
+ * Extended JSON; see docs/backup.md), checked by `npm run restore` and readable by mongoimport.
+ *
+ *   npm run backup -- --out backup.jsonl.gz                       the stack's MongoDB, through the cluster
+ *   MONGODB_URI=mongodb://… npm run backup -- --out FILE          that server directly (MONGODB_DB, default flask_db)
+ *
+ * Flags: --out FILE (required), --db NAME, and for the cluster --stack (PULUMI_STACK, dev),
+ * --context and --namespace (the stack's kubeContext and namespace).
+ */
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { count, EXIT, mb, plural, Progress, rates, runTool, seconds } from './lib/backup/cli';
+import { writeBackupFile } from './lib/backup/dump';
+import { connect, resolveTarget, stackFileValue, UsageError } from './lib/backup/target';
+
+const USAGE = 'usage: npm run backup -- --out FILE [--db NAME] [--stack NAME] [--context CONTEXT] [--namespace NAMESPACE]';
+
+async function main(): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        out: { type: 'string', short: 'o' },
+        db: { type: 'string' },
+        stack: { type: 'string' },
+        context: { type: 'string' },
+        namespace: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message.split('\n')[0]}\n${USAGE}`);
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return EXIT.ok;
+  }
+  if (!values.out) throw new UsageError(`--out FILE is required\n${USAGE}`);
+  const out = path.resolve(values.out);
+  if (!existsSync(path.dirname(out)) || !statSync(path.dirname(out)).isDirectory()) throw new UsageError(`no such directory: ${path.dirname(out)}`);
+  if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`${out} is a directory; give a file name`);
+
+  const target = resolveTarget(values, process.env, stackFileValue(path.resolve(__dirname, '..')));
+  const started = Date.now();
+  const connection = await connect(target);
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  const progress = new Progress();
+  try {
+    say(`backup: ${connection.describe} → ${out}`);
+    const summary = await writeBackupFile(connection.db, out, {
+      note: (line) => say(`backup: ${line}`),
+      progress: (state) =>
+        progress.update(
+          `backup: ${state.collection}: ${count(state.documents)}${state.expected ? ` of ~${count(state.expected)}` : ''} documents, ${mb(state.bytes)}, ${seconds(Date.now() - started)}`,
+        ),
+    });
+    progress.done();
+    const ms = Date.now() - started;
+    for (const c of summary.collections) say(`  ${c.name}: ${plural(c.documents, 'document')}, ${mb(c.bytes)}, ${plural(c.indexes, 'index', 'indexes')}`);
+    say(
+      `backup: done: ${plural(summary.collections.length, 'collection')}, ${plural(summary.documents, 'document')}, ${mb(summary.bytes)} as Extended JSON, ` +
+        `${mb(summary.fileBytes)} written to ${out} in ${seconds(ms)} (${rates(summary.documents, summary.bytes, ms)}); sha256 ${summary.sha256.slice(0, 16)}…`,
+    );
+    return EXIT.ok;
+  } finally {
+    progress.done();
+    await connection.close();
+  }
+}
+
+runTool('backup', main);
