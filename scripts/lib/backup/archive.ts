@@ -18,7 +18,7 @@
  * compares it with the same sum over what the database holds after loading.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, type ReadStream } from 'node:fs';
+import { createReadStream, statSync, type ReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { canonicalLineToDocument, type Value } from './ejson';
 
@@ -117,6 +117,7 @@ export const frames = {
 export async function* archiveLines(path: string, onBytes?: (fileBytes: number) => void): AsyncGenerator<Buffer> {
   let file: ReadStream;
   try {
+    if (statSync(path).isDirectory()) throw Object.assign(new Error('a directory'), { code: 'EISDIR' });
     file = createReadStream(path);
     await new Promise<void>((resolve, reject) => file.once('open', () => resolve()).once('error', reject));
   } catch (error) {

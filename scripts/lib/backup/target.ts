@@ -89,10 +89,12 @@ export interface Connection {
   close(): Promise<void>;
 }
 
-const CLIENT_OPTIONS = { serverSelectionTimeoutMS: 8000, connectTimeoutMS: 8000, appName: 'koa-mongodb-backup' };
-
 async function openClient(uri: string, database: string, extra: ConstructorParameters<typeof MongoClient>[1] = {}): Promise<{ client: MongoClient; db: Db }> {
-  const client = new MongoClient(uri, { ...CLIENT_OPTIONS, ...extra });
+  // A server that is not there fails within 5 s, unless the URI says otherwise.
+  const timeouts = Object.fromEntries(
+    ['serverSelectionTimeoutMS', 'connectTimeoutMS'].filter((option) => !new RegExp(`[?&]${option}=`, 'i').test(uri)).map((option) => [option, 5000]),
+  );
+  const client = new MongoClient(uri, { appName: 'koa-mongodb-backup', ...timeouts, ...extra });
   try {
     await client.connect();
     const db = client.db(database);
