@@ -52,8 +52,9 @@ async function main(): Promise<number> {
         : `restore: loading: ${count(state.documents)} of ${count(state.totalDocuments ?? 0)} documents, ${seconds(Date.now() - started)}`,
     );
 
+  // The whole file is checked first: before anything is written, and before any database is asked.
+  const manifest = await readArchive(file, { progress: (fileBytes, documents) => showProgress({ phase: 'checking', fileBytes, documents }) });
   if (values.check) {
-    const manifest = await readArchive(file, { progress: (fileBytes, documents) => showProgress({ phase: 'checking', fileBytes, documents }) });
     progress.done();
     say(`restore: ${file} is whole: backup of database ${manifest.header.database} made ${manifest.header.createdAt}${manifest.header.server ? ` (server ${manifest.header.server})` : ''}`);
     for (const c of manifest.collections) say(`  ${c.name}: ${plural(c.documents, 'document')}, ${mb(c.bytes)}, ${plural(c.indexes.length, 'index', 'indexes')}, sha256 ${c.sha256.slice(0, 16)}…`);
@@ -74,6 +75,7 @@ async function main(): Promise<number> {
   try {
     say(`restore: ${file} → ${connection.describe}`);
     const summary = await restoreArchive(connection.db, file, {
+      checked: manifest,
       drop: values.drop,
       progress: showProgress,
       note: (line) => say(`restore: ${line}`),
@@ -81,7 +83,6 @@ async function main(): Promise<number> {
     });
     progress.done();
     const ms = Date.now() - started;
-    const { manifest } = summary;
     say(`restore: the file is whole (${plural(manifest.documents, 'document')}, sha256 ${manifest.sha256.slice(0, 16)}…, backup of ${manifest.header.database} made ${manifest.header.createdAt})`);
     for (const c of summary.collections) {
       const check =

@@ -36,6 +36,8 @@ export interface RestoreOptions {
   drop?: boolean;
   /** Only check the file (step 1). */
   checkOnly?: boolean;
+  /** The file's manifest from an earlier readArchive (step 1 done already). */
+  checked?: Manifest;
   progress?: (state: RestoreProgress) => void;
   note?: (line: string) => void;
   /** Asked between batches; true stops the restore (and undoes it), e.g. after Ctrl-C. */
@@ -85,9 +87,11 @@ const withoutKeys = (map: Map<string, Value>, keys: string[]) => new Map([...map
 
 export async function restoreArchive(db: Db, path: string, options: RestoreOptions = {}): Promise<RestoreSummary> {
   const note = options.note ?? (() => undefined);
-  const manifest = await readArchive(path, {
-    progress: (fileBytes, documents) => options.progress?.({ phase: 'checking', fileBytes, documents }),
-  });
+  const manifest =
+    options.checked ??
+    (await readArchive(path, {
+      progress: (fileBytes, documents) => options.progress?.({ phase: 'checking', fileBytes, documents }),
+    }));
   const summary: RestoreSummary = { manifest, database: db.databaseName, collections: [], untouched: [], checkOnly: Boolean(options.checkOnly) };
   if (options.checkOnly) return summary;
 
