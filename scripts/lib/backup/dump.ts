@@ -106,8 +106,11 @@ export async function writeBackup(db: Db, sink: Writable, options: BackupOptions
   };
 
   let server: string | undefined;
+  let ferretdb = false;
   try {
-    server = String((await db.admin().command({ buildInfo: 1 })).version);
+    const info = await db.admin().command({ buildInfo: 1 });
+    server = String(info.version);
+    ferretdb = 'ferretdbVersion' in info;
   } catch {
     server = undefined;
   }
@@ -121,8 +124,11 @@ export async function writeBackup(db: Db, sink: Writable, options: BackupOptions
     const expected = await collection.estimatedDocumentCount().catch(() => 0);
     const tally = new LineTally();
     let lastReport = Date.now();
-    // In _id order (the _id index): a document moved by a concurrent update is seen once, never twice.
-    const cursor = collection.find({}, { raw: true, sort: { _id: 1 }, batchSize: 1000 } as object);
+    // MongoDB: in _id order, from the _id index, so that a document moved by a concurrent update is seen
+    // once, never twice. FerretDB v1 cannot walk that index (it would read and sort the whole collection in
+    // memory before the first document: 24 s of a 34 s backup at 100 000 documents); its natural order
+    // (SQLite's rowid, which an update keeps) has the same property.
+    const cursor = collection.find({}, { raw: true, batchSize: 1000, ...(ferretdb ? {} : { sort: { _id: 1 } }) } as object);
     for await (const raw of cursor as AsyncIterable<Buffer>) {
       const line = bsonToCanonicalLine(raw);
       if (!line.startsWith('{"_id":')) throw new Error(`a document of ${name} does not start with _id; this server is not one this tool knows`);
