@@ -4,7 +4,9 @@
  * process and prints documents/s, MB/s (of canonical Extended JSON) and the process's peak RSS.
  * Figures, not assertions: see docs/backup.md for measured ones.
  *
- *   npx tsx test/scripts/backup-bench.ts [--sizes 20000,100000]
+ *   npx tsx test/scripts/backup-bench.ts [--sizes 20000,100000] [--heap MB]
+ *
+ * --heap caps each tool's V8 old space (--max-old-space-size): the run completes only if memory stays bounded.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -24,13 +26,13 @@ interface Measured {
 }
 
 /** Runs scripts/<tool>.ts in one node process (tsx as a preload) and reads its peak RSS as it exits. */
-function measure(tool: string, args: string[], env: Record<string, string>, dir: string): Promise<Measured> {
+function measure(tool: string, args: string[], env: Record<string, string>, dir: string, heapMb?: number): Promise<Measured> {
   const rssFile = path.join(dir, `${tool}.rss`);
   const preload = path.join(dir, 'rss.cjs');
   writeFileSync(preload, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(rssFile)}, String(process.resourceUsage().maxRSS)));\n`);
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--require', 'tsx/cjs', '--require', preload, path.join(ROOT, 'scripts', `${tool}.ts`), ...args], {
+    const child = spawn(process.execPath, [...(heapMb ? [`--max-old-space-size=${heapMb}`] : []), '--require', 'tsx/cjs', '--require', preload, path.join(ROOT, 'scripts', `${tool}.ts`), ...args], {
       cwd: ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -60,7 +62,8 @@ function document(i: number): Record<string, unknown> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '20000,100000' } } });
+  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '20000,100000' }, heap: { type: 'string' } } });
+  const heap = values.heap ? Number(values.heap) : undefined;
   const sizes = values.sizes!.split(',').map(Number);
   const database = await startTestDatabase((line) => console.log(`[db] ${line}`));
   const dir = mkdtempSync(path.join(os.tmpdir(), 'backup-bench-'));
@@ -79,11 +82,11 @@ async function main(): Promise<void> {
       console.log(`seeded ${size} documents in ${((Date.now() - seeding) / 1000).toFixed(1)} s`);
       const env = { MONGODB_URI: database.uri, MONGODB_DB: name };
       const file = path.join(dir, `${name}.jsonl.gz`);
-      const backup = await measure('backup', ['--out', file], env, dir);
+      const backup = await measure('backup', ['--out', file], env, dir, heap);
       const bytes = Number(/ ([\d.]+) MB as Extended JSON/.exec(backup.stdout)?.[1] ?? NaN) * 1e6;
       const fileMb = statSync(file).size / 1e6;
-      const check = await measure('restore', ['--in', file, '--check'], env, dir);
-      const restore = await measure('restore', ['--in', file, '--drop'], env, dir);
+      const check = await measure('restore', ['--in', file, '--check'], env, dir, heap);
+      const restore = await measure('restore', ['--in', file, '--drop'], env, dir, heap);
       for (const [step, run] of [
         ['backup', backup],
         ['restore --check', check],
@@ -94,7 +97,7 @@ async function main(): Promise<void> {
       console.log(restore.stdout.trim());
       await db.dropDatabase();
     }
-    console.log(`\n${database.kind} at ${database.uri}; ${os.cpus().length} CPUs, load average ${os.loadavg().map((n) => n.toFixed(1)).join(' ')}; wall-clock including each tool's start (about 1 s)`);
+    console.log(`\n${database.kind} at ${database.uri};${heap ? ` tools run with --max-old-space-size=${heap};` : ''} ${os.cpus().length} CPUs, load average ${os.loadavg().map((n) => n.toFixed(1)).join(' ')}; wall-clock including each tool's start (about 1 s)`);
     console.log(table(rows));
   } finally {
     await client.close();
