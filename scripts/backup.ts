@@ -8,7 +8,7 @@
  * Flags: --out FILE (required), --db NAME, and for the cluster --stack (PULUMI_STACK, dev),
  * --context and --namespace (the stack's kubeContext and namespace).
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { count, EXIT, mb, plural, Progress, rates, runTool, seconds } from './lib/backup/cli';
@@ -47,7 +47,24 @@ async function main(): Promise<number> {
   const connection = await connect(target);
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const progress = new Progress();
+  // Ctrl-C: no half-written file stays behind.
+  const onSignal = () => {
+    rmSync(`${out}.partial`, { force: true });
+    process.stderr.write('\nbackup: stopped; no file written\n');
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
+    // A database that is not there: a typo in MONGODB_DB or --db, not an empty backup.
+    const databases = await connection.db
+      .admin()
+      .listDatabases({ nameOnly: true, authorizedDatabases: true })
+      .then((reply) => reply.databases.map((database) => database.name))
+      .catch(() => undefined);
+    if (databases && !databases.includes(target.database)) {
+      throw new UsageError(`there is no database ${target.database} on this server (there are: ${databases.join(', ') || 'none'}); check MONGODB_DB or --db`);
+    }
     say(`backup: ${connection.describe} → ${out}`);
     const summary = await writeBackupFile(connection.db, out, {
       note: (line) => say(`backup: ${line}`),
@@ -65,6 +82,8 @@ async function main(): Promise<number> {
     );
     return EXIT.ok;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     progress.done();
     await connection.close();
   }

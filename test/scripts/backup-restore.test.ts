@@ -186,6 +186,7 @@ describe('npm run backup / npm run restore (MONGODB_URI)', function () {
       ['no --in', 'restore', [], env(), 2, /--in FILE is required/],
       ['no --out', 'backup', [], env(), 2, /--out FILE is required/],
       ['unknown flag', 'backup', ['--out', file('x.gz'), '--bogus'], env(), 2, /Unknown option '--bogus'/],
+      ['no such database', 'backup', ['--out', file('x.gz')], { ...env(), MONGODB_DB: `${name}_typo` }, 2, /there is no database backup_test_\d+_\d+_typo on this server \(there are: .*\); check MONGODB_DB/],
       ['bad database name', 'backup', ['--out', file('x.gz')], { ...env(), MONGODB_DB: 'bad/name' }, 2, /database name "bad\/name" has a character/],
       ['no such directory', 'backup', ['--out', path.join(dir, 'no', 'x.gz')], env(), 2, /no such directory/],
       ['refusing server', 'backup', ['--out', file('x.gz')], { MONGODB_URI: 'mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=1500' }, 1, /cannot reach the database server/],
