@@ -11,7 +11,7 @@
 import { existsSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { count, EXIT, mb, plural, Progress, rates, runTool, seconds } from './lib/backup/cli';
+import { bytes, count, EXIT, mb, plural, Progress, rates, runTool, seconds } from './lib/backup/cli';
 import { writeBackupFile } from './lib/backup/dump';
 import { connect, resolveTarget, stackFileValue, UsageError } from './lib/backup/target';
 
@@ -75,10 +75,10 @@ async function main(): Promise<number> {
     });
     progress.done();
     const ms = Date.now() - started;
-    for (const c of summary.collections) say(`  ${c.name}: ${plural(c.documents, 'document')}, ${mb(c.bytes)}, ${plural(c.indexes, 'index', 'indexes')}`);
+    for (const c of summary.collections) say(`  ${c.name}: ${plural(c.documents, 'document')}, ${bytes(c.bytes)}, ${plural(c.indexes, 'index', 'indexes')}`);
     say(
-      `backup: done: ${plural(summary.collections.length, 'collection')}, ${plural(summary.documents, 'document')}, ${mb(summary.bytes)} as Extended JSON, ` +
-        `${mb(summary.fileBytes)} written to ${out} in ${seconds(ms)} (${rates(summary.documents, summary.bytes, ms)}); sha256 ${summary.sha256.slice(0, 16)}…`,
+      `backup: done: ${plural(summary.collections.length, 'collection')}, ${plural(summary.documents, 'document')}, ${bytes(summary.bytes)} of Extended JSON, ` +
+        `${bytes(summary.fileBytes)} written to ${out}, in ${seconds(ms)} (${rates(summary.documents, summary.bytes, ms)}); sha256 ${summary.sha256.slice(0, 16)}…`,
     );
     return EXIT.ok;
   } finally {

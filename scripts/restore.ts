@@ -11,7 +11,7 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { count, EXIT, mb, plural, Progress, rates, runTool, seconds } from './lib/backup/cli';
+import { bytes, count, EXIT, mb, plural, Progress, rates, runTool, seconds } from './lib/backup/cli';
 import { readArchive } from './lib/backup/archive';
 import { restoreArchive, type RestoreProgress } from './lib/backup/load';
 import { connect, resolveTarget, stackFileValue, UsageError } from './lib/backup/target';
@@ -57,8 +57,8 @@ async function main(): Promise<number> {
   if (values.check) {
     progress.done();
     say(`restore: ${file} is whole: backup of database ${manifest.header.database} made ${manifest.header.createdAt}${manifest.header.server ? ` (server ${manifest.header.server})` : ''}`);
-    for (const c of manifest.collections) say(`  ${c.name}: ${plural(c.documents, 'document')}, ${mb(c.bytes)}, ${plural(c.indexes.length, 'index', 'indexes')}, sha256 ${c.sha256.slice(0, 16)}…`);
-    say(`restore: checked ${plural(manifest.collections.length, 'collection')}, ${plural(manifest.documents, 'document')}, ${mb(manifest.bytes)} in ${seconds(Date.now() - started)}; nothing written`);
+    for (const c of manifest.collections) say(`  ${c.name}: ${plural(c.documents, 'document')}, ${bytes(c.bytes)}, ${plural(c.indexes.length, 'index', 'indexes')}, sha256 ${c.sha256.slice(0, 16)}…`);
+    say(`restore: checked ${plural(manifest.collections.length, 'collection')}, ${plural(manifest.documents, 'document')}, ${bytes(manifest.bytes)} in ${seconds(Date.now() - started)}; nothing written`);
     return EXIT.ok;
   }
 
@@ -89,11 +89,11 @@ async function main(): Promise<number> {
         c.checksum === 'exact'
           ? `checksum ${c.sum.slice(0, 16)}… = backup`
           : `checksum = backup except -0.0, which this server stores as 0.0 (${plural(c.negativeZeroDocuments, 'document')})`;
-      say(`  ${c.name}: ${plural(c.documents, 'document')}, ${mb(c.bytes)}, ${plural(c.indexes, 'index', 'indexes')}; count ${count(c.counted)} = backup, ${check}${c.replaced ? '; replaced the earlier collection' : ''}`);
+      say(`  ${c.name}: ${plural(c.documents, 'document')}, ${bytes(c.bytes)}, ${plural(c.indexes, 'index', 'indexes')}; count ${count(c.counted)} = backup, ${check}${c.replaced ? '; replaced the earlier collection' : ''}`);
     }
     if (summary.untouched.length) say(`restore: left as they were (not in the backup): ${summary.untouched.join(', ')}`);
     say(
-      `restore: done: ${plural(summary.collections.length, 'collection')}, ${plural(manifest.documents, 'document')}, ${mb(manifest.bytes)} into database ${summary.database} ` +
+      `restore: done: ${plural(summary.collections.length, 'collection')}, ${plural(manifest.documents, 'document')}, ${bytes(manifest.bytes)} into database ${summary.database}, ` +
         `in ${seconds(ms)} (${rates(manifest.documents, manifest.bytes, ms)})`,
     );
     return EXIT.ok;

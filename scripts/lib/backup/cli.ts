@@ -37,7 +37,10 @@ export function errorLine(tool: string, error: unknown): string {
 
 export const mb = (bytes: number) => (bytes < 1e6 ? `${(bytes / 1e3).toFixed(1)} kB` : `${(bytes / 1e6).toFixed(bytes >= 1e8 ? 0 : 1)} MB`);
 export const seconds = (ms: number) => `${(ms / 1000).toFixed(ms >= 10_000 ? 0 : 1)} s`;
-export const count = (n: number) => n.toLocaleString('en-US');
+/** Plain digits (no separators), so that scripts can read them too. */
+export const count = (n: number) => String(n);
+/** An exact byte count, and in kB/MB when large: "32512345 bytes (32.5 MB)". */
+export const bytes = (n: number) => `${n} bytes${n >= 10_000 ? ` (${mb(n)})` : ''}`;
 export const plural = (n: number, word: string, many = `${word}s`) => `${count(n)} ${n === 1 ? word : many}`;
 
 /** documents/s and MB/s over `ms`. */
