@@ -11,9 +11,9 @@
 import { existsSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { bytes, count, EXIT, mb, plural, Progress, rates, runTool, seconds } from './lib/backup/cli';
-import { writeBackupFile } from './lib/backup/dump';
-import { connect, resolveTarget, stackFileValue, UsageError } from './lib/backup/target';
+import { bytes, count, EXIT, mb, plural, Progress, rates, runTool, seconds } from './backup/cli';
+import { writeBackupFile } from './backup/dump';
+import { connect, resolveTarget, stackFileValue, UsageError } from './backup/target';
 
 const USAGE = 'usage: npm run backup -- --out FILE [--db NAME] [--stack NAME] [--context CONTEXT] [--namespace NAMESPACE]';
 

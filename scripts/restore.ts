@@ -11,10 +11,10 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { bytes, count, EXIT, mb, plural, Progress, rates, runTool, seconds } from './lib/backup/cli';
-import { readArchive } from './lib/backup/archive';
-import { restoreArchive, type RestoreProgress } from './lib/backup/load';
-import { connect, resolveTarget, stackFileValue, UsageError } from './lib/backup/target';
+import { bytes, count, EXIT, mb, plural, Progress, rates, runTool, seconds } from './backup/cli';
+import { readArchive } from './backup/archive';
+import { restoreArchive, type RestoreProgress } from './backup/load';
+import { connect, resolveTarget, stackFileValue, UsageError } from './backup/target';
 
 const USAGE = 'usage: npm run restore -- --in FILE [--drop] [--check] [--db NAME] [--stack NAME] [--context CONTEXT] [--namespace NAMESPACE]';
 

@@ -1,9 +1,9 @@
 /**
- * `npm run backup` / `npm run restore` reach the stack's MongoDB by fixed names (scripts/lib/backup/target.ts):
+ * `npm run backup` / `npm run restore` reach the stack's MongoDB by fixed names (scripts/backup/target.ts):
  * they must be the names the program gives its Service, port and Secret.
  */
 import assert from 'node:assert/strict';
-import { MONGO_PORT, MONGO_SECRET, MONGO_SERVICE, SECRET_PASSWORD_KEY, SECRET_USERNAME_KEY } from '../../scripts/lib/backup/target';
+import { MONGO_PORT, MONGO_SECRET, MONGO_SERVICE, SECRET_PASSWORD_KEY, SECRET_USERNAME_KEY } from '../../scripts/backup/target';
 import { ofType, plain } from './harness';
 import { runStack } from './fixtures';
 

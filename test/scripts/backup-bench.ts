@@ -15,9 +15,14 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Double, Int32, Long, MongoClient, ObjectId } from 'mongodb';
 import { startTestDatabase } from '../../devkit/database';
-import { table } from '../../scripts/lib/stats';
 
 const ROOT = path.resolve(__dirname, '..', '..');
+
+/** Left-aligned text table. */
+function table(rows: Array<Array<string | number>>): string {
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => String(row[column]).length)));
+  return rows.map((row) => row.map((cell, column) => String(cell).padEnd(widths[column])).join('  ')).join('\n');
+}
 
 interface Measured {
   ms: number;
