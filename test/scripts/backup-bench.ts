@@ -88,7 +88,7 @@ async function main(): Promise<void> {
       const env = { MONGODB_URI: database.uri, MONGODB_DB: name };
       const file = path.join(dir, `${name}.jsonl.gz`);
       const backup = await measure('backup', ['--out', file], env, dir, heap);
-      const bytes = Number(/ ([\d.]+) MB as Extended JSON/.exec(backup.stdout)?.[1] ?? NaN) * 1e6;
+      const bytes = Number(/ (\d+) bytes (?:\([^)]*\) )?of Extended JSON/.exec(backup.stdout)?.[1] ?? NaN);
       const fileMb = statSync(file).size / 1e6;
       const check = await measure('restore', ['--in', file, '--check'], env, dir, heap);
       const restore = await measure('restore', ['--in', file, '--drop'], env, dir, heap);
