@@ -11,7 +11,7 @@
 import { existsSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { bytes, count, EXIT, mb, plural, Progress, rates, runTool, seconds } from './backup/cli';
+import { bytes, count, EXIT, mb, plural, Progress, rates, runTool, seconds, userPath } from './backup/cli';
 import { writeBackupFile } from './backup/dump';
 import { connect, resolveTarget, stackFileValue, UsageError } from './backup/target';
 
@@ -38,7 +38,7 @@ async function main(): Promise<number> {
     return EXIT.ok;
   }
   if (!values.out) throw new UsageError(`--out FILE is required\n${USAGE}`);
-  const out = path.resolve(values.out);
+  const out = userPath(values.out, 'backup');
   if (!existsSync(path.dirname(out)) || !statSync(path.dirname(out)).isDirectory()) throw new UsageError(`no such directory: ${path.dirname(out)}`);
   if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`${out} is a directory; give a file name`);
 

@@ -11,7 +11,7 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { bytes, count, EXIT, mb, plural, Progress, rates, runTool, seconds } from './backup/cli';
+import { bytes, count, EXIT, mb, plural, Progress, rates, runTool, seconds, userPath } from './backup/cli';
 import { readArchive } from './backup/archive';
 import { restoreArchive, type RestoreProgress } from './backup/load';
 import { connect, resolveTarget, stackFileValue, UsageError } from './backup/target';
@@ -41,7 +41,7 @@ async function main(): Promise<number> {
     return EXIT.ok;
   }
   if (!values.in) throw new UsageError(`--in FILE is required\n${USAGE}`);
-  const file = path.resolve(values.in);
+  const file = userPath(values.in, 'restore');
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const progress = new Progress();
   const started = Date.now();

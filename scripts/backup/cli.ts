@@ -6,10 +6,20 @@
  * 2 bad arguments; 3 the file is no whole backup (missing, truncated, damaged, altered; nothing written);
  * 4 restore refused: the database holds documents and --drop was not given (nothing written).
  */
+import path from 'node:path';
 import { MongoError } from 'mongodb';
 import { ArchiveError } from './archive';
 import { RefusedError, RestoreFailed, firstLine } from './load';
 import { UsageError } from './target';
+
+/**
+ * A path as the user typed it: `npm run <tool>` runs in the project's root, and says in INIT_CWD where it
+ * was started from; run any other way, the current directory.
+ */
+export function userPath(file: string, tool: string): string {
+  const base = process.env.npm_lifecycle_event === tool && process.env.INIT_CWD ? process.env.INIT_CWD : process.cwd();
+  return path.resolve(base, file);
+}
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, archive: 3, refused: 4 } as const;
 

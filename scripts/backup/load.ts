@@ -72,13 +72,12 @@ export interface RestoreSummary {
 const BATCH_DOCUMENTS = 1000;
 const BATCH_BYTES = 4 * 1024 * 1024;
 
-/** What the database holds now: user collections and their document counts (estimates), and our leftovers. */
-async function inventory(db: Db): Promise<{ collections: Map<string, number>; loading: string[]; replaced: string[] }> {
+/** What the database holds now: user collections and whether each holds a document, and our leftovers. */
+async function inventory(db: Db): Promise<{ collections: Map<string, boolean>; loading: string[]; replaced: string[] }> {
   const names = (await db.listCollections({}, { nameOnly: true }).toArray()).map((entry) => entry.name).filter((name) => !name.startsWith('system.'));
-  const collections = new Map<string, number>();
+  const collections = new Map<string, boolean>();
   for (const name of names.filter((n) => !isWorkCollection(n))) {
-    const any = await db.collection(name).findOne({}, { projection: { _id: 1 } });
-    collections.set(name, any ? Math.max(1, await db.collection(name).estimatedDocumentCount()) : 0);
+    collections.set(name, (await db.collection(name).findOne({}, { projection: { _id: 1 } })) !== null);
   }
   return { collections, loading: names.filter((n) => n.startsWith(LOADING_PREFIX)), replaced: names.filter((n) => n.startsWith(REPLACED_PREFIX)) };
 }
@@ -96,11 +95,13 @@ export async function restoreArchive(db: Db, path: string, options: RestoreOptio
   if (options.checkOnly) return summary;
 
   const before = await inventory(db);
-  const holding = [...before.collections].filter(([, count]) => count > 0);
+  const holding = [...before.collections].filter(([, any]) => any).map(([name]) => name);
   if (holding.length > 0 && !options.drop) {
-    const total = holding.reduce((sum, [, count]) => sum + count, 0);
+    // Counted only to say so (a count can cost a whole scan on FerretDB).
+    const counts = await Promise.all(holding.map(async (name) => [name, await db.collection(name).countDocuments()] as const));
+    const total = counts.reduce((sum, [, count]) => sum + count, 0);
     throw new RefusedError(
-      `database ${db.databaseName} already holds documents (${holding.map(([name, count]) => `${name}: ${count}`).join(', ')}; ${total} in all); ` +
+      `database ${db.databaseName} already holds documents (${counts.map(([name, count]) => `${name}: ${count}`).join(', ')}; ${total} in all); ` +
         'add --drop to replace the collections the backup holds; nothing was written',
     );
   }
