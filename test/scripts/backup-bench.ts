@@ -99,6 +99,7 @@ async function main(): Promise<void> {
       ] as const) {
         rows.push([size, step, (run.ms / 1000).toFixed(1), Math.round(size / (run.ms / 1000)), (bytes / 1e6 / (run.ms / 1000)).toFixed(1), run.rssMb.toFixed(0), fileMb.toFixed(1)]);
       }
+      console.log(backup.stdout.trim());
       console.log(restore.stdout.trim());
       await db.dropDatabase();
     }
