@@ -121,7 +121,12 @@ export async function writeBackup(db: Db, sink: Writable, options: BackupOptions
     const collection = db.collection(name);
     const indexes = ((await collection.listIndexes({ raw: true } as object).toArray()) as unknown as Buffer[]).map((raw) => bsonToCanonicalLine(raw));
     await write(frames.start(name, optionsText, indexes));
-    const expected = await collection.estimatedDocumentCount().catch(() => 0);
+    // For the progress line only, and alongside the read (on FerretDB a count is a scan: 1.5 s at 100 000).
+    let expected = 0;
+    void collection.estimatedDocumentCount().then(
+      (n) => (expected = n),
+      () => undefined,
+    );
     const tally = new LineTally();
     let lastReport = Date.now();
     // MongoDB: in _id order, from the _id index, so that a document moved by a concurrent update is seen
