@@ -127,21 +127,39 @@ export interface Buildkitd {
   stop(): Promise<void>;
 }
 
-function logged(node: LocalNode, name: string): () => string {
-  return () => {
+/** A node daemon's log; with `fromNow`, only what is written after this call. */
+function logged(node: LocalNode, name: string, fromNow = false): () => string {
+  const read = () => {
     try {
       return readFileSync(path.join(node.dir, 'logs', `${name}.log`), 'utf8');
     } catch {
       return '';
     }
   };
+  const from = fromNow ? read().length : 0;
+  return () => read().slice(from);
 }
+
+/** The buildkitd of each node, started once (startBuildkitd), forgotten when stopped. */
+const running = new WeakMap<LocalNode, Promise<Buildkitd>>();
 
 /**
  * Runs buildkitd inside the node's namespaces (containerd worker, namespace k8s.io), with the way out to the
- * npm registry its builds need; resolves once buildctl sees its worker. Idempotent: a running one is reused.
+ * npm registry its builds need; resolves once buildctl sees its worker. A node's running buildkitd is reused.
  */
 export async function startBuildkitd(node: LocalNode, log: (line: string) => void = console.log): Promise<Buildkitd> {
+  const pending = running.get(node);
+  const current = await pending?.catch(() => undefined);
+  if (current?.daemon.running()) return current;
+  if (running.get(node) !== pending) return startBuildkitd(node, log); // another caller got there first
+  await current?.stop();
+  const starting = launchBuildkitd(node, log);
+  running.set(node, starting);
+  starting.catch(() => running.delete(node));
+  return starting;
+}
+
+async function launchBuildkitd(node: LocalNode, log: (line: string) => void): Promise<Buildkitd> {
   const started = Date.now();
   const binaries = ensureBuildkit(log);
   const tmp = path.join(node.dir, 'buildkit-tmp'); // not the host's /tmp: the node's mount namespace shares it
@@ -151,10 +169,11 @@ export async function startBuildkitd(node: LocalNode, log: (line: string) => voi
 
   // The way out: the egress proxy on the host side, its unix socket relayed onto the node's loopback.
   const socket = path.join(node.dir, 'egress.sock');
-  const proxyLog = logged(node, 'egress-proxy');
+  // Each daemon's readiness is read from what its log gains from now on (a node's logs outlive a restart).
+  const proxyLog = logged(node, 'egress-proxy', true);
   const proxy = node.daemon('egress-proxy', process.execPath, [require.resolve('tsx/cli'), path.join(__dirname, 'egress-proxy-process.ts'), socket, ...allowedEgressHosts()], { hostSide: true });
   await waitReady(proxy, async () => existsSync(socket) && proxyLog().includes('listening'), { what: 'the egress proxy', timeoutMs: 30_000, everyMs: 100 });
-  const relayLog = logged(node, 'egress-relay');
+  const relayLog = logged(node, 'egress-relay', true);
   const relay = node.daemon('egress-relay', process.execPath, ['-e', RELAY_TO_UNIX, '127.0.0.1', String(EGRESS_PORT), socket]);
   await waitReady(relay, async () => relayLog().includes('listening'), { what: `the egress relay on the node's 127.0.0.1:${EGRESS_PORT}`, timeoutMs: 15_000, everyMs: 100 });
 
@@ -174,6 +193,7 @@ export async function startBuildkitd(node: LocalNode, log: (line: string) => voi
     version,
     daemon,
     async stop() {
+      running.delete(node);
       await daemon.stop(10_000);
       await relay.stop(5_000);
       await proxy.stop(5_000);

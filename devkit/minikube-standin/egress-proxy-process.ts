@@ -6,6 +6,7 @@
  *
  * Usage: egress-proxy-process.ts <socket> <allowed host>...
  */
+import { rmSync } from 'node:fs';
 import { startEgressProxy } from '../images/egress-proxy';
 
 const [socket, ...hosts] = process.argv.slice(2);
@@ -13,6 +14,7 @@ if (!socket || hosts.length === 0) {
   console.error('usage: egress-proxy-process.ts <socket> <allowed host>...');
   process.exit(2);
 }
+rmSync(socket, { force: true }); // a socket left by an earlier proxy of this node (a restart) would be in use
 startEgressProxy(socket, hosts, (line) => console.log(line)).then(
   () => console.log(`listening on ${socket} for CONNECT to ${hosts.join(', ')}:443`),
   (error: Error) => {
