@@ -72,7 +72,7 @@ export interface BuildkitBinaries {
   buildctl: string;
 }
 
-/** buildkitd and buildctl from devkit/go/buildkit, built once per machine into the cache (cold: minutes; warm Go cache: about 80 s). */
+/** buildkitd and buildctl from devkit/go/buildkit, built once per machine into the cache (first build about 3 min on this 2-core machine; 17 s to relink with a warm Go build cache). */
 export function ensureBuildkit(log: (line: string) => void = console.log): BuildkitBinaries {
   const dir = cacheEntry('buildkit', ['buildkit']);
   const pkg = 'github.com/moby/buildkit';
@@ -167,11 +167,12 @@ async function launchBuildkitd(node: LocalNode, log: (line: string) => void): Pr
   const config = path.join(node.dir, 'buildkitd.toml');
   writeFileSync(config, buildkitdConfig({ cgroupParent: node.cgroupRoot }));
 
-  // The way out: the egress proxy on the host side, its unix socket relayed onto the node's loopback.
+  // The way out: the egress proxy on the host side, its unix socket relayed onto the node's loopback. The proxy is
+  // one node process (tsx's require hook, not its CLI, which would run the script in a child without pdeathsig).
   const socket = path.join(node.dir, 'egress.sock');
   // Each daemon's readiness is read from what its log gains from now on (a node's logs outlive a restart).
   const proxyLog = logged(node, 'egress-proxy', true);
-  const proxy = node.daemon('egress-proxy', process.execPath, [require.resolve('tsx/cli'), path.join(__dirname, 'egress-proxy-process.ts'), socket, ...allowedEgressHosts()], { hostSide: true });
+  const proxy = node.daemon('egress-proxy', process.execPath, ['--require', require.resolve('tsx/cjs'), path.join(__dirname, 'egress-proxy-process.ts'), socket, ...allowedEgressHosts()], { hostSide: true });
   await waitReady(proxy, async () => existsSync(socket) && proxyLog().includes('listening'), { what: 'the egress proxy', timeoutMs: 30_000, everyMs: 100 });
   const relayLog = logged(node, 'egress-relay', true);
   const relay = node.daemon('egress-relay', process.execPath, ['-e', RELAY_TO_UNIX, '127.0.0.1', String(EGRESS_PORT), socket]);
