@@ -77,6 +77,16 @@ export interface LocalNode {
   ctr(args: string[]): Promise<string>;
   /** The node's working directory (logs/, configs); removed by stop(). */
   dir: string;
+  /** The cgroup (in every v1 hierarchy, e.g. /koa-node-1234) the node's containers live under; stop() empties and removes it. */
+  cgroupRoot: string;
+  /** The command line that runs `file args` inside the node's namespaces (SIGKILL if we die): for a caller that streams its output. */
+  command(file: string, args: string[]): [string, string[]];
+  /**
+   * Starts a daemon the node supervises: inside its namespaces (or beside them, on the host, with `hostSide`),
+   * its output in `<dir>/logs/<name>.log`, stopped by stop() before the node's own daemons (the latest first).
+   * A daemon of that name still running is returned as it is, not started twice.
+   */
+  daemon(name: string, file: string, args: string[], options?: { hostSide?: boolean }): Supervised;
   stop(): Promise<void>;
 }
 
@@ -179,8 +189,11 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
     writeNodeState(state);
     createCgroupRoot(cgroupRoot);
     daemons.push(await startApiRelay(LINK.host, apiPort));
-    const daemon = (name: string, file: string, args: string[]) => {
-      const [command, commandArgs] = node.command(file, args);
+    const daemon = (name: string, file: string, args: string[], { hostSide = false }: { hostSide?: boolean } = {}) => {
+      const running = daemons.find((supervised) => supervised.name === name && supervised.running());
+      if (running) return running;
+      if (stopped) throw new Error(`the node is stopped: cannot start ${name}`);
+      const [command, commandArgs] = hostSide ? [file, args] : node.command(file, args);
       const supervised = supervise(name, command, { args: commandArgs, logFile: path.join(logs, `${name}.log`) });
       daemons.push(supervised);
       return supervised;
@@ -237,6 +250,9 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
       name: NODE_NAME,
       nodeIp: LINK.node,
       dir,
+      cgroupRoot,
+      command: (file: string, args: string[]) => node.command(file, args),
+      daemon,
       exec: (file: string, args: string[]) => node.exec(file, args),
       command: (file: string, args: string[]) => node.command(file, args),
       ctr,
