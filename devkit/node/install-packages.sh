@@ -9,7 +9,7 @@
 # scripts (devkit/node/node.ts calls it), never needed by hand.
 set -euo pipefail
 
-packages=(containerd runc containernetworking-plugins iptables conntrack util-linux iproute2 openssl curl)
+packages=(containerd runc containernetworking-plugins iptables ipset conntrack util-linux iproute2 openssl curl)
 
 missing=()
 for pkg in "${packages[@]}"; do

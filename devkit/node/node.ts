@@ -31,6 +31,7 @@ import { makeNodeCerts } from './certs';
 import { CLUSTER, CONTAINERD_SOCKET, cniConfig, containerdConfig, kubeProxyConfig, kubeletConfig, nodeKubeconfig } from './config';
 import { createCgroupRoot, readSysctls } from './host-state';
 import { LINK, createNodeNamespace } from './namespace';
+import { NETPOL_HEALTH_PORT, SERVICE_CIDR, ensureNetpolBinary, netpolArgs } from './netpol';
 import { writeScratchImage, type ScratchImage } from './oci-image';
 import { startProvisioner } from './provisioner';
 import { RELAY, startApiRelay } from './relay';
@@ -56,6 +57,11 @@ export interface NodeOptions {
    * kubeconfig naming it keeps its address when the control plane is recreated on another port.
    */
   nodeApiPort?: number;
+  /**
+   * Enforce NetworkPolicy (default true): kube-router's network policy controller runs on the node
+   * (netpol.ts), as Calico does on Minikube with --cni=calico. false: the bridge CNI alone, which ignores it.
+   */
+  networkPolicy?: boolean;
 }
 
 export interface LocalNode {
@@ -147,6 +153,7 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
   const since = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
   ensureNodePackages(log);
   const bin = ensureNodeBinaries(log);
+  const kubeRouter = options.networkPolicy === false ? undefined : ensureNetpolBinary(log);
   const archives = buildImages(bin, path.join(plan.dir, 'images'));
 
   const { dir } = plan;
@@ -236,6 +243,7 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
     log(`node ${NODE_NAME} Ready at ${LINK.node} (${since()})`);
 
     daemon('kube-proxy', bin.kubeProxy, [`--config=${path.join(dir, 'kube-proxy.yaml')}`, '--v=1']);
+    if (kubeRouter) daemon('kube-router', kubeRouter, netpolArgs({ kubeconfig: path.join(dir, 'kubeconfig'), nodeName: NODE_NAME, serviceCidr: SERVICE_CIDR }));
     const metrics = options.metricsServer === false ? [] : metricsServerManifests(options.metricResolution);
     await createAll(api, [storageClassManifest(), ...corednsManifests(), ...metrics]);
     provisioner = startProvisioner(api, path.join(dir, 'hostpath'), (line) => log(`storage: ${line}`));
@@ -245,6 +253,16 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
       { timeoutMs: 120_000, everyMs: 500, detail: tail('kubelet') },
     );
     log(`CoreDNS ready (${since()})`);
+    if (kubeRouter) {
+      // Healthy once its first full sync has written the policy chains (it started beside CoreDNS).
+      const healthz = `http://127.0.0.1:${NETPOL_HEALTH_PORT}/healthz`;
+      await eventually('kube-router\'s network policy controller', async () => (await node.exec('curl', ['-sf', '--max-time', '2', healthz])).trim() === 'OK', {
+        timeoutMs: 60_000,
+        everyMs: 500,
+        detail: tail('kube-router'),
+      });
+      log(`NetworkPolicy enforced by kube-router's controller (${since()})`);
+    }
 
     return {
       name: NODE_NAME,
