@@ -11,17 +11,19 @@
  *          ListImages skips such nodes), exit 0.
  *   rm:    a failure per node is a warning and the command exits 0 (cache_images.go RemoveImages).
  *
- * The build itself (`runtimeBuild`): with the docker runtime, `docker build` of the unpacked
- * directory run in the node (pkg/minikube/cruntime/docker.go BuildImage), against Debian's dockerd of
+ * The build itself (`runtimeBuild`): with the containerd runtime, `buildctl build` against BuildKit
+ * v0.32.2 in the node (buildkit.ts), as minikube runs it; the image lands in containerd's k8s.io
+ * namespace with no further step. With the docker runtime, `docker build` of the unpacked directory
+ * run in the node (pkg/minikube/cruntime/docker.go BuildImage), against Debian's dockerd of
  * devkit/images; there is no cri-dockerd to be had here, so the kubelet runs on containerd and the
- * image is then moved into it (transfer.ts), a step real Minikube does not take. With the containerd
- * runtime, see `containerdBuild`.
+ * image is then moved into it (transfer.ts), a step real Minikube does not take.
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { ensureBaseImage } from '../images';
 import { DOCKER_CLI, PROXY_BUILD_ARGS, dockerCliEnv, startDockerd, type Dockerd } from '../images/dockerd';
 import type { LocalNode } from '../node/node';
+import { buildctlBuild, standInBuildOpts, startBuildkitd } from './buildkit';
 import { packContext } from './pack';
 import { transferImage } from './transfer';
 
@@ -67,6 +69,8 @@ export interface Output {
 export class NodeImages {
   readonly builds: BuildRecord[] = [];
   private builder?: Promise<Dockerd>;
+  /** Nodes holding the base image already (BuildKit reads it from the node's store: buildkit.ts). */
+  private readonly baseImported = new WeakSet<LocalNode>();
   /** The last image built per repository: kept in the builder so that its layers serve the next build. */
   private readonly lastBuilt = new Map<string, string>();
 
@@ -172,9 +176,11 @@ export class NodeImages {
       buildSeconds = (Date.now() - building) / 1000;
       await node.exec('rm', ['-rf', context]);
       await node.exec('rm', ['-f', dst]);
-      const transferring = Date.now();
-      await this.intoContainerd(node, reference);
-      transferSeconds = (Date.now() - transferring) / 1000;
+      if (profile.runtime === 'docker') {
+        const transferring = Date.now();
+        await this.intoContainerd(node, reference);
+        transferSeconds = (Date.now() - transferring) / 1000;
+      }
     } catch (error) {
       ok = false;
       const message = (error as Error).message;
@@ -190,8 +196,22 @@ export class NodeImages {
   /**
    * cruntime's BuildImage for the profile's runtime, run in the node on the unpacked directory.
    * docker (cruntime/docker.go): `docker build [-f FILE] -t TAG DIR` then "--"+opt for each build option.
+   * containerd (cruntime/containerd.go): FILE copied to DIR/Dockerfile when it is another file, then
+   * buildctl against the node's buildkitd, whose containerd worker leaves the image in namespace k8s.io
+   * where the kubelet looks (buildkit.ts); the base image is read from the node's own store.
    */
   private async runtimeBuild(node: LocalNode, runtime: string, dir: string, file: string | undefined, reference: string, out: Output): Promise<void> {
+    if (runtime === 'containerd') {
+      if (file && file !== `${dir}/Dockerfile`) await node.exec('cp', ['-f', file, `${dir}/Dockerfile`]);
+      const base = await ensureBaseImage({ log: this.log });
+      if (!this.baseImported.has(node)) {
+        await node.importImage(base.archive);
+        this.baseImported.add(node);
+      }
+      await startBuildkitd(node, this.log);
+      await buildctlBuild(node, { dir, reference, opts: standInBuildOpts(base.ref), out });
+      return;
+    }
     const daemon = await this.daemon();
     const base = (await ensureBaseImage({ daemon, log: this.log })).ref;
     const opts = ['network=host', 'force-rm', `build-arg=NODE_IMAGE=${base}`, ...PROXY_BUILD_ARGS.map((arg) => `build-arg=${arg}`)];

@@ -77,8 +77,6 @@ export interface LocalNode {
   importImage(tarPath: string): Promise<string[]>;
   /** Runs a command inside the node's namespaces (its network: iptables, ip). */
   exec(file: string, args: string[]): Promise<string>;
-  /** The command line that runs `file args` inside the node's namespaces, for a caller that streams its output. */
-  command(file: string, args: string[]): [string, string[]];
   /** Runs `ctr` against the node's containerd, in the k8s.io namespace where the kubelet's images and containers are. */
   ctr(args: string[]): Promise<string>;
   /** The node's working directory (logs/, configs); removed by stop(). */
@@ -272,7 +270,6 @@ export async function startNode(plane: ControlPlane, plan: NodePlan, log: (line:
       command: (file: string, args: string[]) => node.command(file, args),
       daemon,
       exec: (file: string, args: string[]) => node.exec(file, args),
-      command: (file: string, args: string[]) => node.command(file, args),
       ctr,
       async importImage(tarPath: string) {
         const output = await ctr(['images', 'import', path.resolve(tarPath)]);

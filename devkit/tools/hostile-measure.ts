@@ -3,15 +3,15 @@
  *   memory: the service's peak RSS while 256 clients each POST a 1 MiB body at once, and how many were shed;
  *   writers: the latency of single POSTs while 100 clients read pages of a 10 MB collection.
  *
- *   MONGODB_URI=mongodb://127.0.0.1:27017/ npx tsx scripts/hostile-measure.ts [service/dist/main.js] [memory|writers]
+ *   MONGODB_URI=mongodb://127.0.0.1:27017/ npx tsx devkit/tools/hostile-measure.ts [service/dist/main.js] [memory|writers]
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { MongoClient } from 'mongodb';
-import { freePort } from '../devkit/ports';
-import { REPO_ROOT } from '../devkit/paths';
+import { freePort } from '../ports';
+import { REPO_ROOT } from '../paths';
 
 const uri = process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017/';
 const main = path.resolve(process.argv[2] ?? path.join(REPO_ROOT, 'service', 'dist', 'main.js'));
