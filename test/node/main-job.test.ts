@@ -17,6 +17,7 @@ import { MongoClient } from 'mongodb';
 import path from 'node:path';
 import { KubeClient, type Manifest } from '../../devkit/kube';
 import type { MinikubeStandIn } from '../../devkit/minikube-standin';
+import { freePort } from '../../devkit/ports';
 import { eventually } from '../../devkit/wait';
 import { day2KubectlCommands, runCommand, tryItBlock, withKubectl } from './readme-commands';
 import { steadyLoad } from './steady-load';
@@ -263,10 +264,12 @@ describe('the main job on the real node: npm run up, with the minikube stand-in,
     const newUser = { username: await secretUser(), password: newPassword };
     assert.match(newUser.username, /^app-[0-9a-f]{10}$/);
     assert.notEqual(newUser.username, oldUser.username, 'a user of its own for the new password');
-    // Straight to mongod (the host routes to pod IPs; the bridge CNI enforces no NetworkPolicy).
-    const mongoIp = (await pods('mongodb-0'))[0].status.podIP;
+    // To mongod through `kubectl port-forward` (the kubelet dials it inside the pod, on its loopback): the
+    // NetworkPolicy admits only the data service's pods and the users Jobs, so the host's own dial is dropped.
+    const port = await freePort();
+    const forward = runCommand(`kubectl -n ${NAMESPACE} port-forward pod/mongodb-0 ${port}:27017 --address 127.0.0.1`, withKubectl(user.env, log), { timeoutMs: 120_000 });
     const login = async (auth: { username: string; password: string }) => {
-      const client = new MongoClient(`mongodb://${mongoIp}:27017/?directConnection=true`, { auth, authSource: 'flask_db', serverSelectionTimeoutMS: 5000 });
+      const client = new MongoClient(`mongodb://127.0.0.1:${port}/?directConnection=true`, { auth, authSource: 'flask_db', serverSelectionTimeoutMS: 5000 });
       try {
         await client.db('flask_db').collection('data').findOne({});
         return 'ok';
@@ -276,9 +279,19 @@ describe('the main job on the real node: npm run up, with the minikube stand-in,
         await client.close();
       }
     };
-    assert.notEqual(await login(oldUser), 'ok', 'the old password is refused (its user was retired)');
-    assert.notEqual(await login({ username: newUser.username, password: oldUser.password }), 'ok');
-    assert.equal(await login(newUser), 'ok', 'the new password works');
+    try {
+      // The forward listens within a few seconds; until then the dial is refused, not the login.
+      const refused = await eventually('the forward to mongodb-0 to answer', async () => {
+        const answer = await login(oldUser);
+        return /ECONNREFUSED|timed out|Server selection/i.test(answer) ? undefined : answer;
+      }, { timeoutMs: 30_000, everyMs: 500 });
+      assert.match(refused, /auth|password|credentials/i, 'the old password is refused by mongod (its user was retired), not by the network');
+      assert.match(await login({ username: newUser.username, password: oldUser.password }), /auth|password|credentials/i);
+      assert.equal(await login(newUser), 'ok', 'the new password works');
+    } finally {
+      forward.stop();
+      await forward.done;
+    }
     const posted = await fetch(`${url}/data`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ rotated: true }), signal: AbortSignal.timeout(10_000) });
     assert.equal(posted.status, 201, 'the rolled pods write with the new password');
     assert.ok(load.answered > 20, `steady load ran (${load.answered})`);
