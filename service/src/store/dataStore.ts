@@ -92,7 +92,12 @@ const BATCH_CHARS = 8 * 1024 * 1024;
 /** How much JSON a stream takes from its cursor at a time. */
 const SLICE_BYTES = 64 * 1024;
 
-/** Sets how many documents the cursor's next getMore asks for (mongodb 7.9 reads this option on every getMore). */
+/**
+ * Sets how many documents the cursor's next getMore asks for. The driver's private `cursorOptions` (its
+ * `batchSize()` refuses a started cursor; mongodb 7.9 reads the option on every getMore): without it a cold
+ * page of 100 small documents takes 12 getMores of 8, or a stream meeting 1 MiB documents asks for 101 of
+ * them at once. test/service/store.test.ts fails when a driver upgrade stops reading it.
+ */
 const setNextBatchSize = (cursor: FindCursor<Uint8Array>, size: number): void => {
   (cursor as unknown as { cursorOptions: { batchSize?: number } }).cursorOptions.batchSize = size;
 };
