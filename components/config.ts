@@ -78,6 +78,8 @@ export interface StackConfig {
     corsOrigins: string;
     /** Longest `pulumi up` waits for a rollout before it fails with what the pods say. */
     rolloutTimeoutSeconds: number;
+    /** The service's tuning variables (`serviceEnv`), each checked by the service's own parser. */
+    tuning: Record<string, string>;
   };
   /** Keep the namespace and MongoDB's volume on `pulumi destroy`, so a later `up` finds the data. */
   retainOnDelete: boolean;
@@ -93,7 +95,7 @@ export const CONFIG_KEYS = [
   'mongoStorageSize', 'mongoStorageClass', 'mongoStaticVolume', 'mongoHostPath', 'mongoWiredTigerCacheGb',
   'mongoCpuRequest', 'mongoMemoryRequest', 'mongoCpuLimit', 'mongoMemoryLimit',
   'replicas', 'minReplicas', 'maxReplicas', 'targetCpuPercent', 'cpuRequest', 'memoryRequest', 'cpuLimit', 'memoryLimit',
-  'serviceType', 'servicePort', 'nodePort', 'logLevel', 'corsOrigins', 'rolloutTimeoutSeconds', 'retainOnDelete', 'skipAwait',
+  'serviceType', 'servicePort', 'nodePort', 'logLevel', 'corsOrigins', 'serviceEnv', 'rolloutTimeoutSeconds', 'retainOnDelete', 'skipAwait',
 ] as const;
 type Key = (typeof CONFIG_KEYS)[number];
 
@@ -122,6 +124,47 @@ function serviceLogLevel(value: string, problems: string[]): LogLevel {
     problems.push(...levelProblems.map((problem) => `logLevel must be one of the levels the service takes: ${problem}`));
     return 'info';
   }
+}
+
+/**
+ * The service's variables the stack sets from its other keys or from the cluster (components/dataService.ts),
+ * and HOST, whose default (every interface) the probes and the Service rely on: `serviceEnv` cannot override them.
+ */
+export const STACK_SET_SERVICE_ENV = [
+  'PORT', 'HOST', 'METRICS_PORT', 'METRICS_PATH', 'MONGODB_URI', 'MONGODB_DB', 'MONGODB_COLLECTION', 'MONGODB_AUTH_SOURCE',
+  'MONGODB_USER', 'MONGODB_USERNAME', 'MONGODB_PASSWORD', 'MONGODB_PASS', 'LOG_LEVEL', 'CORS_ORIGINS',
+  'SHUTDOWN_TIMEOUT_MS', 'MEMORY_LIMIT_BYTES',
+] as const;
+
+/** Every variable the service's parser reads, found by letting it read an empty environment. */
+function serviceVariables(): Set<string> {
+  const names = new Set<string>();
+  parseConfig(new Proxy({}, { get: (_, name) => (typeof name === 'string' && names.add(name), undefined) }));
+  return names;
+}
+
+/**
+ * `serviceEnv`: `NAME=value` pairs, separated by spaces or commas, for the service's tuning variables
+ * (docs/service.md). Only names the service reads and the stack does not set itself; the values checked by
+ * the service's own parser, so a bad one stops the preview instead of a crash-looping rollout.
+ */
+function serviceTuning(raw: string, problems: string[]): Record<string, string> {
+  const tuning: Record<string, string> = {};
+  const known = serviceVariables();
+  for (const pair of raw.split(/[\s,]+/).filter(Boolean)) {
+    const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(pair);
+    if (!match) problems.push(`serviceEnv entry "${pair}" must be NAME=value`);
+    else if ((STACK_SET_SERVICE_ENV as readonly string[]).includes(match[1])) problems.push(`serviceEnv cannot set ${match[1]}: the stack sets it (see docs/configuration.md)`);
+    else if (!known.has(match[1])) problems.push(`serviceEnv: the service reads no variable ${match[1]} (docs/service.md lists them)`);
+    else tuning[match[1]] = match[2];
+  }
+  try {
+    parseConfig(tuning);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems.push(...error.problems.map((problem) => `serviceEnv: ${problem}`));
+  }
+  return tuning;
 }
 
 export class StackConfigError extends Error {
@@ -288,6 +331,7 @@ export function loadConfig(): StackConfig {
       port: num('servicePort', 1, 65535),
       logLevel,
       corsOrigins: str('corsOrigins'),
+      tuning: serviceTuning(str('serviceEnv'), problems),
       rolloutTimeoutSeconds: num('rolloutTimeoutSeconds', 30, 3600),
     },
     retainOnDelete: bool('retainOnDelete'),

@@ -39,6 +39,8 @@ export interface DataServiceArgs {
   awaitLoadBalancer: boolean;
   logLevel: LogLevel;
   corsOrigins: string;
+  /** More of the service's variables (its tuning: limits, timeouts, pool sizes), set before the ones above. */
+  tuning?: Record<string, string>;
   /** Longest `pulumi up` waits for a rollout (the provider's `pulumi.com/timeoutSeconds`). */
   rolloutTimeoutSeconds: number;
   /** Create objects without waiting for readiness (see skipAwait.ts). */
@@ -109,6 +111,8 @@ export class DataService extends pulumi.ComponentResource {
                     { name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' },
                   ],
                   env: [
+                    // First: where a name came twice, the later entry would win, so the stack's own come after.
+                    ...env(args.tuning ?? {}),
                     ...env({
                       PORT: String(CONTAINER_PORT),
                       METRICS_PORT: String(METRICS_PORT),

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import * as pulumi from '@pulumi/pulumi';
 import path from 'node:path';
+import { STACK_SET_SERVICE_ENV } from '../../components/config';
 import { DataService } from '../../components/dataService';
 import { appLabels } from '../../components/labels';
 import { MongoDb } from '../../components/mongodb';
@@ -87,6 +88,7 @@ describe('components on their own', () => {
         port: 8080,
         logLevel: 'warn',
         corsOrigins: 'https://shop.example',
+        tuning: { BODY_LIMIT_BYTES: '2097152', MAX_OPEN_CURSORS: '32' },
         rolloutTimeoutSeconds: 300,
       });
       return service;
@@ -100,6 +102,13 @@ describe('components on their own', () => {
     assert.equal(env.MONGODB_URI, 'mongodb://db.shop.svc.cluster.local:27017/');
     assert.equal(env.MONGODB_COLLECTION, 'items');
     assert.equal(env.CORS_ORIGINS, 'https://shop.example');
+    assert.equal(env.BODY_LIMIT_BYTES, '2097152', 'the tuning (serviceEnv) reaches the container');
+    assert.equal(env.MAX_OPEN_CURSORS, '32');
+    // What the component sets itself is exactly what serviceEnv may not touch (config.ts's list).
+    const names: string[] = deployment.spec.template.spec.containers[0].env.map((e: { name: string }) => e.name);
+    const own = names.filter((name) => !['BODY_LIMIT_BYTES', 'MAX_OPEN_CURSORS'].includes(name));
+    assert.deepEqual(own.filter((name) => !(STACK_SET_SERVICE_ENV as readonly string[]).includes(name)), [], 'every variable the component sets is reserved from serviceEnv');
+    assert.equal(new Set(names).size, names.length, 'no variable set twice');
     assert.equal(deployment.spec.template.spec.imagePullSecrets, undefined);
     assert.equal(plain(one(declared, 'kubernetes:core/v1:Service').inputs).spec.ports[0].port, 8080);
     assert.equal(await valueOf(service.serviceName), 'api');

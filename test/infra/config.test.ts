@@ -160,6 +160,26 @@ describe('stack configuration', () => {
       }
     });
 
+    it('serviceEnv hands the service its tuning variables, checked by the service\'s own parser', () => {
+      const secrets = ['mongoRootPassword', 'mongoAppPassword'];
+      setConfig({ mongoRootPassword: 'a', mongoAppPassword: 'b' }, secrets);
+      assert.deepEqual(loadConfig().service.tuning, {}, 'none by default');
+      setConfig({ mongoRootPassword: 'a', mongoAppPassword: 'b', serviceEnv: ' BODY_LIMIT_BYTES=2097152,  MAX_OPEN_CURSORS=32 STREAM_MAX_MS=60000,' }, secrets);
+      assert.deepEqual(loadConfig().service.tuning, { BODY_LIMIT_BYTES: '2097152', MAX_OPEN_CURSORS: '32', STREAM_MAX_MS: '60000' });
+      expectProblems({ mongoRootPassword: 'a', mongoAppPassword: 'b', serviceEnv: 'BODY_LIMIT_BYTES=lots MAX_OPEN_CURSORS=0' }, secrets, [
+        /serviceEnv: BODY_LIMIT_BYTES must be a whole number from 2 to 16777216, got "lots"/,
+        /serviceEnv: MAX_OPEN_CURSORS must be a whole number from 1 to/,
+      ]);
+      expectProblems({ mongoRootPassword: 'a', mongoAppPassword: 'b', serviceEnv: 'MONGODB_URI=mongodb://elsewhere/ LOG_LEVEL=debug' }, secrets, [
+        /serviceEnv cannot set MONGODB_URI: the stack sets it/,
+        /serviceEnv cannot set LOG_LEVEL: the stack sets it/,
+      ]);
+      expectProblems({ mongoRootPassword: 'a', mongoAppPassword: 'b', serviceEnv: 'BODY_LIMT_BYTES=1 tuning' }, secrets, [
+        /serviceEnv: the service reads no variable BODY_LIMT_BYTES/,
+        /serviceEnv entry "tuning" must be NAME=value/,
+      ]);
+    });
+
     it('prebuilt mode refuses :latest and untagged references', () => {
       for (const image of ['me/app:latest', 'me/app']) {
         expectProblems({ mongoRootPassword: 'a', mongoAppPassword: 'b', imageMode: 'prebuilt', image }, ['mongoRootPassword', 'mongoAppPassword'], [/exact tag or digest/]);
