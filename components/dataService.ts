@@ -39,7 +39,7 @@ export interface DataServiceArgs {
   awaitLoadBalancer: boolean;
   logLevel: LogLevel;
   corsOrigins: string;
-  /** More of the service's variables (its tuning: limits, timeouts, pool sizes), set before the ones above. */
+  /** More of the service's variables (its tuning: limits, timeouts, pool sizes); the component's own come after them. */
   tuning?: Record<string, string>;
   /** Longest `pulumi up` waits for a rollout (the provider's `pulumi.com/timeoutSeconds`). */
   rolloutTimeoutSeconds: number;
