@@ -12,7 +12,7 @@ import { existsSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { bytes, count, EXIT, mb, plural, Progress, rates, runTool, seconds, userPath } from './backup/cli';
-import { writeBackupFile } from './backup/dump';
+import { writeBackupFile } from '../admin/src/backup/dump';
 import { connect, resolveTarget, stackFileValue, UsageError } from './backup/target';
 
 const USAGE = 'usage: npm run backup -- --out FILE [--db NAME] [--stack NAME] [--context CONTEXT] [--namespace NAMESPACE]';

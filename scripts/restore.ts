@@ -12,8 +12,8 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { bytes, count, EXIT, mb, plural, Progress, rates, runTool, seconds, userPath } from './backup/cli';
-import { readArchive } from './backup/archive';
-import { restoreArchive, type RestoreProgress } from './backup/load';
+import { readArchive } from '../admin/src/backup/archive';
+import { restoreArchive, type RestoreProgress } from '../admin/src/backup/load';
 import { connect, resolveTarget, stackFileValue, UsageError } from './backup/target';
 
 const USAGE = 'usage: npm run restore -- --in FILE [--drop] [--check] [--db NAME] [--stack NAME] [--context CONTEXT] [--namespace NAMESPACE]';

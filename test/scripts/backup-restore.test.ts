@@ -9,8 +9,8 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { MongoClient, type Db } from 'mongodb';
 import type { TestDatabase } from '../../devkit/database';
-import { frames, LineTally } from '../../scripts/backup/archive';
-import { restoreArchive, RestoreFailed } from '../../scripts/backup/load';
+import { frames, LineTally } from '../../admin/src/backup/archive';
+import { restoreArchive, RestoreFailed } from '../../admin/src/backup/load';
 import { acquireDatabase, editArchive, everyTypeDocuments, isOneLineError, makeArchive, releaseDatabase, runTool, snapshot } from './backup-helpers';
 
 describe('npm run backup / npm run restore (MONGODB_URI)', function () {
