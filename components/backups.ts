@@ -15,12 +15,12 @@ export const READER_IMAGE_ANNOTATION = 'koa-mongodb/reader-image';
 export interface BackupsArgs {
   namespace: pulumi.Input<string>;
   labels: AppLabels;
-  /** A cron expression (UTC); undefined: no CronJob (the volume and any backups on it stay). */
+  /** A cron expression (UTC); undefined: no CronJob (the volume and the backups on it stay, for --list and --from). */
   schedule?: string;
   /** How many backups to keep (the newest). */
   keep: number;
-  /** The admin image (admin/Dockerfile); undefined (prebuilt mode without adminImage): no CronJob. */
-  image?: pulumi.Input<string>;
+  /** The admin image (admin/Dockerfile): the CronJob runs it, and the tools' reader pod (the claim names it). */
+  image: pulumi.Input<string>;
   imagePullPolicy?: string;
   imagePullSecret?: pulumi.Input<string>;
   /** MongoDB as a client reaches it: where, the credentials' env sources, and the labels its NetworkPolicy admits. */
@@ -62,9 +62,7 @@ export class Backups extends pulumi.ComponentResource {
       {
         metadata: {
           ...meta(name),
-          annotations: pulumi
-            .output(args.image)
-            .apply((image) => annotations(args.skipAwait, image ? { [READER_IMAGE_ANNOTATION]: image } : undefined) ?? {}),
+          annotations: pulumi.output(args.image).apply((image) => annotations(args.skipAwait, { [READER_IMAGE_ANNOTATION]: image }) ?? {}),
         },
         spec: {
           accessModes: ['ReadWriteOnce'],
@@ -76,7 +74,7 @@ export class Backups extends pulumi.ComponentResource {
     );
     this.claimName = claim.metadata.name;
 
-    if (args.schedule !== undefined && args.image !== undefined) {
+    if (args.schedule !== undefined) {
       const podLabels = { ...args.labels.all, ...args.mongo.clientLabels };
       this.cronJob = new k8s.batch.v1.CronJob(
         name,

@@ -97,7 +97,7 @@ export function createStack(cfg: StackConfig): StackOutputs {
         )
       : undefined;
   if (adminImage === undefined && cfg.backup.schedule !== undefined) {
-    void pulumi.log.warn('imageMode prebuilt without adminImage: no backup CronJob (build admin/Dockerfile and set adminImage, or set backupSchedule "" to silence this)');
+    void pulumi.log.warn('imageMode prebuilt without adminImage: no scheduled backups (build admin/Dockerfile and set adminImage, or set backupSchedule "" to silence this)');
   }
 
   const mongo = new MongoDb(
@@ -149,24 +149,27 @@ export function createStack(cfg: StackConfig): StackOutputs {
     // MongoDB running first; the pods turn ready once their user exists (see MongoDb.ready).
     { ...inCluster, dependsOn: mongo.ready },
   );
-  new Backups(
-    'mongodb-backups',
-    {
-      namespace,
-      labels: backupLabels,
-      schedule: cfg.backup.schedule,
-      keep: cfg.backup.keep,
-      image: adminImage?.ref,
-      imagePullPolicy: adminImage?.pullPolicy,
-      imagePullSecret: adminImage?.pullSecretName,
-      mongo: mongo.connection,
-      storageSize: cfg.backup.storageSize,
-      storageClass: cfg.mongo.storageClass,
-      retainOnDelete: cfg.retainOnDelete,
-      skipAwait: cfg.skipAwait,
-    },
-    { ...inCluster, dependsOn: mongo.ready },
-  );
+  // Without an admin image (prebuilt mode, no adminImage) nothing could write or read backups: no volume either.
+  if (adminImage) {
+    new Backups(
+      'mongodb-backups',
+      {
+        namespace,
+        labels: backupLabels,
+        schedule: cfg.backup.schedule,
+        keep: cfg.backup.keep,
+        image: adminImage.ref,
+        imagePullPolicy: adminImage.pullPolicy,
+        imagePullSecret: adminImage.pullSecretName,
+        mongo: mongo.connection,
+        storageSize: cfg.backup.storageSize,
+        storageClass: cfg.mongo.storageClass,
+        retainOnDelete: cfg.retainOnDelete,
+        skipAwait: cfg.skipAwait,
+      },
+      { ...inCluster, dependsOn: mongo.ready },
+    );
+  }
   // Once the pods have rolled onto the current user (and the old ones are gone), the earlier users go.
   mongo.retireEarlierUsers([service], service.gracePeriodSeconds);
   if (onMinikube && cfg.service.serviceType === 'LoadBalancer') {
