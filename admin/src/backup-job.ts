@@ -54,7 +54,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
       msg: 'backup written',
       file: name,
       database,
-      collections: summary.collections.length,
+      collections: summary.collections.map((c) => ({ name: c.name, documents: c.documents })),
       documents: summary.documents,
       bytes: summary.bytes,
       fileBytes: summary.fileBytes,

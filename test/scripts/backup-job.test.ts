@@ -64,6 +64,7 @@ describe('the backup CronJob\'s program (admin/src/backup-job.ts)', function () 
     const done = run.lines.at(-1)!;
     assert.equal(done.msg, 'backup written');
     assert.equal(done.documents, 300);
+    assert.deepEqual(done.collections, [{ name: 'data', documents: 300 }]);
     const files = readdirSync(dir);
     assert.deepEqual(files, [done.file], 'the backup and nothing else (no .partial)');
     assert.match(String(done.file), BACKUP_NAME);
