@@ -11,6 +11,7 @@
  * stand-in node holds as a registry image.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { MongoClient } from 'mongodb';
@@ -267,10 +268,17 @@ describe('the main job on the real node: npm run up, with the minikube stand-in,
     const newUser = { username: await secretUser(), password: newPassword };
     assert.match(newUser.username, /^app-[0-9a-f]{10}$/);
     assert.notEqual(newUser.username, oldUser.username, 'a user of its own for the new password');
-    // Straight to mongod (the host routes to pod IPs; the bridge CNI enforces no NetworkPolicy).
-    const mongoIp = (await pods('mongodb-0'))[0].status.podIP;
+    // To mongod itself through `kubectl port-forward`, which enters the pod (the node enforces the NetworkPolicy:
+    // the host dialling the pod's IP is refused, and every login would "fail" whatever its password).
+    const forward = spawn('kubectl', ['--context', 'minikube', '-n', NAMESPACE, 'port-forward', 'pod/mongodb-0', ':27017', '--address', '127.0.0.1'], {
+      env: withKubectl(user.env, log),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let forwarded = '';
+    forward.stdout.on('data', (chunk: Buffer) => (forwarded += chunk.toString()));
+    const port = await eventually('the port-forward to mongodb-0', async () => /Forwarding from 127\.0\.0\.1:(\d+)/.exec(forwarded)?.[1], { timeoutMs: 30_000, everyMs: 100 });
     const login = async (auth: { username: string; password: string }) => {
-      const client = new MongoClient(`mongodb://${mongoIp}:27017/?directConnection=true`, { auth, authSource: 'flask_db', serverSelectionTimeoutMS: 5000 });
+      const client = new MongoClient(`mongodb://127.0.0.1:${port}/?directConnection=true`, { auth, authSource: 'flask_db', serverSelectionTimeoutMS: 5000 });
       try {
         await client.db('flask_db').collection('data').findOne({});
         return 'ok';
@@ -280,9 +288,13 @@ describe('the main job on the real node: npm run up, with the minikube stand-in,
         await client.close();
       }
     };
-    assert.notEqual(await login(oldUser), 'ok', 'the old password is refused (its user was retired)');
-    assert.notEqual(await login({ username: newUser.username, password: oldUser.password }), 'ok');
-    assert.equal(await login(newUser), 'ok', 'the new password works');
+    try {
+      assert.notEqual(await login(oldUser), 'ok', 'the old password is refused (its user was retired)');
+      assert.notEqual(await login({ username: newUser.username, password: oldUser.password }), 'ok');
+      assert.equal(await login(newUser), 'ok', 'the new password works (so the refusals above are the server\'s, not the network\'s)');
+    } finally {
+      forward.kill();
+    }
     const posted = await fetch(`${url}/data`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ rotated: true }), signal: AbortSignal.timeout(10_000) });
     assert.equal(posted.status, 201, 'the rolled pods write with the new password');
     assert.ok(load.answered > 20, `steady load ran (${load.answered})`);
