@@ -48,6 +48,8 @@ export interface StackConfig {
     registry?: { server: string; username: string; password: pulumi.Output<string> };
     /** registry mode: build platform (minikube mode builds on the node, for the node). */
     platform?: string;
+    /** prebuilt mode: the admin image (admin/Dockerfile) built elsewhere; unset means no backup CronJob. */
+    adminReference?: string;
   };
   mongo: {
     image: string;
@@ -81,7 +83,14 @@ export interface StackConfig {
     /** The service's tuning variables (`serviceEnv`), each checked by the service's own parser. */
     tuning: Record<string, string>;
   };
-  /** Keep the namespace and MongoDB's volume on `pulumi destroy`, so a later `up` finds the data. */
+  /** The scheduled backups (components/backups.ts). */
+  backup: {
+    /** A cron expression, or undefined for no CronJob (the key set to ""). */
+    schedule?: string;
+    keep: number;
+    storageSize: string;
+  };
+  /** Keep the namespace, MongoDB's volume and the backups' on `pulumi destroy`, so a later `up` finds the data. */
   retainOnDelete: boolean;
   /** Do not wait for workloads to become ready (clusters without nodes, GitOps-style hand-offs). */
   skipAwait: boolean;
@@ -95,7 +104,8 @@ export const CONFIG_KEYS = [
   'mongoStorageSize', 'mongoStorageClass', 'mongoStaticVolume', 'mongoHostPath', 'mongoWiredTigerCacheGb',
   'mongoCpuRequest', 'mongoMemoryRequest', 'mongoCpuLimit', 'mongoMemoryLimit',
   'replicas', 'minReplicas', 'maxReplicas', 'targetCpuPercent', 'cpuRequest', 'memoryRequest', 'cpuLimit', 'memoryLimit',
-  'serviceType', 'servicePort', 'nodePort', 'logLevel', 'corsOrigins', 'serviceEnv', 'rolloutTimeoutSeconds', 'retainOnDelete', 'skipAwait',
+  'serviceType', 'servicePort', 'nodePort', 'logLevel', 'corsOrigins', 'serviceEnv', 'rolloutTimeoutSeconds',
+  'backupSchedule', 'backupKeep', 'backupStorageSize', 'adminImage', 'retainOnDelete', 'skipAwait',
 ] as const;
 type Key = (typeof CONFIG_KEYS)[number];
 
@@ -165,6 +175,48 @@ function serviceTuning(raw: string, problems: string[]): Record<string, string> 
     problems.push(...error.problems.map((problem) => `serviceEnv: ${problem}`));
   }
   return tuning;
+}
+
+/** Each field of a standard five-field cron expression: its range, and the names it takes. */
+const CRON_FIELDS: Array<{ name: string; min: number; max: number; names?: string[] }> = [
+  { name: 'minute', min: 0, max: 59 },
+  { name: 'hour', min: 0, max: 23 },
+  { name: 'day of month', min: 1, max: 31 },
+  { name: 'month', min: 1, max: 12, names: ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'] },
+  { name: 'day of week', min: 0, max: 7, names: ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] },
+];
+/** The macros Kubernetes' CronJob takes (robfig/cron's descriptors) instead of five fields. */
+const CRON_MACROS = ['@yearly', '@annually', '@monthly', '@weekly', '@daily', '@midnight', '@hourly'];
+
+/**
+ * Why `expression` is not a schedule Kubernetes' CronJob accepts (five fields: numbers, `*`, `?` in the
+ * day fields, ranges, lists, steps, month and weekday names; or a macro), or undefined. Checked here so a
+ * typo fails before anything changes, naming the field, rather than as the API server's rejection mid-update.
+ */
+export function cronProblem(expression: string): string | undefined {
+  if (CRON_MACROS.includes(expression)) return undefined;
+  if (/^TZ=|^CRON_TZ=/.test(expression)) return 'TZ= is not allowed in a CronJob\'s schedule (it runs in UTC)';
+  const fields = expression.split(/\s+/);
+  if (fields.length !== 5) return `has ${fields.length} field${fields.length === 1 ? '' : 's'}; a cron expression has 5 (minute hour day-of-month month day-of-week) or is one of ${CRON_MACROS.join(', ')}`;
+  for (const [index, field] of fields.entries()) {
+    const spec = CRON_FIELDS[index];
+    const value = (text: string) => {
+      const named = spec.names?.indexOf(text.toLowerCase()) ?? -1;
+      if (named >= 0) return named + spec.min;
+      return /^\d+$/.test(text) ? Number(text) : NaN;
+    };
+    for (const part of field.split(',')) {
+      const match = /^(\*|\?|[A-Za-z0-9]+(?:-[A-Za-z0-9]+)?)(?:\/(\d+))?$/.exec(part);
+      const bad = `its ${spec.name} field "${field}" is not a number from ${spec.min} to ${spec.max}, *, a range, a list or a step`;
+      if (!match) return bad;
+      if (match[1] === '?' && index !== 2 && index !== 4) return bad;
+      if (match[2] !== undefined && Number(match[2]) < 1) return bad;
+      if (match[1] === '*' || match[1] === '?') continue;
+      const [low, high = low] = match[1].split('-').map(value);
+      if (![low, high].every((n) => Number.isInteger(n) && n >= spec.min && n <= spec.max) || low > high) return bad;
+    }
+  }
+  return undefined;
 }
 
 export class StackConfigError extends Error {
@@ -285,6 +337,19 @@ export function loadConfig(): StackConfig {
 
   const logLevel = serviceLogLevel(str('logLevel'), problems);
 
+  const backupSchedule = optional('backupSchedule');
+  if (backupSchedule !== undefined) {
+    const problem = cronProblem(backupSchedule);
+    if (problem) problems.push(`backupSchedule "${backupSchedule}" ${problem}; or "" for no scheduled backup`);
+  }
+  const adminReference = optional('adminImage');
+  if (adminReference !== undefined) {
+    if (mode !== 'prebuilt') problems.push('adminImage is for imageMode prebuilt only (the other modes build admin/ themselves)');
+    else if (!/(@sha256:[0-9a-f]{64}|:[\w][\w.-]{0,127})$/.test(adminReference) || /:latest$/.test(adminReference)) {
+      problems.push(`adminImage "${adminReference}" must name an exact tag or digest (not :latest)`);
+    }
+  }
+
   const minikubeIp = optional('minikubeIp');
   if (minikubeIp !== undefined && !/^[\w.-]+$|^\[[0-9a-f:]+\]$/i.test(minikubeIp)) problems.push(`minikubeIp "${minikubeIp}" is not a host name or IP`);
 
@@ -304,6 +369,7 @@ export function loadConfig(): StackConfig {
       reference,
       registry,
       platform: optional('imagePlatform'),
+      adminReference,
     },
     mongo: {
       image: mongoImage,
@@ -333,6 +399,11 @@ export function loadConfig(): StackConfig {
       corsOrigins: str('corsOrigins'),
       tuning: serviceTuning(str('serviceEnv'), problems),
       rolloutTimeoutSeconds: num('rolloutTimeoutSeconds', 30, 3600),
+    },
+    backup: {
+      schedule: backupSchedule,
+      keep: num('backupKeep', 1, 1000),
+      storageSize: quantity('backupStorageSize', MEMORY),
     },
     retainOnDelete: bool('retainOnDelete'),
     skipAwait: bool('skipAwait'),

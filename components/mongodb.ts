@@ -5,6 +5,11 @@ import type { AppLabels } from './labels';
 import { annotations } from './skipAwait';
 
 export const MONGO_PORT = 27017;
+/**
+ * The label this component hands its other clients (the backup CronJob's pods): a pod that wears it is
+ * admitted by the NetworkPolicy. A client takes it from `connection.clientLabels`, never by this name.
+ */
+export const CLIENT_LABEL = 'koa-mongodb/mongodb-client';
 /** The official mongo image's user; numeric so that runAsNonRoot can verify it. */
 const MONGO_UID = 999;
 
@@ -36,6 +41,8 @@ export interface MongoConnection {
    * (Their open connections stay logged in; every new one would fail with the old password.)
    */
   revision: pulumi.Output<string>;
+  /** Labels that admit a pod through MongoDB's NetworkPolicy: put them on a client's pod template. */
+  clientLabels: Record<string, string>;
 }
 
 /** The programs that manage the application's users (the users Job, and the retire Job after a rollout). */
@@ -99,7 +106,8 @@ export const VOLUME_PERMISSIONS = {
  * MongoDB as the guide runs it, hardened: root and app credentials in a Secret, data on a
  * PersistentVolumeClaim, a one-replica StatefulSet running as the mongodb user (999) with cheap TCP
  * probes, a headless Service that is the StatefulSet's serviceName, a Job that brings the application
- * user in line with the Secret, and a NetworkPolicy that admits only the clients and that Job.
+ * user in line with the Secret, and a NetworkPolicy that admits only the clients (the service's pods, and
+ * the pods that wear `connection.clientLabels`) and the users Jobs.
  */
 export class MongoDb extends pulumi.ComponentResource {
   /** How the application reaches MongoDB as its own least-privileged user. */
@@ -292,6 +300,7 @@ export class MongoDb extends pulumi.ComponentResource {
     this.usersJob = this.createAdminJob('users', args.userSync.ensureCommand, [], { dependsOn: [this.statefulSet] });
     this.ready = [this.statefulSet];
 
+    const clientLabels = { [CLIENT_LABEL]: name };
     new k8s.networking.v1.NetworkPolicy(
       `${name}-clients`,
       {
@@ -301,7 +310,11 @@ export class MongoDb extends pulumi.ComponentResource {
           policyTypes: ['Ingress'],
           ingress: [
             {
-              from: [{ podSelector: { matchLabels: args.clientSelector } }, { podSelector: { matchLabels: args.userSyncLabels.selector } }],
+              from: [
+                { podSelector: { matchLabels: args.clientSelector } },
+                { podSelector: { matchLabels: args.userSyncLabels.selector } },
+                { podSelector: { matchLabels: clientLabels } },
+              ],
               ports: [{ protocol: 'TCP', port: MONGO_PORT }],
             },
           ],
@@ -318,6 +331,7 @@ export class MongoDb extends pulumi.ComponentResource {
       username: fromSecret(SECRET_KEYS.appUsername),
       password: fromSecret(SECRET_KEYS.appPassword),
       revision: secret.metadata.resourceVersion,
+      clientLabels,
     };
     this.registerOutputs({ host, database: args.database, claimName: this.claimName });
   }

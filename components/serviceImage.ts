@@ -7,7 +7,7 @@ import { MinikubeImage } from './minikubeImage';
 
 export interface ServiceImageArgs {
   mode: ImageMode;
-  /** Directory holding the Dockerfile and the build context (service/). */
+  /** Directory holding the Dockerfile and the build context (service/ or admin/). */
   contextDir: string;
   /** Repository to tag into, e.g. `data-service` or `docker.io/me/data-service`. */
   repository: string;
@@ -25,13 +25,14 @@ export interface ServiceImageArgs {
 }
 
 /**
- * The data service's container image, in one of three modes:
+ * A container image built from a directory of this repository holding its Dockerfile: the data service's
+ * (service/) and the database admin tasks' (admin/, the backup CronJob), in one of three modes:
  * - minikube: built inside the Minikube node by `minikube image build`, whatever its container
  *   runtime (see minikubeImage.ts); never pushed; IfNotPresent.
  * - registry: built and pushed with credentials from secret config; deployed by
  *   digest, with an imagePullSecret.
  * - prebuilt: a reference built elsewhere (CI, another registry); nothing built.
- * The reference changes whenever the service's build context changes.
+ * The reference changes whenever its build context changes (and only then: each image hashes its own directory).
  */
 export class ServiceImage extends pulumi.ComponentResource {
   /** What the Deployment's container uses as `image`. */

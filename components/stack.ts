@@ -1,6 +1,7 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import path from 'node:path';
+import { Backups } from './backups';
 import type { StackConfig } from './config';
 import { DataService } from './dataService';
 import { appLabels } from './labels';
@@ -10,6 +11,14 @@ import { MongoDb } from './mongodb';
 import { ServiceImage } from './serviceImage';
 
 export const SERVICE_DIR = path.resolve(__dirname, '..', 'service');
+/** The database's admin tasks (the scheduled backup): an image of their own, built like the service's. */
+export const ADMIN_DIR = path.resolve(__dirname, '..', 'admin');
+
+/** The admin image's repository: beside the service's (same registry and path), named `data-admin`. */
+export function adminRepository(serviceRepository: string): string {
+  const slash = serviceRepository.lastIndexOf('/');
+  return `${serviceRepository.slice(0, slash + 1)}data-admin`;
+}
 
 export interface StackOutputs {
   url: pulumi.Output<string>;
@@ -30,6 +39,7 @@ export function createStack(cfg: StackConfig): StackOutputs {
   const serviceLabels = appLabels('data-service', 'api', partOf, cfg.stack);
   const mongoLabels = appLabels('mongodb', 'database', partOf, cfg.stack);
   const userSyncLabels = appLabels('mongodb-users', 'database-admin', partOf, cfg.stack);
+  const backupLabels = appLabels('mongodb-backups', 'backup', partOf, cfg.stack);
 
   const namespace = cfg.kube.createNamespace
     ? new k8s.core.v1.Namespace(
@@ -64,6 +74,31 @@ export function createStack(cfg: StackConfig): StackOutputs {
     // given none: its build starts with the program, beside the providers' start.
     cfg.image.mode === 'registry' ? inCluster : undefined,
   );
+
+  // The admin image: built from admin/ as the service's is from service/ (its own content tag, so a change to
+  // one never rebuilds the other); in prebuilt mode the given adminImage, or none (then no backup CronJob).
+  const imageOpts = cfg.image.mode === 'registry' ? inCluster : undefined;
+  const adminImage =
+    cfg.image.mode !== 'prebuilt' || cfg.image.adminReference !== undefined
+      ? new ServiceImage(
+          'data-admin',
+          {
+            mode: cfg.image.mode,
+            contextDir: ADMIN_DIR,
+            repository: adminRepository(cfg.image.repository),
+            reference: cfg.image.adminReference,
+            registry: cfg.image.registry,
+            minikubeProfile: cfg.minikube.profile,
+            platform: cfg.image.platform,
+            namespace,
+            labels: backupLabels.all,
+          },
+          imageOpts,
+        )
+      : undefined;
+  if (adminImage === undefined && cfg.backup.schedule !== undefined) {
+    void pulumi.log.warn('imageMode prebuilt without adminImage: no scheduled backups (build admin/Dockerfile and set adminImage, or set backupSchedule "" to silence this)');
+  }
 
   const mongo = new MongoDb(
     'mongodb',
@@ -114,6 +149,27 @@ export function createStack(cfg: StackConfig): StackOutputs {
     // MongoDB running first; the pods turn ready once their user exists (see MongoDb.ready).
     { ...inCluster, dependsOn: mongo.ready },
   );
+  // Without an admin image (prebuilt mode, no adminImage) nothing could write or read backups: no volume either.
+  if (adminImage) {
+    new Backups(
+      'mongodb-backups',
+      {
+        namespace,
+        labels: backupLabels,
+        schedule: cfg.backup.schedule,
+        keep: cfg.backup.keep,
+        image: adminImage.ref,
+        imagePullPolicy: adminImage.pullPolicy,
+        imagePullSecret: adminImage.pullSecretName,
+        mongo: mongo.connection,
+        storageSize: cfg.backup.storageSize,
+        storageClass: cfg.mongo.storageClass,
+        retainOnDelete: cfg.retainOnDelete,
+        skipAwait: cfg.skipAwait,
+      },
+      { ...inCluster, dependsOn: mongo.ready },
+    );
+  }
   // Once the pods have rolled onto the current user (and the old ones are gone), the earlier users go.
   mongo.retireEarlierUsers([service], service.gracePeriodSeconds);
   if (onMinikube && cfg.service.serviceType === 'LoadBalancer') {

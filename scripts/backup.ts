@@ -4,6 +4,7 @@
  *
  *   npm run backup -- --out backup.jsonl.gz                       the stack's MongoDB, through the cluster
  *   MONGODB_URI=mongodb://… npm run backup -- --out FILE          that server directly (MONGODB_DB, default flask_db)
+ *   npm run backup -- --list                                      the scheduled backups on the stack's backups volume
  *
  * Flags: --out FILE (required), --db NAME, and for the cluster --stack (PULUMI_STACK, dev),
  * --context and --namespace (the stack's kubeContext and namespace).
@@ -12,10 +13,12 @@ import { existsSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { bytes, count, EXIT, mb, plural, Progress, rates, runTool, seconds, userPath } from './backup/cli';
-import { writeBackupFile } from './backup/dump';
+import { writeBackupFile } from '../admin/src/backup/dump';
 import { connect, resolveTarget, stackFileValue, UsageError } from './backup/target';
+import { openBackupVolume } from './backup/volume';
 
-const USAGE = 'usage: npm run backup -- --out FILE [--db NAME] [--stack NAME] [--context CONTEXT] [--namespace NAMESPACE]';
+const USAGE = 'usage: npm run backup -- --out FILE [--db NAME] [--stack NAME] [--context CONTEXT] [--namespace NAMESPACE]\n' +
+  '       npm run backup -- --list [--stack NAME] [--context CONTEXT] [--namespace NAMESPACE]';
 
 async function main(): Promise<number> {
   let values;
@@ -23,6 +26,7 @@ async function main(): Promise<number> {
     ({ values } = parseArgs({
       options: {
         out: { type: 'string', short: 'o' },
+        list: { type: 'boolean', default: false },
         db: { type: 'string' },
         stack: { type: 'string' },
         context: { type: 'string' },
@@ -36,6 +40,10 @@ async function main(): Promise<number> {
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
     return EXIT.ok;
+  }
+  if (values.list) {
+    if (values.out) throw new UsageError(`--list and --out do not go together\n${USAGE}`);
+    return list(resolveTarget(values, process.env, stackFileValue(path.resolve(__dirname, '..'))));
   }
   if (!values.out) throw new UsageError(`--out FILE is required\n${USAGE}`);
   const out = userPath(values.out, 'backup');
@@ -86,6 +94,24 @@ async function main(): Promise<number> {
     process.off('SIGTERM', onSignal);
     progress.done();
     await connection.close();
+  }
+}
+
+/** `--list`: the scheduled backups on the stack's backups volume, oldest first, with their sizes and times. */
+async function list(target: Parameters<typeof openBackupVolume>[0]): Promise<number> {
+  const started = Date.now();
+  const volume = await openBackupVolume(target);
+  try {
+    const files = await volume.list();
+    const say = (line: string) => process.stdout.write(`${line}\n`);
+    say(`backup: ${plural(files.length, 'backup')} on ${volume.describe}${files.length ? ', oldest first' : ''} (${seconds(Date.now() - started)}):`);
+    const width = Math.max(0, ...files.map((file) => String(file.bytes).length));
+    for (const file of files) say(`  ${file.name}  ${String(file.bytes).padStart(width)} bytes  written ${file.modified.replace(/\.\d{3}Z$/, 'Z')}`);
+    if (files.length) say(`restore one with: npm run restore -- --from ${files.at(-1)!.name} [--drop]`);
+    else say('  (none yet: the CronJob mongodb-backups writes one on its schedule; to run it now: kubectl create job --from=cronjob/mongodb-backups backup-now)');
+    return EXIT.ok;
+  } finally {
+    await volume.close();
   }
 }
 

@@ -4,10 +4,12 @@
  * recent events and the last lines of its log (the previous container's too, after a crash), then the
  * exact kubectl commands to look further. The Kubernetes provider's own message ("timed out waiting
  * for the condition", "containers with unready status") says that a rollout failed; this says why.
+ * And the scheduled backups: each CronJob's schedule, last run and last success, and its failed Jobs
+ * (their pods' logs are among the failed pods above).
  *
  *   npm run diagnose -- [--context minikube] [--namespace koa-mongodb] [--lines 15]
  */
-import { CoreV1Api, KubeConfig, type CoreV1Event, type V1Pod } from '@kubernetes/client-node';
+import { BatchV1Api, CoreV1Api, KubeConfig, type CoreV1Event, type V1CronJob, type V1Job, type V1Pod } from '@kubernetes/client-node';
 import { parseArgs } from 'node:util';
 
 const { values } = parseArgs({
@@ -77,9 +79,42 @@ async function main(): Promise<void> {
     say(` look further:  ${kubectl} describe pod ${name}`);
     say(`                ${kubectl} logs ${name} --previous`);
   }
+  await backups(config.makeApiClient(BatchV1Api));
   say();
   say(`all events:     ${kubectl} get events --sort-by=.lastTimestamp`);
   say(`the rollout:    ${kubectl} rollout status deployment/data-service`);
+}
+
+const when = (time: Date | string | undefined) => {
+  if (time === undefined) return 'never';
+  const at = new Date(time);
+  const minutes = Math.round((Date.now() - at.getTime()) / 60_000);
+  return `${at.toISOString().replace(/\.\d{3}Z$/, 'Z')} (${minutes < 120 ? `${minutes} min` : `${Math.round(minutes / 60)} h`} ago)`;
+};
+const jobFailed = (job: V1Job) => job.status?.conditions?.find((c) => c.type === 'Failed' && c.status === 'True');
+
+/** The CronJobs (the scheduled backup): schedule, last run, last success, and the failed Jobs they kept. */
+async function backups(batch: BatchV1Api): Promise<void> {
+  const cronJobs: V1CronJob[] = (await batch.listNamespacedCronJob({ namespace })).items;
+  if (cronJobs.length === 0) return;
+  const jobs = (await batch.listNamespacedJob({ namespace })).items;
+  for (const cron of cronJobs) {
+    const name = cron.metadata!.name!;
+    const own = jobs
+      .filter((job) => job.metadata?.ownerReferences?.some((owner) => owner.kind === 'CronJob' && owner.name === name))
+      .sort((a, b) => new Date(String(a.metadata?.creationTimestamp)).getTime() - new Date(String(b.metadata?.creationTimestamp)).getTime());
+    const failed = own.filter(jobFailed);
+    const last = own.at(-1);
+    const lastState = !last ? 'none kept' : jobFailed(last) ? 'FAILED' : last.status?.succeeded ? 'succeeded' : 'running';
+    say();
+    say(`cronjob ${name}: schedule "${cron.spec?.schedule}"${cron.spec?.suspend ? ', SUSPENDED' : ''}; last scheduled ${when(cron.status?.lastScheduleTime)}, last success ${when(cron.status?.lastSuccessfulTime)}; last run: ${last ? `${last.metadata!.name} ${lastState}` : lastState}`);
+    for (const job of failed) {
+      const condition = jobFailed(job)!;
+      say(`  job ${job.metadata!.name} failed ${when(condition.lastTransitionTime)}: ${condition.reason ?? ''} ${condition.message ?? ''}`.trimEnd());
+      say(`    look further: ${kubectl} logs job/${job.metadata!.name}`);
+    }
+    say(` backups:        npm run backup -- --list    (run one now: ${kubectl} create job --from=cronjob/${name} backup-now)`);
+  }
 }
 
 main().catch((error: Error) => {

@@ -6,17 +6,21 @@
  *   npm run restore -- --in backup.jsonl.gz [--drop]              the stack's MongoDB, through the cluster
  *   MONGODB_URI=mongodb://… npm run restore -- --in FILE          that server directly (MONGODB_DB, default flask_db)
  *   npm run restore -- --in FILE --check                          only verify the file; no database needed
+ *   npm run restore -- --from NAME [--drop]                       a scheduled backup from the stack's backups volume
  *
- * Flags: --in FILE (required), --drop, --check, --db NAME, and for the cluster --stack, --context, --namespace.
+ * Flags: --in FILE or --from NAME (one of them), --drop, --check, --db NAME, and for the cluster --stack, --context, --namespace.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { bytes, count, EXIT, mb, plural, Progress, rates, runTool, seconds, userPath } from './backup/cli';
-import { readArchive } from './backup/archive';
-import { restoreArchive, type RestoreProgress } from './backup/load';
+import { readArchive } from '../admin/src/backup/archive';
+import { restoreArchive, type RestoreProgress } from '../admin/src/backup/load';
 import { connect, resolveTarget, stackFileValue, UsageError } from './backup/target';
+import { openBackupVolume } from './backup/volume';
 
-const USAGE = 'usage: npm run restore -- --in FILE [--drop] [--check] [--db NAME] [--stack NAME] [--context CONTEXT] [--namespace NAMESPACE]';
+const USAGE = 'usage: npm run restore -- (--in FILE | --from NAME) [--drop] [--check] [--db NAME] [--stack NAME] [--context CONTEXT] [--namespace NAMESPACE]';
 
 async function main(): Promise<number> {
   let values;
@@ -24,6 +28,7 @@ async function main(): Promise<number> {
     ({ values } = parseArgs({
       options: {
         in: { type: 'string', short: 'i' },
+        from: { type: 'string' },
         drop: { type: 'boolean', default: false },
         check: { type: 'boolean', default: false },
         db: { type: 'string' },
@@ -40,11 +45,42 @@ async function main(): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return EXIT.ok;
   }
-  if (!values.in) throw new UsageError(`--in FILE is required\n${USAGE}`);
-  const file = userPath(values.in, 'restore');
+  if (values.in && values.from) throw new UsageError(`--in and --from do not go together\n${USAGE}`);
+  if (!values.in && !values.from) throw new UsageError(`--in FILE or --from NAME is required\n${USAGE}`);
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  if (values.from) {
+    // A scheduled backup: copied from the backups volume into a private temporary file, then restored from
+    // there exactly as --in restores a file (checked whole first, then all or nothing).
+    const target = resolveTarget(values, process.env, stackFileValue(path.resolve(__dirname, '..')));
+    const started = Date.now();
+    const volume = await openBackupVolume(target);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'koa-mongodb-restore-'));
+    try {
+      const local = path.join(dir, values.from.replace(/[^A-Za-z0-9_.-]/g, '_'));
+      const size = await volume.fetch(values.from, local);
+      say(`restore: copied ${values.from} (${bytes(size)}) from ${volume.describe} in ${seconds(Date.now() - started)}`);
+      await volume.close();
+      return await restoreFile(values, local, started);
+    } finally {
+      await volume.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return restoreFile(values, userPath(values.in!, 'restore'), Date.now());
+}
+
+interface RestoreFlags {
+  drop: boolean;
+  check: boolean;
+  db?: string;
+  stack?: string;
+  context?: string;
+  namespace?: string;
+}
+
+async function restoreFile(values: RestoreFlags, file: string, started: number): Promise<number> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const progress = new Progress();
-  const started = Date.now();
   const showProgress = (state: RestoreProgress) =>
     progress.update(
       state.phase === 'checking'

@@ -8,8 +8,8 @@
  */
 import path from 'node:path';
 import { MongoError } from 'mongodb';
-import { ArchiveError } from './archive';
-import { RefusedError, RestoreFailed, firstLine } from './load';
+import { ArchiveError } from '../../admin/src/backup/archive';
+import { RefusedError, RestoreFailed, firstLine } from '../../admin/src/backup/load';
 import { UsageError } from './target';
 
 /**

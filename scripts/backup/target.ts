@@ -6,7 +6,7 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { MongoClient, type Db } from 'mongodb';
-import { checkDatabaseName } from './names';
+import { checkDatabaseName } from '../../admin/src/backup/names';
 
 /** Fixed names of the stack's MongoDB objects (components/mongodb.ts, component name "mongodb"; a test checks them). */
 export const MONGO_SERVICE = 'mongodb';

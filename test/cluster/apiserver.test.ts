@@ -19,7 +19,7 @@ import { eventually } from '../../devkit/wait';
 
 type Manifest = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-const ORDER = ['Namespace', 'Secret', 'PersistentVolume', 'PersistentVolumeClaim', 'Service', 'StatefulSet', 'Job', 'Deployment', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'NetworkPolicy'];
+const ORDER = ['Namespace', 'Secret', 'PersistentVolume', 'PersistentVolumeClaim', 'Service', 'StatefulSet', 'Job', 'CronJob', 'Deployment', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'NetworkPolicy'];
 const byDependency = (a: Manifest, b: Manifest) => ORDER.indexOf(a.kind) - ORDER.indexOf(b.kind);
 
 /** Shared stack modes, paired up, each in a namespace of its own on the one API server. */

@@ -76,6 +76,7 @@ describe('components on their own', () => {
           username: { secretKeyRef: { name: 'db-credentials', key: 'u' } },
           password: { secretKeyRef: { name: 'db-credentials', key: 'p' } },
           revision: pulumi.output('4711'),
+          clientLabels: { 'koa-mongodb/mongodb-client': 'db' },
         },
         collection: 'items',
         awaitLoadBalancer: true,

@@ -24,7 +24,9 @@ describe('Pulumi program, dev stack', () => {
     it('declares one ComponentResource per concept, with project:module:Name type tokens', () => {
       const components = resources.filter((r) => !r.custom && r.type !== 'pulumi:pulumi:Stack').map((r) => `${r.type} ${r.name}`);
       assert.deepEqual(components.sort(), [
+        'koa-mongodb:database:Backups mongodb-backups',
         'koa-mongodb:database:MongoDb mongodb',
+        'koa-mongodb:image:ServiceImage data-admin',
         'koa-mongodb:image:ServiceImage data-service',
         'koa-mongodb:service:DataService data-service',
       ]);
@@ -38,11 +40,12 @@ describe('Pulumi program, dev stack', () => {
       }
       assert.deepEqual(Object.fromEntries([...byParent].map(([parent, kinds]) => [parent, kinds.sort()])), {
         '(top level)': ['Namespace'],
+        'koa-mongodb:database:Backups::mongodb-backups': ['CronJob', 'PersistentVolumeClaim'],
         'koa-mongodb:database:MongoDb::mongodb': ['Job', 'Job', 'NetworkPolicy', 'PersistentVolumeClaim', 'Secret', 'Service', 'StatefulSet'],
         'koa-mongodb:service:DataService::data-service': ['Deployment', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'Service'],
       });
-      const image = one(resources, 'pulumi-nodejs:dynamic:Resource');
-      assert.equal(parentOf(image), 'koa-mongodb:image:ServiceImage::data-service');
+      assert.equal(parentOf(one(resources, 'pulumi-nodejs:dynamic:Resource', 'data-service')), 'koa-mongodb:image:ServiceImage::data-service');
+      assert.equal(parentOf(one(resources, 'pulumi-nodejs:dynamic:Resource', 'data-admin')), 'koa-mongodb:image:ServiceImage::data-admin');
     });
 
     it('sends every Kubernetes object through one explicit provider bound to the minikube context', () => {
@@ -66,7 +69,7 @@ describe('Pulumi program, dev stack', () => {
       assert.match(provider.inputs.clusterIdentifier, /^[0-9a-f]{32}$/);
       // The image takes nothing from the cluster (a new cluster's node lacks it, and the diff asks the
       // node), so its build does not wait for the providers.
-      assert.equal(plain(one(resources, 'pulumi-nodejs:dynamic:Resource').inputs).clusterId, undefined);
+      for (const name of ['data-service', 'data-admin']) assert.equal(plain(one(resources, 'pulumi-nodejs:dynamic:Resource', name).inputs).clusterId, undefined);
     });
 
     it('keeps adopting retained objects when the provider is bumped (upsertExistingObjects from 4.29)', () => {
@@ -104,7 +107,7 @@ describe('Pulumi program, dev stack', () => {
 
   describe('image', () => {
     it('builds service/ inside the Minikube node (any runtime), without pushing, tagged by content', () => {
-      const image = plain(one(resources, 'pulumi-nodejs:dynamic:Resource').inputs);
+      const image = plain(one(resources, 'pulumi-nodejs:dynamic:Resource', 'data-service').inputs);
       const tag = contextHash(path.join(ROOT, 'service'));
       assert.equal(image.imageName, `data-service:${tag}`);
       assert.equal(image.profile, 'minikube');
@@ -223,7 +226,7 @@ describe('Pulumi program, dev stack', () => {
       assert.deepEqual(container.args, ['--wiredTigerCacheSizeGB', '0.25'], 'cache sized for the 500Mi limit');
       const dataMount = container.volumeMounts.find((m: { mountPath: string }) => m.mountPath === '/data/db');
       const dataVolume = pod.volumes.find((v: { name: string }) => v.name === dataMount.name);
-      const claim = find('kubernetes:core/v1:PersistentVolumeClaim');
+      const claim = find('kubernetes:core/v1:PersistentVolumeClaim', 'mongodb-data');
       assert.equal(dataVolume.persistentVolumeClaim.claimName, claim.metadata.name);
       assert.equal(claim.spec.storageClassName, 'standard');
       assert.equal(claim.spec.resources.requests.storage, '1Gi');
@@ -247,7 +250,7 @@ describe('Pulumi program, dev stack', () => {
       assert.equal(outputs.mongoHost, 'mongodb.koa-mongodb.svc.cluster.local');
     });
 
-    it('admits only the data service\'s pods on 27017 (NetworkPolicy)', () => {
+    it('admits only the data service\'s pods, the users Jobs\' and the backup CronJob\'s on 27017 (NetworkPolicy)', () => {
       const policy = find('kubernetes:networking.k8s.io/v1:NetworkPolicy');
       const mongoPods = find('kubernetes:apps/v1:StatefulSet').spec.template.metadata.labels;
       const servicePods = find('kubernetes:apps/v1:Deployment').spec.template.metadata.labels;
@@ -258,14 +261,20 @@ describe('Pulumi program, dev stack', () => {
       assert.ok(!matches(policy.spec.ingress[0].from[0].podSelector.matchLabels, mongoPods));
       // …and the users Job's pods, which nothing else matches.
       const jobPods = find('kubernetes:batch/v1:Job', 'mongodb-users').spec.template.metadata.labels;
-      assert.equal(policy.spec.ingress[0].from.length, 2);
+      assert.equal(policy.spec.ingress[0].from.length, 3);
       assert.ok(matches(policy.spec.ingress[0].from[1].podSelector.matchLabels, jobPods));
       assert.ok(!matches(policy.spec.ingress[0].from[1].podSelector.matchLabels, servicePods));
+      // …and the pods wearing the label MongoDb hands its other clients: the backup CronJob's, and no one else's.
+      const backupPods = find('kubernetes:batch/v1:CronJob', 'mongodb-backups').spec.jobTemplate.spec.template.metadata.labels;
+      const third = policy.spec.ingress[0].from[2].podSelector.matchLabels;
+      assert.deepEqual(third, { 'koa-mongodb/mongodb-client': 'mongodb' });
+      assert.ok(matches(third, backupPods));
+      for (const other of [servicePods, jobPods, mongoPods]) assert.ok(!matches(third, other));
       assert.deepEqual(policy.spec.ingress[0].ports, [{ protocol: 'TCP', port: 27017 }]);
     });
 
     it('by default lets destroy remove the claim (retainOnDelete off)', () => {
-      assert.notEqual(optionsOf(one(resources, 'kubernetes:core/v1:PersistentVolumeClaim')).retainOnDelete, true);
+      for (const claim of ['mongodb-data', 'mongodb-backups']) assert.notEqual(optionsOf(one(resources, 'kubernetes:core/v1:PersistentVolumeClaim', claim)).retainOnDelete, true, claim);
       assert.notEqual(optionsOf(one(resources, 'kubernetes:core/v1:Namespace')).retainOnDelete, true);
     });
   });

@@ -147,13 +147,15 @@ describe('README', () => {
     assert.ok(lines.length >= 10);
     for (const { file, line } of lines) {
       for (const [, ns] of line.matchAll(/(?:-n|--namespace) ([\w.-]+)/g)) assert.ok(['koa-mongodb', 'kube-system'].includes(ns), `${file}: ${line}`);
-      for (const [, kind, name] of line.matchAll(/\b(deploy|deployment|statefulset|sts|job|svc|service)\/([\w-]+)/g)) {
+      for (const [, kind, name] of line.matchAll(/\b(deploy|deployment|statefulset|sts|job|cronjob|svc|service)\/([\w-]+)/g)) {
         const ours: Record<string, string[]> = {
           deploy: ['data-service'],
           deployment: ['data-service'],
           statefulset: ['mongodb'],
           sts: ['mongodb'],
-          job: ['mongodb-users'],
+          // backup-now: the Job the docs have the user create from the backup CronJob (`create job --from=cronjob/…`).
+          job: ['mongodb-users', 'backup-now'],
+          cronjob: ['mongodb-backups'],
           svc: ['data-service', 'mongodb'],
           service: ['data-service', 'mongodb'],
         };

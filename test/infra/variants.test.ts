@@ -12,7 +12,7 @@ const SECRETS = { mongoRootPassword: 'root-pw', mongoAppPassword: 'app-pw' };
 describe('Pulumi program, other modes', () => {
   it('registry mode: builds, pushes with the secret password, deploys by digest with an imagePullSecret', async () => {
     const { resources, resolved } = await runStack(REGISTRY, { ...SECRETS, registryPassword: 'tok3n' });
-    const image = one(resources, 'docker:index/image:Image');
+    const image = one(resources, 'docker:index/image:Image', 'data-service');
     assert.notEqual(image.inputs.skipPush, true, 'pushed');
     assert.match(image.inputs.imageName, /^docker\.io\/me\/data-service:[0-9a-f]{16}$/);
     assert.deepEqual(plain(image.inputs.registry), { server: 'docker.io', username: 'me', password: 'tok3n' });
@@ -27,11 +27,27 @@ describe('Pulumi program, other modes', () => {
     const auth = JSON.parse(pull.stringData['.dockerconfigjson']);
     assert.deepEqual(auth.auths['docker.io'], { username: 'me', password: 'tok3n', auth: Buffer.from('me:tok3n').toString('base64') });
     assert.deepEqual(deployment.spec.template.spec.imagePullSecrets, [{ name: 'data-service-pull' }]);
+
+    // The admin image: beside the service's in the same registry, pushed alike, pulled with its own Secret.
+    const admin = one(resources, 'docker:index/image:Image', 'data-admin');
+    assert.match(admin.inputs.imageName, /^docker\.io\/me\/data-admin:[0-9a-f]{16}$/);
+    assert.equal(plain(admin.inputs.build).context, path.resolve(__dirname, '..', '..', 'admin'));
+    const pod = plain(one(resources, 'kubernetes:batch/v1:CronJob').inputs).spec.jobTemplate.spec.template.spec;
+    assert.deepEqual(pod.imagePullSecrets, [{ name: 'data-admin-pull' }]);
   });
 
-  it('prebuilt mode: deploys the given reference, builds nothing', async () => {
+  it('prebuilt mode: deploys the given reference, builds nothing; the backup CronJob only with an adminImage', async () => {
     const { resources, resolved } = await runStack({ imageMode: 'prebuilt', image: 'ghcr.io/me/data-service:1.2.3' });
     assert.equal(ofType(resources, 'docker:index/image:Image').length, 0);
+    assert.equal(ofType(resources, 'pulumi-nodejs:dynamic:Resource').length, 0);
+    assert.equal(ofType(resources, 'kubernetes:batch/v1:CronJob').length, 0, 'no admin image given: no CronJob (with a warning)');
+    assert.equal(ofType(resources, 'koa-mongodb:database:Backups').length, 0, 'nor a backups volume nothing could write or read');
+    assert.deepEqual(ofType(resources, 'kubernetes:core/v1:PersistentVolumeClaim').map((claim) => claim.name), ['mongodb-data']);
+    const withAdmin = await runStack({ imageMode: 'prebuilt', image: 'ghcr.io/me/data-service:1.2.3', adminImage: 'ghcr.io/me/data-admin:1.2.3' });
+    assert.equal(ofType(withAdmin.resources, 'pulumi-nodejs:dynamic:Resource').length, 0);
+    one(withAdmin.resources, 'kubernetes:core/v1:PersistentVolumeClaim', 'mongodb-backups');
+    const cron = plain(one(withAdmin.resources, 'kubernetes:batch/v1:CronJob').inputs);
+    assert.equal(cron.spec.jobTemplate.spec.template.spec.containers[0].image, 'ghcr.io/me/data-admin:1.2.3');
     assert.equal(resolved.image, 'ghcr.io/me/data-service:1.2.3');
     assert.equal(plain(one(resources, 'kubernetes:apps/v1:Deployment').inputs).spec.template.spec.containers[0].image, 'ghcr.io/me/data-service:1.2.3');
   });
@@ -39,7 +55,7 @@ describe('Pulumi program, other modes', () => {
   it('static volume mode: a hostPath PV as in the guide, bound by name, handed to uid 999 by an init container with CHOWN and DAC_READ_SEARCH only', async () => {
     const { resources } = await runStack({ mongoStaticVolume: 'true', mongoHostPath: '/data/mongo' });
     const pv = plain(one(resources, 'kubernetes:core/v1:PersistentVolume').inputs);
-    const pvc = plain(one(resources, 'kubernetes:core/v1:PersistentVolumeClaim').inputs);
+    const pvc = plain(one(resources, 'kubernetes:core/v1:PersistentVolumeClaim', 'mongodb-data').inputs);
     assert.equal(pv.spec.hostPath.path, '/data/mongo');
     assert.equal(pv.spec.persistentVolumeReclaimPolicy, 'Retain');
     assert.equal(pvc.spec.volumeName, pv.metadata.name);
@@ -71,9 +87,10 @@ describe('Pulumi program, other modes', () => {
     assert.equal(resolved.url, 'http://192.168.49.2:30500');
   });
 
-  it('retainOnDelete keeps the claim and the namespace that holds it', async () => {
+  it('retainOnDelete keeps the claims (MongoDB\'s and the backups\') and the namespace that holds them', async () => {
     const { resources } = await runStack({ retainOnDelete: 'true' });
-    assert.equal(optionsOf(one(resources, 'kubernetes:core/v1:PersistentVolumeClaim')).retainOnDelete, true);
+    for (const claim of ['mongodb-data', 'mongodb-backups']) assert.equal(optionsOf(one(resources, 'kubernetes:core/v1:PersistentVolumeClaim', claim)).retainOnDelete, true, claim);
+    assert.notEqual(optionsOf(one(resources, 'kubernetes:batch/v1:CronJob')).retainOnDelete, true);
     assert.equal(optionsOf(one(resources, 'kubernetes:core/v1:Namespace')).retainOnDelete, true);
     assert.notEqual(optionsOf(one(resources, 'kubernetes:apps/v1:StatefulSet')).retainOnDelete, true, 'only the data is kept');
   });

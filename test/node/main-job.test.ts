@@ -98,10 +98,13 @@ describe('the main job on the real node: npm run up, with the minikube stand-in,
     url = (await user.pulumi(['stack', 'output', 'url'])).trim();
     assert.match(url, /^http:\/\/192\.168\.49\.2:3\d{4}$/, 'the node IP from the kube context, as on Minikube');
     await answersAt(url);
-    log(`first npm run up: ${up.seconds.toFixed(1)} s; to an answering URL ${((Date.now() - started) / 1000).toFixed(1)} s (builder cache ${mk.builds.length === 1 && mk.builds[0].seconds > 60 ? 'cold' : 'warm'}, build ${mk.builds[0]?.seconds.toFixed(1)} s)`);
+    const serviceBuild = mk.builds.find((b) => b.reference.includes('data-service:'));
+    log(`first npm run up: ${up.seconds.toFixed(1)} s; to an answering URL ${((Date.now() - started) / 1000).toFixed(1)} s (builder cache ${serviceBuild && serviceBuild.seconds > 60 ? 'cold' : 'warm'}, builds ${mk.builds.map((b) => `${b.reference.replace(/^docker\.io\/library\//, '').split(':')[0]} ${b.seconds.toFixed(1)} s`).join(', ')})`);
     assert.match(up.output, /starting Minikube/);
     assert.match(up.output, /enabling metrics-server/);
-    assert.deepEqual(mk.builds.map((b) => b.ok), [true], 'one build, in the node');
+    // Two images, each from its own directory: the service's (service/) and the database admin tasks' (admin/, the backup CronJob).
+    assert.deepEqual(mk.builds.map((b) => b.ok), [true, true], 'two builds, in the node');
+    assert.deepEqual(mk.builds.map((b) => b.reference.replace(/^docker\.io\/library\//, '').split(':')[0]).sort(), ['data-admin', 'data-service']);
     const service = await servicePods();
     assert.equal(service.length, 2);
     assert.ok(service.every(isReady), 'both data-service pods Ready');
@@ -201,6 +204,7 @@ describe('the main job on the real node: npm run up, with the minikube stand-in,
     assert.deepEqual(load.failures, []);
     assert.ok(load.answered > 50, `steady load ran (${load.answered})`);
     assert.equal(mk.builds.length, builds + 1, 'exactly one new build');
+    assert.match(mk.builds.at(-1)!.reference, /data-service:/, 'the service\'s: the admin image\'s tag hashes admin/ only');
     const image = await deployedImage();
     assert.notEqual(image, oldImage);
     const onNode = await nodeImages();
@@ -217,7 +221,7 @@ describe('the main job on the real node: npm run up, with the minikube stand-in,
     log(`npm run up on the recreated cluster: ${up.seconds.toFixed(1)} s`);
     assert.match(up.output, /starting Minikube/);
     assert.match(summary(up.output), /created|replaced/);
-    assert.equal(mk.builds.length, builds + 1, 'the image was built again on the new node');
+    assert.equal(mk.builds.length, builds + 2, 'both images were built again on the new node');
     api = KubeClient.fromKubeconfig(mk.kubeconfig); // minikube rewrote the kubeconfig (same context and address, new token)
     assert.equal((await user.pulumi(['stack', 'output', 'url'])).trim().replace(/:\d+$/, ''), url.replace(/:\d+$/, ''));
     url = (await user.pulumi(['stack', 'output', 'url'])).trim();
@@ -351,6 +355,6 @@ describe('the main job on the real node: npm run up, with the minikube stand-in,
       const containers = await mk.node()!.ctr(['containers', 'list']);
       return !/data-service|mongo-standin/.test(containers);
     }, { timeoutMs: 120_000 });
-    assert.deepEqual((await nodeImages()).filter((ref) => ref.includes('data-service')), [], 'the service\'s images are gone from the node');
+    assert.deepEqual((await nodeImages()).filter((ref) => /data-service|data-admin/.test(ref)), [], 'the service\'s and the admin images are gone from the node');
   });
 });

@@ -3,7 +3,7 @@
  * devkit/node (kube-router's network policy controller, devkit/node/netpol.ts). The
  * objects come from the Pulumi program itself, run under mocks as test/infra and
  * test/cluster run it: its NetworkPolicy and its Services `mongodb` and
- * `data-service`, and the pod labels of its StatefulSet, Deployment and Jobs. A
+ * `data-service`, and the pod labels of its StatefulSet, Deployment, Jobs and backup CronJob. A
  * listener pod wears MongoDB's labels and answers on 27017; one-shot pods dial
  * `mongodb:27017` wearing each client's labels (admitted) or none (refused), and the
  * data service's NodePort still answers from the host. Needs root.
@@ -144,12 +144,13 @@ describe('the stack\'s NetworkPolicy on a real node', function () {
     const [deployment] = find('Deployment', 'data-service');
     mongoLabels = statefulSet.spec.template.metadata.labels;
     serviceLabels = deployment.spec.template.metadata.labels;
-    // Every Job the program declares talks to MongoDB (users, retire-users); so would a CronJob's (a scheduled backup).
+    // Every Job the program declares talks to MongoDB (users, retire-users), and so do the backup CronJob's.
     jobs = [
       ...find('Job').map((job) => ({ name: job.metadata.name, labels: job.spec.template.metadata.labels })),
       ...declared.filter((m) => m.kind === 'CronJob').map((cron) => ({ name: cron.metadata.name, labels: cron.spec.jobTemplate.spec.template.metadata.labels })),
     ];
     assert.ok(jobs.some((job) => job.name === 'mongodb-users'));
+    assert.ok(jobs.some((job) => job.name === 'mongodb-backups'), 'the backup CronJob\'s pods are among the clients');
     assert.deepEqual(policy.spec.podSelector.matchLabels, Object.fromEntries(Object.entries(mongoLabels).filter(([key]) => key in policy.spec.podSelector.matchLabels)));
     assert.deepEqual(policy.spec.policyTypes, ['Ingress']);
   });
@@ -190,7 +191,7 @@ describe('the stack\'s NetworkPolicy on a real node', function () {
     await admitted('a pod with the data service\'s labels', serviceLabels);
   });
 
-  it('admits every Job the program declares (users, retire-users; it has no backup Job)', async () => {
+  it('admits every Job the program declares (users, retire-users) and the backup CronJob\'s pods', async () => {
     for (const job of jobs) await admitted(`a pod of Job ${job.name}`, job.labels);
     // And still nobody else, after the admitted pods came and went.
     await refused('a third pod without labels', {});

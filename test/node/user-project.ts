@@ -1,6 +1,6 @@
 /**
  * A user's checkout on a machine with minikube: a real copy of what `npm run up` runs (the program,
- * service/, scripts/, the stack files; node_modules linked), a fresh HOME and PULUMI_HOME (so `pulumi
+ * service/, admin/, scripts/, the stack files; node_modules linked), a fresh HOME and PULUMI_HOME (so `pulumi
  * whoami` says "not logged in" and the script keeps the state in <project>/.pulumi), the real Pulumi CLI
  * and the minikube STAND-IN first on PATH, and the passphrase in the environment.
  */
@@ -45,11 +45,13 @@ export class UserProject {
     for (const entry of ['Pulumi.yaml', 'Pulumi.dev.yaml', 'index.ts', 'components', 'scripts', 'package.json', 'tsconfig.json']) {
       cpSync(path.join(REPO_ROOT, entry), path.join(this.dir, entry), { recursive: true });
     }
-    // service/ as the build context holds it (its own node_modules and dist are not part of it).
-    cpSync(path.join(REPO_ROOT, 'service'), path.join(this.dir, 'service'), {
-      recursive: true,
-      filter: (source) => !/[\\/](node_modules|dist)$/.test(source),
-    });
+    // service/ and admin/ as their build contexts hold them (their own node_modules and dist are not part of them).
+    for (const context of ['service', 'admin']) {
+      cpSync(path.join(REPO_ROOT, context), path.join(this.dir, context), {
+        recursive: true,
+        filter: (source) => !/[\\/](node_modules|dist)$/.test(source),
+      });
+    }
     // A line no earlier run had: the builder's layer cache outlives a run (it is kept on this machine),
     // and an edit a previous run already built would be a cache hit, not the build a user waits for.
     appendFileSync(path.join(this.dir, 'service/src/main.ts'), `// this copy: ${randomBytes(8).toString('hex')}\n`);

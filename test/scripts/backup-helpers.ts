@@ -9,7 +9,7 @@ import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { Int32, Long, MongoClient, ObjectId, Double, Binary, UUID, type Db } from 'mongodb';
 import { startTestDatabase, type TestDatabase } from '../../devkit/database';
-import { frames, LineTally } from '../../scripts/backup/archive';
+import { frames, LineTally } from '../../admin/src/backup/archive';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');

@@ -9,8 +9,8 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { MongoClient, type Db } from 'mongodb';
 import type { TestDatabase } from '../../devkit/database';
-import { frames, LineTally } from '../../scripts/backup/archive';
-import { restoreArchive, RestoreFailed } from '../../scripts/backup/load';
+import { frames, LineTally } from '../../admin/src/backup/archive';
+import { restoreArchive, RestoreFailed } from '../../admin/src/backup/load';
 import { acquireDatabase, editArchive, everyTypeDocuments, isOneLineError, makeArchive, releaseDatabase, runTool, snapshot } from './backup-helpers';
 
 describe('npm run backup / npm run restore (MONGODB_URI)', function () {
@@ -184,7 +184,11 @@ describe('npm run backup / npm run restore (MONGODB_URI)', function () {
       ['not gzip', 'restore', ['--in', file('text.txt')], env(), 3, /is not a backup file \(not gzip data\)/],
       ['not a backup', 'restore', ['--in', file('notbackup.gz')], env(), 3, /is not a backup made by npm run backup/],
       ['a directory', 'restore', ['--in', dir], env(), 3, /is a directory/],
-      ['no --in', 'restore', [], env(), 2, /--in FILE is required/],
+      ['no --in', 'restore', [], env(), 2, /--in FILE or --from NAME is required/],
+      ['--in and --from', 'restore', ['--in', file('ok.gz'), '--from', 'backup-20261206T011700Z.jsonl.gz'], env(), 2, /--in and --from do not go together/],
+      ['--list with MONGODB_URI', 'backup', ['--list'], env(), 2, /--list and --from read the stack's backups volume through the cluster; unset MONGODB_URI/],
+      ['--from with MONGODB_URI', 'restore', ['--from', 'backup-20261206T011700Z.jsonl.gz'], env(), 2, /--list and --from read the stack's backups volume through the cluster; unset MONGODB_URI/],
+      ['--list and --out', 'backup', ['--list', '--out', file('x.gz')], env(), 2, /--list and --out do not go together/],
       ['no --out', 'backup', [], env(), 2, /--out FILE is required/],
       ['unknown flag', 'backup', ['--out', file('x.gz'), '--bogus'], env(), 2, /Unknown option '--bogus'/],
       ['no such database', 'backup', ['--out', file('x.gz')], { ...env(), MONGODB_DB: `${name}_typo` }, 2, /there is no database backup_test_\d+_\d+_typo on this server \(there are: .*\); check MONGODB_DB/],

@@ -7,8 +7,8 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, w
 import os from 'node:os';
 import path from 'node:path';
 import { BSON, Binary, BSONRegExp, BSONSymbol, Code, Decimal128, Double, Int32, Long, MaxKey, MinKey, ObjectId, Timestamp, UUID } from 'mongodb';
-import { collectionFile } from '../../scripts/backup/archive';
-import { bsonToCanonicalLine, canonicalLineToDocument } from '../../scripts/backup/ejson';
+import { collectionFile } from '../../admin/src/backup/archive';
+import { bsonToCanonicalLine, canonicalLineToDocument } from '../../admin/src/backup/ejson';
 import { redactUri, resolveTarget, UsageError, type StackValue } from '../../scripts/backup/target';
 import { everyTypeDocuments, isOneLineError, ROOT, runTool } from './backup-helpers';
 
