@@ -245,7 +245,8 @@ type Guide = { python: string } | { missing: string };
 
 /**
  * The CPU comparison on one database: the service, the raw driver in this process, the least an HTTP
- * server can do for the same request (node:http + the driver), and a bare node:http answering a constant.
+ * server can do for the same request (node:http + the driver), a bare node:http answering a constant,
+ * and the guide's own Flask app where python3 could build its venv (devkit/guide-app.ts).
  */
 async function compareCpu(database: string, uri: string, seedData: boolean, bare: Server, guideVenv: Guide): Promise<Comparison> {
   const dbName = `bench_${Date.now()}`;
