@@ -13,17 +13,21 @@
  *                               20 000 documents, with the plan the database gives the page's query; the memory worst cases
  *   BENCH_ON (ferretdb,stub)    where the CPU comparison runs: the database, the instant-reply wire stub, or both
  *   BENCH_PROFILE=dir           also write a V8 CPU profile of the service (node --cpu-prof) into dir
+ *   BENCH_GUIDE=0               leave out the guide's own Flask app (devkit/guide-app.ts: gunicorn, its
+ *                               master's and workers' CPU), run by default where python3 can build its venv
  *   MONGODB_URI                 use this database instead of starting FerretDB
  */
 import autocannon from 'autocannon';
 import { MongoClient, type Collection } from 'mongodb';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { startTestDatabase } from '../database';
+import { ensureGuideVenv, startGuideApp } from '../guide-app';
 import { REPO_ROOT } from '../paths';
 import { freePort } from '../ports';
+import { cpuOfPid } from '../proc-cpu';
 import { rssOf, startServiceProcess } from '../service-process';
 import { supervise, waitReady } from '../supervisor';
 import { startWireStub } from '../wire-stub';
@@ -71,14 +75,6 @@ async function idleRate(measure: () => number, seconds = 3): Promise<number> {
   return (measure() - before) / seconds;
 }
 
-/** CPU time (user + system) a process has used so far, in µs, from /proc (clock ticks, usually 10 ms). */
-function cpuOfPid(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime
-  return (ticks / 100) * 1e6;
-}
-
 /** This process's own CPU time in µs. */
 const ownCpu = () => {
   const usage = process.cpuUsage();
@@ -109,11 +105,12 @@ async function driverRun(operation: () => Promise<unknown>, seconds = SECONDS, i
   return { rps: latencies.length / seconds, p50, p99, errors, non2xx: 0, cpuUs: cpu / latencies.length, netCpuUs: (cpu - idlePerSecond * seconds) / latencies.length };
 }
 
-/** autocannon against `url`; CPU is the server process's (`pid`), per request answered. */
-async function httpRun(url: string, pid: number, options: Partial<autocannon.Options>, seconds = SECONDS, idlePerSecond = 0): Promise<Figures> {
-  const cpuBefore = cpuOfPid(pid);
+/** autocannon against `url`; CPU is the server's, per request answered: its process (`pid`), or what `pid()` says. */
+async function httpRun(url: string, pid: number | (() => number), options: Partial<autocannon.Options>, seconds = SECONDS, idlePerSecond = 0): Promise<Figures> {
+  const cpuOf = typeof pid === 'number' ? () => cpuOfPid(pid) : pid;
+  const cpuBefore = cpuOf();
   const result = await autocannon({ url, connections: CONNECTIONS, duration: seconds, ...options });
-  const cpu = cpuOfPid(pid) - cpuBefore;
+  const cpu = cpuOf() - cpuBefore;
   return {
     rps: result.requests.average,
     p50: result.latency.p50,
@@ -232,18 +229,26 @@ interface Comparison {
     driver: Figures;
     floor: Figures;
     bare: Figures;
+    /** The guide's own Flask app under gunicorn, where it has the request and could be run. */
+    guide?: Figures;
     /** service ÷ driver in each round */
     rounds: number[];
     /** Every round's figures, in the order taken */
-    perRound: Array<Record<'service' | 'driver' | 'floor' | 'bare', Figures>>;
+    perRound: Array<Record<'service' | 'driver' | 'floor' | 'bare', Figures> & { guide?: Figures }>;
   }>;
+  /** Why the guide's app was not run, when it was not. */
+  guideMissing?: string;
 }
+
+/** The guide's app's venv (python), or why there is none: looked for once per run. */
+type Guide = { python: string } | { missing: string };
 
 /**
  * The CPU comparison on one database: the service, the raw driver in this process, the least an HTTP
- * server can do for the same request (node:http + the driver), and a bare node:http answering a constant.
+ * server can do for the same request (node:http + the driver), a bare node:http answering a constant,
+ * and the guide's own Flask app where python3 could build its venv (devkit/guide-app.ts).
  */
-async function compareCpu(database: string, uri: string, seedData: boolean, bare: Server): Promise<Comparison> {
+async function compareCpu(database: string, uri: string, seedData: boolean, bare: Server, guideVenv: Guide): Promise<Comparison> {
   const dbName = `bench_${Date.now()}`;
   const client = new MongoClient(uri, { maxPoolSize: POOL });
   const profileDir = process.env.BENCH_PROFILE;
@@ -262,7 +267,21 @@ async function compareCpu(database: string, uri: string, seedData: boolean, bare
     servers.push({ url: service.url, pid: service.pid, stop: () => void service.stop() });
     const floor = await startFloorServer(uri, dbName);
     servers.push(floor);
+    // The guide's app on the same database and collection as the service (its wsgi.py points it there).
+    let guideMissing = 'missing' in guideVenv ? guideVenv.missing : undefined;
+    let guide: (Server & { cpuUs: () => number }) | undefined;
+    if ('python' in guideVenv) {
+      try {
+        const app = await startGuideApp(guideVenv.python, uri, dbName);
+        guide = { url: app.url, pid: app.pid, cpuUs: app.cpuUs, stop: () => void app.stop() };
+        servers.push(guide);
+      } catch (error) {
+        guideMissing = `it did not start: ${(error as Error).message.split('\n')[0]}`;
+        console.log(`the guide's Flask app is not run on ${database}: ${guideMissing}`);
+      }
+    }
     console.log(`\n${database}: service ${service.url} (pid ${service.pid}); ${CONNECTIONS} connections, ${ROUNDS} rounds of ${SECONDS} s per run`);
+    if (guide) console.log(`the guide's Flask app: ${guide.url} (gunicorn's master pid ${guide.pid}, one sync worker: gunicorn's defaults; CPU of the master and its workers)`);
 
     const body = JSON.stringify({ key: 'value', n: 1, nested: { ok: true } });
     const post = { method: 'POST' as const, headers: { 'content-type': 'application/json' }, body };
@@ -273,15 +292,20 @@ async function compareCpu(database: string, uri: string, seedData: boolean, bare
     await httpRun(`${floor.url}/data?limit=100`, floor.pid, {}, 2);
     await httpRun(`${bare.url}/`, bare.pid, {}, 1);
     await driverRun(page, 2);
+    if (guide) await httpRun(`${guide.url}/data`, guide.cpuUs, {}, 2);
 
     const idle = {
       service: await idleRate(() => cpuOfPid(service.pid)),
       driver: await idleRate(ownCpu),
       floor: await idleRate(() => cpuOfPid(floor.pid)),
       bare: await idleRate(() => cpuOfPid(bare.pid)),
+      guide: guide ? await idleRate(guide.cpuUs) : 0,
     };
     const perSecond = (us: number) => `${(us / 1000).toFixed(1)} ms/s`;
     console.log(`idle CPU: service ${perSecond(idle.service)}, bench process (driver) ${perSecond(idle.driver)}, node:http + driver ${perSecond(idle.floor)}, bare server ${perSecond(idle.bare)}`);
+    if (guide) console.log(`idle CPU of the guide's app (gunicorn's master and worker): ${perSecond(idle.guide)}`);
+    // The guide's app has no ?limit (it answers every document whatever the query): no page to compare.
+    const guideRun = (options: Partial<autocannon.Options>) => (guide ? () => httpRun(`${guide.url}/data`, guide.cpuUs, options, SECONDS, idle.guide) : undefined);
 
     // GETs first, while both collections hold exactly 100 documents (FerretDB sorts in memory, so a page
     // costs more as the collection grows: see the scale part); POST afterwards.
@@ -293,6 +317,7 @@ async function compareCpu(database: string, uri: string, seedData: boolean, bare
         driver: () => driverRun(page, SECONDS, idle.driver),
         floor: () => httpRun(`${floor.url}/data?limit=100`, floor.pid, {}, SECONDS, idle.floor),
         bare: () => httpRun(`${bare.url}/`, bare.pid, {}, SECONDS, idle.bare),
+        guide: undefined,
       },
       {
         name: 'GET /data (all 100, streamed) ↔ find().toArray()+JSON.stringify',
@@ -300,6 +325,7 @@ async function compareCpu(database: string, uri: string, seedData: boolean, bare
         driver: () => driverRun(everything, SECONDS, idle.driver),
         floor: () => httpRun(`${floor.url}/data`, floor.pid, {}, SECONDS, idle.floor),
         bare: () => httpRun(`${bare.url}/`, bare.pid, {}, SECONDS, idle.bare),
+        guide: guideRun({}),
       },
       {
         name: 'POST /data ↔ insertOne',
@@ -307,14 +333,16 @@ async function compareCpu(database: string, uri: string, seedData: boolean, bare
         driver: () => driverRun(() => raw.insertOne(JSON.parse(body)), SECONDS, idle.driver),
         floor: () => httpRun(`${floor.url}/data`, floor.pid, post, SECONDS, idle.floor),
         bare: () => httpRun(`${bare.url}/`, bare.pid, post, SECONDS, idle.bare),
+        guide: guideRun(post),
       },
     ];
     for (const operation of operations) {
       // Rounds taken in turn, so that a drift of the machine (another process, the database's own state)
       // falls on every column alike; the median of each column is reported.
-      const rounds: Array<Record<'service' | 'driver' | 'floor' | 'bare', Figures>> = [];
+      const rounds: Comparison['results'][number]['perRound'] = [];
       for (let round = 0; round < ROUNDS; round++) {
         rounds.push({ service: await operation.service(), driver: await operation.driver(), floor: await operation.floor(), bare: await operation.bare() });
+        if (operation.guide) rounds[round].guide = await operation.guide();
       }
       const column = (key: 'service' | 'driver' | 'floor' | 'bare') => medianFigures(rounds.map((round) => round[key]));
       results.push({
@@ -323,12 +351,13 @@ async function compareCpu(database: string, uri: string, seedData: boolean, bare
         driver: column('driver'),
         floor: column('floor'),
         bare: column('bare'),
+        guide: operation.guide ? medianFigures(rounds.map((round) => round.guide!)) : undefined,
         rounds: rounds.map((round) => round.service.cpuUs / round.driver.cpuUs),
         perRound: rounds,
       });
     }
-    printComparison({ database, results });
-    return { database, results };
+    printComparison({ database, results, guideMissing });
+    return { database, results, guideMissing };
   } finally {
     for (const server of servers) server.stop();
     await client.db(dbName).dropDatabase().catch(() => undefined);
@@ -338,7 +367,7 @@ async function compareCpu(database: string, uri: string, seedData: boolean, bare
 
 const signed = (value: number): string => `${value >= 0 ? '+' : '−'}${Math.abs(value).toFixed(0)}`;
 
-function printComparison({ database, results }: Comparison): void {
+function printComparison({ database, results, guideMissing }: Comparison): void {
   console.log(`\nthroughput on ${database} (all processes share the same cores)`);
   console.log(
     table([
@@ -388,6 +417,43 @@ function printComparison({ database, results }: Comparison): void {
     if (service.errors || driver.errors || floor.errors || bare.errors) {
       console.log(`  ${name} errors: service ${service.errors}, driver ${driver.errors}, node:http + driver ${floor.errors}, bare ${bare.errors}`);
     }
+  }
+  printGuide(database, results, guideMissing);
+}
+
+/** The guide's own app beside the service and the two floors (a table of its own: the ones above keep their shape). */
+function printGuide(database: string, results: Comparison['results'], guideMissing?: string): void {
+  if (guideMissing) {
+    console.log(`\nthe guide's Flask app on ${database}: not run (${guideMissing})`);
+    return;
+  }
+  console.log(`\nCPU per request on ${database}: the guide's own Flask app (gunicorn, one sync worker; its master's and worker's CPU from /proc) beside the service and the floors`);
+  const dash = '—';
+  console.log(
+    table([
+      ['operation', 'service µs', 'node:http + driver µs', 'bare node:http µs', 'guide µs', 'service ÷ guide', 'paired ÷', 'guide r/s', 'p50 ms', 'non-2xx', 'net of idle: guide'],
+      ...results.map(({ name, service, floor, bare, guide, perRound }) => [
+        name.split(' ↔')[0],
+        service.cpuUs.toFixed(0),
+        floor.cpuUs.toFixed(0),
+        bare.cpuUs.toFixed(0),
+        ...(guide
+          ? [
+              guide.cpuUs.toFixed(0),
+              `${(service.cpuUs / guide.cpuUs).toFixed(2)}×`,
+              `${median(perRound.map((round) => round.service.cpuUs / round.guide!.cpuUs)).toFixed(2)}×`,
+              guide.rps.toFixed(0),
+              guide.p50.toFixed(1),
+              guide.non2xx,
+              guide.netCpuUs.toFixed(0),
+            ]
+          : Array(7).fill(dash)),
+      ]),
+    ]),
+  );
+  console.log(`(${dash}: the guide's app has no limit parameter, it answers every document whatever the query: its GET /data is the row below)`);
+  for (const { name, guide } of results) {
+    if (guide?.errors) console.log(`  ${name.split(' ↔')[0]} errors: guide ${guide.errors}`);
   }
 }
 
@@ -523,11 +589,14 @@ async function main(): Promise<void> {
   const db = await startTestDatabase((line) => console.log(`[db] ${line}`));
   const bare = await startBareServer();
   const stub = PARTS.has('cpu') && ON.has('stub') ? await startWireStub() : undefined;
+  // Looked for once; without python3 (or its venv module) the other columns run all the same.
+  const guide: Guide = !PARTS.has('cpu') || process.env.BENCH_GUIDE === '0' ? { missing: 'BENCH_GUIDE=0' } : ensureGuideVenv();
+  if ('missing' in guide && PARTS.has('cpu')) console.log(`the guide's Flask app will not be run: ${guide.missing}`);
   try {
     const comparisons: Comparison[] = [];
     if (PARTS.has('cpu')) {
-      if (ON.has('ferretdb')) comparisons.push(await compareCpu(`${db.kind} (the issue's setting)`, db.uri, true, bare));
-      if (stub) comparisons.push(await compareCpu('an instant-reply wire stub (clients busy: their own cost)', stub.uri, false, bare));
+      if (ON.has('ferretdb')) comparisons.push(await compareCpu(`${db.kind} (the issue's setting)`, db.uri, true, bare, guide));
+      if (stub) comparisons.push(await compareCpu('an instant-reply wire stub (clients busy: their own cost)', stub.uri, false, bare, guide));
     }
     const scale = PARTS.has('scale') ? await measureScale(db.kind, db.uri) : undefined;
     const memory = PARTS.has('memory') ? await measureMemory(db.uri) : undefined;
