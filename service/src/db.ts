@@ -25,35 +25,24 @@ export function clientOptions(settings: MongoSettings): MongoClientOptions {
     // Fail fast when the server is away, so requests get a 503 in seconds, not a hang.
     serverSelectionTimeoutMS: settings.serverSelectionTimeoutMs,
     connectTimeoutMS: Math.max(settings.serverSelectionTimeoutMs, 1000),
-    // The bound on any one round trip: a server that accepts but never answers
-    // turns into a network timeout (503) instead of a request that hangs.
-    // (The driver's `timeoutMS` is a no-op in mongodb 7, so it is not used.)
-    // Half a second past the queries' own time limit (maxTimeMS): a slow query is ended by the server, which
-    // says so (a timeout, 504), and the connection stays usable.
+    // The bound on any one round trip, half a second past the queries' own time limit (maxTimeMS): a server
+    // that never answers is a network timeout, a slow query is ended by the server, which says so (504), and
+    // the connection stays usable. (The driver's `timeoutMS` is a no-op in mongodb 7.)
     socketTimeoutMS: settings.operationTimeoutMs + 500,
   };
-  if (settings.user !== undefined && settings.password !== undefined) {
-    // Credentials travel as options, never spliced into the URI, so no log line
-    // or error message built from the URI can ever contain the password.
-    options.auth = { username: settings.user, password: settings.password };
-    options.authSource = settings.authSource ?? settings.database;
-  } else if (settings.authSource !== undefined) {
-    options.authSource = settings.authSource;
-  }
+  // Credentials travel as options, never spliced into the URI: no log line or error message built from the URI can hold the password.
+  if (settings.user !== undefined && settings.password !== undefined) options.auth = { username: settings.user, password: settings.password };
+  if (options.auth || settings.authSource !== undefined) options.authSource = settings.authSource ?? settings.database;
   return options;
 }
 
 /**
- * One MongoClient per process, created without waiting for the server: the
- * service must start (and answer /healthz) while the database is still down.
- * The driver connects on the first operation and reconnects by itself after a
- * server drops mid-run.
- *
- * One case it does not heal (mongodb 7.9): when that first connection fails,
- * the client keeps a closed topology and every later operation fails with
- * "Topology is closed", forever; a closed MongoClient cannot be reopened
- * either. So when the topology closes without our asking, this swaps in a
- * fresh client, and the next request connects afresh.
+ * One MongoClient per process, created without waiting for the server: the service must start (and answer
+ * /healthz) while the database is still down. The driver connects on the first operation and reconnects by
+ * itself after a server drops mid-run. One case it does not heal (mongodb 7.9): when that first connection
+ * fails, the client keeps a closed topology and every later operation fails with "Topology is closed",
+ * forever, and a closed MongoClient cannot be reopened. So when the topology closes without our asking,
+ * this swaps in a fresh client, and the next request connects afresh.
  */
 export function createDatabase(settings: MongoSettings, logger: Logger): Database {
   const log = logger.child({ component: 'mongodb', target: redactUri(settings.uri) });

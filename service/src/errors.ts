@@ -1,18 +1,16 @@
-import {
-  BSON,
-  MongoBulkWriteError,
-  MongoClientClosedError,
-  MongoNetworkError,
-  MongoNetworkTimeoutError,
-  MongoNotConnectedError,
-  MongoOperationTimeoutError,
-  MongoServerError,
-  MongoServerSelectionError,
-  MongoTopologyClosedError,
-  MongoWriteConcernError,
-} from 'mongodb';
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type net from 'node:net';
+import type { Middleware } from 'koa';
+import { BSON, MongoBulkWriteError, MongoClientClosedError, MongoNetworkError, MongoNetworkTimeoutError, MongoNotConnectedError } from 'mongodb';
+import { MongoOperationTimeoutError, MongoServerError, MongoServerSelectionError, MongoTopologyClosedError, MongoWriteConcernError } from 'mongodb';
+import type { Logger } from './logger';
 
-/** An error whose message is meant for the client, with its HTTP status. */
+/**
+ * Every failure becomes its answer here: the one table from the database's and the driver's errors to
+ * statuses, the middleware that writes every error as `{"error": "..."}`, and the answers Node's HTTP layer
+ * gives before the app sees a request, in the same shape. HttpError: a message meant for the client, with its status.
+ */
 export class HttpError extends Error {
   constructor(
     readonly status: number,
@@ -28,13 +26,11 @@ export class HttpError extends Error {
 }
 
 export const badRequest = (message: string): HttpError => new HttpError(400, message);
-
 /** Too much at once here (reads, bodies): try again in a second. */
 export const busy = (message: string): HttpError => new HttpError(503, message, { 'Retry-After': '1' }, true);
-
-const OUTCOME_UNKNOWN = 'the database did not confirm the write in time: it may or may not have been stored. Retry with the same Idempotency-Key to be safe';
 /** A write that was sent and not answered: never 503 "try again", which would invite a second copy. */
-export const outcomeUnknown = (cause?: unknown) => new HttpError(504, OUTCOME_UNKNOWN, {}, false, { cause });
+export const outcomeUnknown = (cause?: unknown): HttpError =>
+  new HttpError(504, 'the database did not confirm the write in time: it may or may not have been stored. Retry with the same Idempotency-Key to be safe', {}, false, { cause });
 const unavailable = (cause?: unknown) => new HttpError(503, 'database unavailable, try again shortly', { 'Retry-After': '2' }, false, { cause });
 
 /**
@@ -60,6 +56,8 @@ function neverSent(error: unknown): boolean {
     error instanceof MongoTopologyClosedError ||
     error instanceof MongoClientClosedError ||
     POOL_ERRORS.test((error as { name?: string } | null)?.name ?? '') ||
+    // Internal to the driver (set from its public MongoNetworkErrorOptions): a connection that timed out in its
+    // handshake carried nothing, so the write is a 503, not a 504. honest-writes.test fails if the driver drops it.
     (error instanceof MongoNetworkError && (error as { beforeHandshake?: boolean }).beforeHandshake === true) ||
     (error instanceof MongoServerError && NOT_APPLIED_CODES.has(code(error)))
   ) {
@@ -72,45 +70,28 @@ function neverSent(error: unknown): boolean {
   return false;
 }
 
-/** No answer in time: the server's time limit, the socket timeout, or our own deadline. */
-function isTimeout(error: unknown): boolean {
-  if (error instanceof MongoNetworkTimeoutError || error instanceof MongoOperationTimeoutError) return true;
-  if (error instanceof MongoServerError && code(error) === 50) return true;
-  return error instanceof Error && error.name === 'TimeoutError';
-}
-
-/**
- * Any thrown value as the answer its request gets (a read's, or one the store already settled). The
- * service raises HttpError (never ctx.throw); the driver's errors are translated here.
- */
+/** Any thrown value as the answer its request gets (a read's, or one the store already settled). */
 export function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
-  if (isTimeout(error)) {
+  // No answer in time: the server's time limit, the socket timeout, or our own deadline.
+  if (error instanceof MongoNetworkTimeoutError || error instanceof MongoOperationTimeoutError || (error instanceof MongoServerError && code(error) === 50) || (error instanceof Error && error.name === 'TimeoutError')) {
     return new HttpError(504, 'the database did not answer in time (the query timed out), try again shortly', { 'Retry-After': '2' }, true);
   }
-  // A read may always be tried again: a connection lost mid-way is as good as never sent.
+  // A read may always be tried again: a connection lost mid-way (or a server that lost track) is as good as never sent.
   const socketCode = (error as { code?: unknown } | null)?.code;
-  if (neverSent(error) || error instanceof MongoNetworkError || (typeof socketCode === 'string' && /^E[A-Z]+$/.test(socketCode)) || (error as Error | null)?.name === 'AbortError') {
+  if (
+    neverSent(error) ||
+    error instanceof MongoNetworkError ||
+    (typeof socketCode === 'string' && /^E[A-Z]+$/.test(socketCode)) ||
+    (error as Error | null)?.name === 'AbortError' ||
+    (error instanceof MongoServerError && UNKNOWN_OUTCOME_CODES.has(code(error)))
+  ) {
     return unavailable();
   }
-  if (error instanceof MongoServerError && UNKNOWN_OUTCOME_CODES.has(code(error))) return unavailable(); // the server lost track: a read may go again
   // Koa and its middleware attach `status`/`expose` to the errors they raise (e.g. 400).
-  const maybe = error as { status?: unknown; expose?: unknown; message?: unknown };
-  if (typeof maybe?.status === 'number' && maybe.status >= 400 && maybe.status < 500 && maybe.expose === true) {
-    return new HttpError(maybe.status, String(maybe.message));
-  }
+  const maybe = error as { status?: unknown; expose?: unknown; message?: unknown } | null;
+  if (typeof maybe?.status === 'number' && maybe.status >= 400 && maybe.status < 500 && maybe.expose === true) return new HttpError(maybe.status, String(maybe.message));
   return new HttpError(500, 'internal server error');
-}
-
-/**
- * `insertMany` wraps every failure in a MongoBulkWriteError, even when no server said anything: such a
- * wrapper has no write error and no write concern error of its own, and keeps the driver's original error
- * as `errorResponse` (mongodb 7.9).
- */
-function wrappedDriverError(error: unknown): Error | undefined {
-  if (!(error instanceof MongoBulkWriteError) || writeErrorsOf(error).length > 0 || error.writeConcernError) return undefined;
-  const original = (error as { errorResponse?: unknown }).errorResponse;
-  return original instanceof Error ? original : undefined;
 }
 
 /** A bulk error's own write errors, each about one document (by index). */
@@ -131,8 +112,10 @@ export const isDuplicateKey = (error: unknown): boolean =>
  */
 export function writeError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
-  const behind = wrappedDriverError(error);
-  if (behind) {
+  // `insertMany` wraps every failure in a MongoBulkWriteError, even when no server said anything: such a
+  // wrapper has no write error of its own and keeps the driver's original error as `errorResponse`.
+  const behind: unknown = error instanceof MongoBulkWriteError && writeErrorsOf(error).length === 0 && !error.writeConcernError ? error.errorResponse : undefined;
+  if (behind instanceof Error) {
     // The driver splits a large insertMany into several commands: when a later one fails, even unsent,
     // the earlier ones are stored, and "try again" would store them twice.
     return (error as MongoBulkWriteError).insertedCount > 0 ? outcomeUnknown(error) : writeError(behind);
@@ -144,4 +127,78 @@ export function writeError(error: unknown): HttpError {
     return badRequest(`the database refused a document: ${error.errmsg ?? error.message}`);
   }
   return outcomeUnknown(error);
+}
+
+/** Every error, whoever threw it, leaves as `{"error": "..."}`; a 5xx's details go to the log (with the request id), never to the client. */
+export function errorHandler(logger: Logger): Middleware {
+  return async (ctx, next) => {
+    try {
+      await next();
+      // Statuses set without a body (no route, wrong method) get their JSON error here.
+      if (ctx.status >= 400 && ctx.body == null) {
+        const { status, method, path } = ctx;
+        const known: Record<number, string> = { 404: `no route for ${method} ${path}`, 405: `method ${method} is not allowed on ${path}; allowed: ${ctx.response.get('Allow')}`, 501: `method ${method} is not implemented` };
+        throw new HttpError(status, known[status] ?? `request failed with status ${status}`);
+      }
+    } catch (error) {
+      const answer = toHttpError(error);
+      const requestId = ctx.state.requestId as string | undefined;
+      const log = requestId === undefined ? logger : logger.child({ requestId });
+      // Our failures are logged with their cause; a method we do not implement (501) is the client's doing.
+      if (answer.expected) log.warn({ status: answer.status, reason: answer.message }, 'request not served');
+      else if (answer.status >= 500 && answer.status !== 501) log.error({ err: error }, 'request failed');
+      // Headers set by inner middleware (e.g. CORS) ride on the error; keep them.
+      ctx.set({ ...(error as { headers?: Record<string, string> } | null)?.headers, ...answer.headers });
+      ctx.status = answer.status;
+      ctx.body = { error: answer.message };
+    }
+  };
+}
+
+const PARSER_ERRORS: Record<string, { status: number; message: string }> = {
+  HPE_HEADER_OVERFLOW: { status: 431, message: 'request headers are too large' },
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, message: 'the request did not arrive in time (REQUEST_TIMEOUT_MS / HEADERS_TIMEOUT_MS)' },
+  HPE_INVALID_METHOD: { status: 400, message: 'malformed request: unknown HTTP method' },
+};
+
+/** A JSON error with a request id and nosniff, as every answer has, for one written outside the app; the connection closes after it. */
+function outsideAnswer(status: number, message: string, extra: Record<string, string> = {}) {
+  const body = JSON.stringify({ error: message });
+  const headers = { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)), 'X-Request-Id': randomUUID(), 'X-Content-Type-Options': 'nosniff', ...extra, Connection: 'close' };
+  const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  return { headers, body, raw: `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\n${head}\r\n${body}` };
+}
+
+/**
+ * What Node's HTTP layer answers before the app sees a request: malformed requests, oversized headers and
+ * timeouts (400/431/408), CONNECT (405), `Expect: 100-continue` with a body over the limit (413, before the
+ * client sends it) and any other Expect (417, where Node would answer bare).
+ */
+export function answerOutsideTheApp(server: http.Server, logger: Logger, bodyLimitBytes: number, answering: (socket: net.Socket) => boolean): void {
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: net.Socket) => {
+    // Nothing can be written: the client is gone, or a response has begun on this connection.
+    if (error.code === 'ECONNRESET' || !socket.writable || answering(socket)) return void socket.destroy();
+    const { status, message } = PARSER_ERRORS[error.code ?? ''] ?? { status: 400, message: `malformed request (${error.code ?? 'parse error'})` };
+    const answer = outsideAnswer(status, message);
+    // A client's mistake, not ours: one line without a stack.
+    logger.info({ requestId: answer.headers['X-Request-Id'], status, code: error.code }, 'request refused by the HTTP parser');
+    socket.end(answer.raw);
+  });
+  server.on('connect', (_req: http.IncomingMessage, socket: net.Socket) => {
+    socket.on('error', () => undefined);
+    socket.end(outsideAnswer(405, 'method CONNECT is not allowed: this is not a proxy', { Allow: 'GET, HEAD, POST, OPTIONS' }).raw);
+  });
+  const answer = (res: http.ServerResponse, status: number, message: string) => {
+    const { headers, body } = outsideAnswer(status, message);
+    res.shouldKeepAlive = false;
+    res.writeHead(status, headers).end(body);
+  };
+  server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (Number(req.headers['content-length']) > bodyLimitBytes) {
+      return answer(res, 413, `request body exceeds the limit of ${bodyLimitBytes} bytes (limit BODY_LIMIT_BYTES); not sent`);
+    }
+    res.writeContinue();
+    server.emit('request', req, res);
+  });
+  server.on('checkExpectation', (req: http.IncomingMessage, res: http.ServerResponse) => answer(res, 417, `Expect "${String(req.headers.expect)}" is not supported (only 100-continue)`));
 }

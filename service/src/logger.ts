@@ -3,28 +3,30 @@ import type { LogLevel } from './config';
 
 export type { Logger };
 
+/** Each logger's destination, for the request line written by hand (pino keeps its own behind a private symbol). */
+const destinations = new WeakMap<Logger, pino.DestinationStream>();
+const buffered: Array<ReturnType<typeof pino.destination>> = [];
+
 /**
- * One JSON line per event on stdout. Paths that could ever carry a secret are
- * censored as a second line of defence; the first is never logging them.
+ * One JSON line per event on stdout. Paths that could ever carry a secret are censored as a second line of
+ * defence; the first is never logging them. stdout is written in blocks of a few KiB rather than one
+ * write(2) per line (a synchronous write per request line was about a tenth of the service's CPU per
+ * request), flushed every 200 ms and synchronously before the process exits (flushLogsSync).
  */
-export function createLogger(level: LogLevel, destination: pino.DestinationStream = bufferedStdout()): Logger {
+export function createLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {
+  if (destination === undefined) {
+    const stdout = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+    setInterval(() => stdout.flush(), 200).unref();
+    buffered.push(stdout);
+    destination = stdout;
+  }
   const logger = pino(
     {
       level,
       base: { service: 'data-service' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
-      redact: {
-        paths: [
-          'password',
-          '*.password',
-          'uri',
-          '*.uri',
-          'req.headers.authorization',
-          'req.headers.cookie',
-        ],
-        censor: '[redacted]',
-      },
+      redact: { paths: ['password', '*.password', 'uri', '*.uri', 'req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
     },
     destination,
   );
@@ -32,17 +34,18 @@ export function createLogger(level: LogLevel, destination: pino.DestinationStrea
   return logger;
 }
 
-/** Each logger's destination, for the request line written by hand (pino keeps its own behind a private symbol). */
-const destinations = new WeakMap<Logger, pino.DestinationStream>();
-
-export interface RequestLine {
-  requestId: string;
-  method: string;
-  path: string;
-  status: number;
-  ms: number;
-  completed: boolean;
+/** Writes out every buffered log line; call before process.exit. */
+export function flushLogsSync(): void {
+  for (const destination of buffered) {
+    try {
+      destination.flushSync();
+    } catch {
+      // Nothing to flush yet (the stream is still opening), or stdout is gone: nothing more to do.
+    }
+  }
 }
+
+export type RequestLine = { requestId: string; method: string; path: string; status: number; ms: number; completed: boolean };
 
 /**
  * The one line logged per request, as `logger.info(line, 'request')` would write it, built by hand: it
@@ -62,29 +65,4 @@ export function requestLogger(logger: Logger): (line: RequestLine) => void {
         `"path":${JSON.stringify(line.path)},"status":${line.status},"ms":${line.ms},"completed":${line.completed},"msg":"request"}\n`,
     );
   };
-}
-
-const buffered: Array<ReturnType<typeof pino.destination>> = [];
-
-/**
- * stdout written in blocks of a few KiB rather than one write(2) per line: a
- * synchronous write per request line was about a tenth of the service's CPU
- * per request. Flushed every 200 ms, and synchronously before the process exits.
- */
-function bufferedStdout(): pino.DestinationStream {
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
-  setInterval(() => destination.flush(), 200).unref();
-  buffered.push(destination);
-  return destination;
-}
-
-/** Writes out every buffered log line; call before process.exit. */
-export function flushLogsSync(): void {
-  for (const destination of buffered) {
-    try {
-      destination.flushSync();
-    } catch {
-      // Nothing to flush yet (the stream is still opening), or stdout is gone: nothing more to do.
-    }
-  }
 }

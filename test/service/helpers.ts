@@ -3,14 +3,13 @@ import http from 'node:http';
 import path from 'node:path';
 import { MongoClient } from 'mongodb';
 import { REPO_ROOT } from '../../devkit/paths';
-import type { App } from '../../service/src/app';
+import { createApp, type App } from '../../service/src/app';
 import { parseConfig } from '../../service/src/config';
 import { createLogger } from '../../service/src/logger';
 import { startServer, type RunningServer } from '../../service/src/server';
 import { freePort } from '../../devkit/ports';
 import { SERVICE_MAIN, startServiceProcess, type ServiceProcess } from '../../devkit/service-process';
 import { eventually } from '../../devkit/wait';
-import { createService } from '../../service/src/service';
 
 export { SERVICE_MAIN, freePort };
 
@@ -45,8 +44,8 @@ export interface InProcessService {
 export async function startInProcess(env: Record<string, string> = {}): Promise<InProcessService> {
   const config = parseConfig({ MONGODB_URI: dbUri(), PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ...env });
   const logger = createLogger(config.logLevel);
-  const { app, db } = createService(config, logger);
-  const running = await startServer(app, db, logger, { ...config, shutdownTimeoutMs: 5000 });
+  const app = createApp({ config, logger });
+  const running = await startServer(app, logger, { ...config, shutdownTimeoutMs: 5000 });
   const raw = new MongoClient(dbUri());
   return {
     url: `http://127.0.0.1:${running.address.port}`,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { MongoClient } from 'mongodb';
-import { HttpError } from '../../service/src/errors';
-import { dbUri, freePort, rawRequest, spawnService, startInProcess, uniqueDbName, waitFor, type InProcessService, type SpawnedService } from './helpers';
+import { HttpError, writeError } from '../../service/src/errors';
+import { dbUri, freePort, rawRequest, serviceDriver, spawnService, startInProcess, uniqueDbName, waitFor, type InProcessService, type SpawnedService } from './helpers';
 import { TcpProxy } from './tcp-proxy';
 
 /** Every answer tells the truth about what was stored, and memory per request is bounded. */
@@ -154,6 +154,13 @@ describe('a write whose outcome is unknown', function () {
     } finally {
       proxy.unsilence();
     }
+  });
+
+  it('a connection that timed out in its handshake carried nothing: 503, not 504 (the driver\'s beforeHandshake, read by errors.ts)', () => {
+    const { MongoNetworkTimeoutError } = serviceDriver();
+    // The driver's own Connection builds this error when a socket times out before its hello is answered.
+    assert.equal(writeError(new MongoNetworkTimeoutError('connection timed out', { beforeHandshake: true })).status, 503);
+    assert.equal(writeError(new MongoNetworkTimeoutError('connection timed out', { beforeHandshake: false })).status, 504);
   });
 
   it('single POSTs that went together in one batch are each a 504 when its answer is lost (they were stored)', async () => {

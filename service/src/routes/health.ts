@@ -1,15 +1,13 @@
 import Router from '@koa/router';
 import type { Logger } from '../logger';
 
-export interface Lifecycle {
-  /** Set on SIGTERM: readiness fails at once so Kubernetes stops routing to us. */
-  draining: boolean;
-}
+/** Set on SIGTERM: readiness fails at once so Kubernetes stops routing to us. */
+export type Lifecycle = { draining: boolean };
 
 /**
- * /healthz: the process is alive (never touches the database, so a database
- * outage does not make Kubernetes restart healthy pods).
- * /readyz: send traffic here (this process can read its collection in time, and we are not shutting down).
+ * /healthz: the process is alive (it never touches the database, so a database outage does not make
+ * Kubernetes restart healthy pods). /readyz: send traffic here (this process can read its collection in
+ * time, and is not shutting down).
  */
 export function healthRouter(probe: (timeoutMs: number) => Promise<void>, lifecycle: Lifecycle, readyTimeoutMs: number, logger: Logger): Router {
   const router = new Router({ strict: true, sensitive: true });
