@@ -25,6 +25,7 @@ import { eventually } from '../../devkit/wait';
 
 const NAMESPACE = 'koa-engine';
 const IMAGE = 'ghcr.io/example/data-service:1.0.0';
+const ADMIN_IMAGE = 'ghcr.io/example/data-admin:1.0.0';
 const ROOT_PASSWORD = `root-${randomBytes(8).toString('hex')}`;
 const APP_PASSWORD = `app-${randomBytes(8).toString('hex')}`;
 const APP_ROTATED = `rotated-${randomBytes(8).toString('hex')}`;
@@ -61,7 +62,7 @@ describe('pulumi preview, up and destroy with the real engine on the local API s
       KUBECONFIG: plane.kubeconfig,
     });
     await pulumi.ok(['stack', 'init', 'cluster']);
-    for (const [key, value] of Object.entries({ kubeContext: CONTEXT, namespace: NAMESPACE, imageMode: 'prebuilt', image: IMAGE, mongoStaticVolume: 'true' })) {
+    for (const [key, value] of Object.entries({ kubeContext: CONTEXT, namespace: NAMESPACE, imageMode: 'prebuilt', image: IMAGE, adminImage: ADMIN_IMAGE, mongoStaticVolume: 'true' })) {
       await pulumi.ok(['config', 'set', key, value]);
     }
     await pulumi.ok(['config', 'set', '--secret', 'mongoRootPassword', ROOT_PASSWORD]);

@@ -54,7 +54,7 @@ describe('a new cluster behind the same context (minikube delete + start), then 
     pointAt(first);
     const pulumi = pulumiOn(first);
     await pulumi.ok(['stack', 'init', 'recreated']);
-    const config = { kubeContext: CONTEXT, namespace: NAMESPACE, imageMode: 'prebuilt', image: 'ghcr.io/example/data-service:1.0.0', mongoStaticVolume: 'true' };
+    const config = { kubeContext: CONTEXT, namespace: NAMESPACE, imageMode: 'prebuilt', image: 'ghcr.io/example/data-service:1.0.0', adminImage: 'ghcr.io/example/data-admin:1.0.0', mongoStaticVolume: 'true' };
     for (const [key, value] of Object.entries(config)) await pulumi.ok(['config', 'set', key, value]);
     await pulumi.ok(['config', 'set', '--secret', 'mongoRootPassword', randomBytes(9).toString('hex')]);
     await pulumi.ok(['config', 'set', '--secret', 'mongoAppPassword', randomBytes(9).toString('hex')]);

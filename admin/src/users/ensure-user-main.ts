@@ -1,5 +1,5 @@
 /**
- * `node dist/admin/ensure-user-main.js`: the entry point of the `mongodb-users` Job. Logs in as MongoDB's
+ * `node dist/users/ensure-user-main.js` (the admin image): the entry point of the `mongodb-users` Job. Logs in as MongoDB's
  * root user, waits for the server to accept it, and creates or updates the current application user
  * (see ensure-user.ts). Exit 0 when the user is in line with the Secret, 1 when it could not be done in time.
  */
