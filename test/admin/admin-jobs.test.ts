@@ -117,6 +117,8 @@ describe('the users and retire Jobs of a rotation, against the MongoDB stand-in'
     const created = await job('ensure-user-main.ts', NEW);
     assert.equal(created.code, 0, created.output);
     assert.equal(created.lines[0].msg, 'application user created');
+    // The stand-in accepts the readWrite role the Job asks for (and grants nothing): no fallback, no warning.
+    assert.deepEqual(created.lines.map((line) => line.level ?? 'info'), ['info'], created.output);
     assert.equal(await login(OLD.username, OLD.password), 'ok', 'the old pods still log in after the users Job');
     assert.equal(await login(NEW.username, NEW.password), 'ok', 'the new pods do');
 

@@ -108,7 +108,7 @@ describe('images made here (base, service, MongoDB stand-in)', function () {
     assert.match(await usersJob(rotated), /"msg":"application user created"/);
     const second = await usersJob(APP_PASSWORD);
     assert.match(second, /"msg":"application user updated"/);
-    assert.match(second, /cannot grant roles \(a stand-in such as FerretDB\)/, 'the stand-in says it is not least privilege');
+    assert.doesNotMatch(second, /"level":"(warn|error)"/, 'the stand-in accepts the readWrite role the Job asks for (not enforced: docs/stand-ins.md)');
     const logs = Object.values(await daemon.docker(['logs', mongoName])).join('\n');
     assert.ok(!logs.includes(ROOT_PASSWORD) && !logs.includes(APP_PASSWORD) && !second.includes(APP_PASSWORD), 'no password in the logs');
     const forward = await daemon.forward(27017);

@@ -11,8 +11,5 @@ exitWith(async () => {
   return runAsAdmin(env, 'could not reconcile the application user', async (db, attempt) => {
     const outcome = await ensureUser(db, env.user);
     log({ msg: `application user ${outcome.action}`, user: env.user.username, database: env.user.database, attempt });
-    if (outcome.roles === 'unsupported') {
-      log({ level: 'warn', msg: `this server cannot grant roles (a stand-in such as FerretDB): ${env.user.username} is not limited to readWrite on ${env.user.database}` });
-    }
   });
 });
