@@ -380,6 +380,13 @@ describe('Pulumi program, dev stack', () => {
       assert.ok(matches(pdb.spec.selector.matchLabels, deployment().spec.template.metadata.labels));
     });
 
+    it('the users Jobs moved out of MongoDb keep it as an alias: an existing stack replaces them in place, not beside (fixed names)', () => {
+      for (const name of ['mongodb-users', 'mongodb-retire-users']) {
+        const aliases = (optionsOf(one(resources, 'kubernetes:batch/v1:Job', name)).aliases ?? []) as { parent?: { __pulumiType: string; __name: string } }[];
+        assert.deepEqual(aliases.map((alias) => `${alias.parent?.__pulumiType}::${alias.parent?.__name}`), ['koa-mongodb:database:MongoDb::mongodb'], name);
+      }
+    });
+
     it('waits for MongoDB (not the users Job: the pods start beside it) before rolling out; the retire Job waits for both', () => {
       const names = (type: string, name: string) => ((optionsOf(one(resources, type, name)).dependsOn ?? []) as unknown as { __pulumiType: string; __name: string }[]).map((r) => `${r.__pulumiType}::${r.__name}`).sort();
       assert.deepEqual(names('koa-mongodb:service:DataService', 'data-service'), ['kubernetes:apps/v1:StatefulSet::mongodb']);
