@@ -11,7 +11,7 @@ import path from 'node:path';
 import { CONTEXT, startControlPlane, type ControlPlane } from '../../devkit/control-plane';
 import { KubeClient } from '../../devkit/kube';
 import { ensurePulumiEngine } from '../../devkit/pulumi-engine';
-import { Pulumi, projectCopy } from './engine';
+import { Pulumi, backupsVolume, projectCopy } from './engine';
 import { scratchDir } from '../../devkit/scratch';
 
 const NAMESPACE = 'koa-recreated';
@@ -51,6 +51,7 @@ describe('a new cluster behind the same context (minikube delete + start), then 
     mkdirSync(path.join(state, 'kube'));
     kubeconfig = path.join(state, 'kube', 'config');
     first = await startControlPlane(log);
+    await backupsVolume(KubeClient.fromKubeconfig(first.kubeconfig));
     pointAt(first);
     const pulumi = pulumiOn(first);
     await pulumi.ok(['stack', 'init', 'recreated']);
@@ -75,6 +76,7 @@ describe('a new cluster behind the same context (minikube delete + start), then 
     pointAt(second);
     const api = KubeClient.fromKubeconfig(second.kubeconfig);
     assert.equal(await api.get('apps/v1', 'Deployment', NAMESPACE, 'data-service'), undefined);
+    await backupsVolume(api);
 
     const pulumi = pulumiOn(second);
     const preview = await pulumi.ok(['preview', '--diff']);
