@@ -48,7 +48,7 @@ export interface StackConfig {
     registry?: { server: string; username: string; password: pulumi.Output<string> };
     /** registry mode: build platform (minikube mode builds on the node, for the node). */
     platform?: string;
-    /** prebuilt mode: the admin image (admin/Dockerfile) built elsewhere; unset means no backup CronJob. */
+    /** prebuilt mode: the admin image (admin/Dockerfile: the users Jobs, the backups) built elsewhere; required there. */
     adminReference?: string;
   };
   mongo: {
@@ -343,7 +343,11 @@ export function loadConfig(): StackConfig {
     if (problem) problems.push(`backupSchedule "${backupSchedule}" ${problem}; or "" for no scheduled backup`);
   }
   const adminReference = optional('adminImage');
-  if (adminReference !== undefined) {
+  if (adminReference === undefined) {
+    if (mode === 'prebuilt') {
+      problems.push('imageMode prebuilt needs `adminImage` too: the admin image built from admin/Dockerfile (it runs the users Jobs and the backups), e.g. `docker build -t <registry>/data-admin:<tag> admin && docker push <registry>/data-admin:<tag>`');
+    }
+  } else {
     if (mode !== 'prebuilt') problems.push('adminImage is for imageMode prebuilt only (the other modes build admin/ themselves)');
     else if (!/(@sha256:[0-9a-f]{64}|:[\w][\w.-]{0,127})$/.test(adminReference) || /:latest$/.test(adminReference)) {
       problems.push(`adminImage "${adminReference}" must name an exact tag or digest (not :latest)`);

@@ -45,20 +45,23 @@ export interface MongoConnection {
   clientLabels: Record<string, string>;
 }
 
-/** The programs that manage the application's users (the users Job, and the retire Job after a rollout). */
-export interface UserSyncJob {
-  image: pulumi.Input<string>;
-  imagePullPolicy?: string;
-  imagePullSecret?: pulumi.Input<string>;
-  /** Creates or updates the current application user. */
-  ensureCommand: string[];
-  /** Drops the earlier ones (users named `<prefix>-<tag>` other than the current, and `<prefix>` itself). */
-  retireCommand: string[];
+/**
+ * What managing the application's users takes beyond a client's connection (components/databaseUsers.ts):
+ * root's login, as env sources into this component's Secret, and a digest that changes with the credentials.
+ */
+export interface MongoAdminAccess {
+  username: k8s.types.input.core.v1.EnvVarSource;
+  password: k8s.types.input.core.v1.EnvVarSource;
+  /**
+   * Of the credentials and the data's claim: a Job that carries it in its pod template is replaced (runs
+   * again) when a password is rotated or the data is new or adopted, and only then.
+   */
+  digest: pulumi.Output<string>;
 }
 
 /**
  * The application user of a password: `<prefix>-<10 hex digits>`. A rotation thus makes a second user, and
- * the old pods keep theirs until they are gone (see retireEarlierUsers). The tag is a slow hash (scrypt) of
+ * the old pods keep theirs until they are gone (see admin/src/users/retire-users.ts). The tag is a slow hash (scrypt) of
  * the password, so the name, which MongoDB logs, tells less about it than MongoDB's own stored credentials.
  */
 export function appUserName(prefix: string, database: string, password: string): string {
@@ -68,7 +71,7 @@ export function appUserName(prefix: string, database: string, password: string):
 export interface MongoDbArgs {
   namespace: pulumi.Input<string>;
   labels: AppLabels;
-  /** Labels for the users Job's pods (admitted by the NetworkPolicy next to the clients). */
+  /** Labels of the users Jobs' pods (DatabaseUsers), admitted by the NetworkPolicy next to the clients. */
   userSyncLabels: AppLabels;
   image: string;
   database: string;
@@ -87,7 +90,6 @@ export interface MongoDbArgs {
   retainOnDelete: boolean;
   /** Pods allowed to reach MongoDB (NetworkPolicy); nobody else is. */
   clientSelector: Record<string, string>;
-  userSync: UserSyncJob;
   /** Create objects without waiting for readiness (see skipAwait.ts). */
   skipAwait?: boolean;
 }
@@ -105,32 +107,23 @@ export const VOLUME_PERMISSIONS = {
 /**
  * MongoDB as the guide runs it, hardened: root and app credentials in a Secret, data on a
  * PersistentVolumeClaim, a one-replica StatefulSet running as the mongodb user (999) with cheap TCP
- * probes, a headless Service that is the StatefulSet's serviceName, a Job that brings the application
- * user in line with the Secret, and a NetworkPolicy that admits only the clients (the service's pods, and
- * the pods that wear `connection.clientLabels`) and the users Jobs.
+ * probes, a headless Service that is the StatefulSet's serviceName, and a NetworkPolicy that admits only
+ * the clients (the service's pods, and the pods that wear `connection.clientLabels`) and the users Jobs.
+ * The application user itself is made by those Jobs (DatabaseUsers), from `admin`.
  */
 export class MongoDb extends pulumi.ComponentResource {
   /** How the application reaches MongoDB as its own least-privileged user. */
   readonly connection: MongoConnection;
   readonly statefulSet: k8s.apps.v1.StatefulSet;
   readonly claimName: pulumi.Output<string>;
+  /** Root's login and the credentials' digest, for the users Jobs (DatabaseUsers). */
+  readonly admin: MongoAdminAccess;
   /**
-   * What a client waits for: MongoDB running. Not the users Job: it runs the service's image, so every code
-   * change replaces it, and the rollout would wait for it each time. A pod that comes up before its user
-   * exists is unready for that moment (no request fails) and ready within a second of the Job (measured).
+   * What a client waits for: MongoDB running. Not the users Job: the pods start beside it, and one that
+   * comes up before its user exists is unready for that moment (no request fails) and ready within a second
+   * of the Job (measured); waiting would add the Job's run to every first `up` and rotation.
    */
   readonly ready: pulumi.Resource[];
-  private readonly usersJob: k8s.batch.v1.Job;
-  /** What both admin Jobs are made from (see createAdminJob). */
-  private readonly admin: {
-    name: string;
-    args: MongoDbArgs;
-    uri: pulumi.Output<string>;
-    secret: (key: string) => k8s.types.input.core.v1.EnvVarSource;
-    meta: (suffix: string, labels?: AppLabels, own?: Record<string, string>) => { name: string; namespace: pulumi.Input<string>; labels: Record<string, string> };
-    /** Of the credentials and the claim: in the Jobs' pod template, so a change replaces them (they run again). */
-    digest: pulumi.Output<string>;
-  };
 
   constructor(name: string, args: MongoDbArgs, opts?: pulumi.ComponentResourceOptions) {
     super('koa-mongodb:database:MongoDb', name, {}, opts);
@@ -139,11 +132,11 @@ export class MongoDb extends pulumi.ComponentResource {
     // Fixed names: a replacement must delete the old object first, even when the provider itself is
     // replaced (a new cluster), where create-then-delete would delete the new object by its name.
     const parent = { parent: this, deleteBeforeReplace: true };
-    const meta = (suffix: string, labels = args.labels, own?: Record<string, string>) => ({
+    const meta = (suffix: string) => ({
       name: suffix ? `${name}-${suffix}` : name,
       namespace: args.namespace,
-      labels: labels.all,
-      annotations: annotations(args.skipAwait, own),
+      labels: args.labels.all,
+      annotations: annotations(args.skipAwait),
     });
 
     const secret = new k8s.core.v1.Secret(
@@ -295,9 +288,7 @@ export class MongoDb extends pulumi.ComponentResource {
     const digest = pulumi
       .all([args.rootUsername, args.rootPassword, appUsername, args.appPassword, args.database, claim.metadata.uid])
       .apply((parts) => createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32));
-    this.admin = { name, args, uri, secret: fromSecret, meta, digest };
-    // After MongoDB is up: the Job's own retries then only cover restarts.
-    this.usersJob = this.createAdminJob('users', args.userSync.ensureCommand, [], { dependsOn: [this.statefulSet] });
+    this.admin = { username: fromSecret(SECRET_KEYS.rootUsername), password: fromSecret(SECRET_KEYS.rootPassword), digest };
     this.ready = [this.statefulSet];
 
     const clientLabels = { [CLIENT_LABEL]: name };
@@ -334,74 +325,5 @@ export class MongoDb extends pulumi.ComponentResource {
       clientLabels,
     };
     this.registerOutputs({ host, database: args.database, claimName: this.claimName });
-  }
-
-  /**
-   * The retire Job: once `after` (the clients' rollout) is done, drops the application users of earlier
-   * passwords, after `drainSeconds` (the clients' termination grace period) so that no old pod still
-   * uses one. Created by the stack after the clients, so it is not among what they wait for (`ready`).
-   */
-  retireEarlierUsers(after: pulumi.Resource[], drainSeconds: number): k8s.batch.v1.Job {
-    return this.createAdminJob(
-      'retire-users',
-      this.admin.args.userSync.retireCommand,
-      [
-        { name: 'MONGODB_USER_PREFIX', value: this.admin.args.appUserPrefix },
-        { name: 'DRAIN_SECONDS', value: String(drainSeconds) },
-      ],
-      { dependsOn: [...after, this.usersJob] },
-    );
-  }
-
-  /**
-   * A Job that logs in as root to manage the application's users: the users Job (create the current user,
-   * or reset its password and roles) and the retire Job. The image's init scripts run only on an empty data
-   * directory; these run whenever the credentials or the claim change (the pod template carries their
-   * digest, and a changed template replaces the Job), so rotated passwords and kept or adopted data both
-   * work. A failed run is retried by the next `pulumi up` (replaceUnready).
-   */
-  private createAdminJob(suffix: string, command: string[], extraEnv: k8s.types.input.core.v1.EnvVar[], opts: pulumi.CustomResourceOptions): k8s.batch.v1.Job {
-    const { name, args, uri, secret, meta, digest } = this.admin;
-    const sync = args.userSync;
-    return new k8s.batch.v1.Job(
-      `${name}-${suffix}`,
-      {
-        metadata: meta(suffix, args.userSyncLabels, { 'pulumi.com/replaceUnready': 'true' }),
-        spec: {
-          backoffLimit: 6,
-          activeDeadlineSeconds: 600,
-          template: {
-            metadata: { labels: args.userSyncLabels.all, annotations: { 'koa-mongodb/credentials-digest': pulumi.secret(digest) } },
-            spec: {
-              restartPolicy: 'Never',
-              automountServiceAccountToken: false,
-              enableServiceLinks: false,
-              imagePullSecrets: sync.imagePullSecret ? [{ name: sync.imagePullSecret }] : undefined,
-              securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } },
-              containers: [
-                {
-                  name: suffix,
-                  image: sync.image,
-                  imagePullPolicy: sync.imagePullPolicy,
-                  command,
-                  env: [
-                    { name: 'MONGODB_URI', value: uri },
-                    { name: 'MONGODB_ADMIN_USER', valueFrom: secret(SECRET_KEYS.rootUsername) },
-                    { name: 'MONGODB_ADMIN_PASSWORD', valueFrom: secret(SECRET_KEYS.rootPassword) },
-                    { name: 'MONGODB_USER', valueFrom: secret(SECRET_KEYS.appUsername) },
-                    { name: 'MONGODB_PASSWORD', valueFrom: secret(SECRET_KEYS.appPassword) },
-                    { name: 'MONGODB_DB', value: args.database },
-                    ...extraEnv,
-                  ],
-                  resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '500m', memory: '128Mi' } },
-                  securityContext: { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
-                },
-              ],
-            },
-          },
-        },
-      },
-      { parent: this, deleteBeforeReplace: true, ...opts },
-    );
   }
 }

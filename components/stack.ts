@@ -3,6 +3,7 @@ import * as pulumi from '@pulumi/pulumi';
 import path from 'node:path';
 import { Backups } from './backups';
 import type { StackConfig } from './config';
+import { DatabaseUsers } from './databaseUsers';
 import { DataService } from './dataService';
 import { appLabels } from './labels';
 import { annotations } from './skipAwait';
@@ -11,7 +12,7 @@ import { MongoDb } from './mongodb';
 import { ServiceImage } from './serviceImage';
 
 export const SERVICE_DIR = path.resolve(__dirname, '..', 'service');
-/** The database's admin tasks (the scheduled backup): an image of their own, built like the service's. */
+/** The database's admin tasks (the users Jobs, the scheduled backup): an image of their own, built like the service's. */
 export const ADMIN_DIR = path.resolve(__dirname, '..', 'admin');
 
 /** The admin image's repository: beside the service's (same registry and path), named `data-admin`. */
@@ -76,29 +77,22 @@ export function createStack(cfg: StackConfig): StackOutputs {
   );
 
   // The admin image: built from admin/ as the service's is from service/ (its own content tag, so a change to
-  // one never rebuilds the other); in prebuilt mode the given adminImage, or none (then no backup CronJob).
-  const imageOpts = cfg.image.mode === 'registry' ? inCluster : undefined;
-  const adminImage =
-    cfg.image.mode !== 'prebuilt' || cfg.image.adminReference !== undefined
-      ? new ServiceImage(
-          'data-admin',
-          {
-            mode: cfg.image.mode,
-            contextDir: ADMIN_DIR,
-            repository: adminRepository(cfg.image.repository),
-            reference: cfg.image.adminReference,
-            registry: cfg.image.registry,
-            minikubeProfile: cfg.minikube.profile,
-            platform: cfg.image.platform,
-            namespace,
-            labels: backupLabels.all,
-          },
-          imageOpts,
-        )
-      : undefined;
-  if (adminImage === undefined && cfg.backup.schedule !== undefined) {
-    void pulumi.log.warn('imageMode prebuilt without adminImage: no scheduled backups (build admin/Dockerfile and set adminImage, or set backupSchedule "" to silence this)');
-  }
+  // one never rebuilds the other, and a change to the service's code re-runs no Job); in prebuilt mode, adminImage.
+  const adminImage = new ServiceImage(
+    'data-admin',
+    {
+      mode: cfg.image.mode,
+      contextDir: ADMIN_DIR,
+      repository: adminRepository(cfg.image.repository),
+      reference: cfg.image.adminReference,
+      registry: cfg.image.registry,
+      minikubeProfile: cfg.minikube.profile,
+      platform: cfg.image.platform,
+      namespace,
+      labels: backupLabels.all,
+    },
+    cfg.image.mode === 'registry' ? inCluster : undefined,
+  );
 
   const mongo = new MongoDb(
     'mongodb',
@@ -120,14 +114,6 @@ export function createStack(cfg: StackConfig): StackOutputs {
       retainOnDelete: cfg.retainOnDelete,
       skipAwait: cfg.skipAwait,
       clientSelector: serviceLabels.selector,
-      // The service's image carries the mongodb driver and the reconcile program (service/src/admin).
-      userSync: {
-        image: image.ref,
-        imagePullPolicy: image.pullPolicy,
-        imagePullSecret: image.pullSecretName,
-        ensureCommand: ['node', 'dist/admin/ensure-user-main.js'],
-        retireCommand: ['node', 'dist/admin/retire-users-main.js'],
-      },
     },
     inCluster,
   );
@@ -149,29 +135,44 @@ export function createStack(cfg: StackConfig): StackOutputs {
     // MongoDB running first; the pods turn ready once their user exists (see MongoDb.ready).
     { ...inCluster, dependsOn: mongo.ready },
   );
-  // Without an admin image (prebuilt mode, no adminImage) nothing could write or read backups: no volume either.
-  if (adminImage) {
-    new Backups(
-      'mongodb-backups',
-      {
-        namespace,
-        labels: backupLabels,
-        schedule: cfg.backup.schedule,
-        keep: cfg.backup.keep,
-        image: adminImage.ref,
-        imagePullPolicy: adminImage.pullPolicy,
-        imagePullSecret: adminImage.pullSecretName,
-        mongo: mongo.connection,
-        storageSize: cfg.backup.storageSize,
-        storageClass: cfg.mongo.storageClass,
-        retainOnDelete: cfg.retainOnDelete,
-        skipAwait: cfg.skipAwait,
-      },
-      { ...inCluster, dependsOn: mongo.ready },
-    );
-  }
-  // Once the pods have rolled onto the current user (and the old ones are gone), the earlier users go.
-  mongo.retireEarlierUsers([service], service.gracePeriodSeconds);
+  new Backups(
+    'mongodb-backups',
+    {
+      namespace,
+      labels: backupLabels,
+      schedule: cfg.backup.schedule,
+      keep: cfg.backup.keep,
+      image: adminImage.ref,
+      imagePullPolicy: adminImage.pullPolicy,
+      imagePullSecret: adminImage.pullSecretName,
+      mongo: mongo.connection,
+      storageSize: cfg.backup.storageSize,
+      storageClass: cfg.mongo.storageClass,
+      retainOnDelete: cfg.retainOnDelete,
+      skipAwait: cfg.skipAwait,
+    },
+    { ...inCluster, dependsOn: mongo.ready },
+  );
+  // The application's users, from the admin image: the users Job once MongoDB runs; once the pods have
+  // rolled onto the current user (and the old ones are gone), the retire Job drops the earlier users.
+  new DatabaseUsers(
+    'mongodb',
+    {
+      namespace,
+      labels: userSyncLabels,
+      image: adminImage.ref,
+      imagePullPolicy: adminImage.pullPolicy,
+      imagePullSecret: adminImage.pullSecretName,
+      mongo: mongo.connection,
+      admin: mongo.admin,
+      appUserPrefix: cfg.mongo.appUserPrefix,
+      after: mongo.ready,
+      clients: { rollout: [service], drainSeconds: service.gracePeriodSeconds },
+      formerParent: mongo,
+      skipAwait: cfg.skipAwait,
+    },
+    inCluster,
+  );
   if (onMinikube && cfg.service.serviceType === 'LoadBalancer') {
     void pulumi.log.warn('serviceType LoadBalancer on Minikube: run `minikube tunnel` in another terminal for an address; `pulumi up` does not wait for one');
   }

@@ -6,6 +6,7 @@
  *
  *   ensureBaseImage()        local/node-base:node20-trixie-<recipe hash>   (debootstrap + Debian's nodejs)
  *   buildServiceImage(tag)   local/data-service:<tag>                       (service/Dockerfile on that base)
+ *   buildAdminImage()        local/data-admin:<content hash>                (admin/Dockerfile on that base)
  *   ensureMongoStandIn()     local/mongo-standin:ferretdb-1.24.2-<hash>     (FerretDB posing as the mongo image)
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
@@ -61,11 +62,19 @@ export interface ServiceImageOptions extends ImageOptions {
  * NODE_IMAGE set to the base made here. `tag` defaults to the content hash of the build context
  * (the tag the stack itself computes).
  */
-export async function buildServiceImage(tag?: string, options: ServiceImageOptions = {}): Promise<ImageArtifact> {
-  const contextDir = options.contextDir ?? path.join(REPO_ROOT, 'service');
+export function buildServiceImage(tag?: string, options: ServiceImageOptions = {}): Promise<ImageArtifact> {
+  return buildFromDirectory('data-service', options.contextDir ?? path.join(REPO_ROOT, 'service'), tag, options);
+}
+
+/** The admin image (admin/Dockerfile: the users Jobs, the backups), built as the service's is, tagged by its content. */
+export function buildAdminImage(options: ImageOptions = {}): Promise<ImageArtifact> {
+  return buildFromDirectory('data-admin', path.join(REPO_ROOT, 'admin'), undefined, options);
+}
+
+async function buildFromDirectory(name: string, contextDir: string, tag: string | undefined, options: ImageOptions): Promise<ImageArtifact> {
   const content = contextHash(contextDir);
-  const ref = `local/data-service:${tag ?? content}`;
-  const archive = archivePath(`data-service-${tag ?? content}-${content}-${baseRecipeHash()}`);
+  const ref = `local/${name}:${tag ?? content}`;
+  const archive = archivePath(`${name}-${tag ?? content}-${content}-${baseRecipeHash()}`);
   if (existsSync(archive)) return { ref, archive };
   const log = options.log ?? defaultLog;
   return usingDaemon(options, async (daemon) => {
@@ -77,9 +86,9 @@ export async function buildServiceImage(tag?: string, options: ServiceImageOptio
     );
     log(`built ${ref} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     await save(daemon, ref, archive);
-    // Archives of this service on an earlier base are stale (those of other tags on this base are kept).
-    for (const name of readdirSync(IMAGES_CACHE)) {
-      if (name.startsWith('data-service-') && !name.endsWith(`-${baseRecipeHash()}.docker.tar`)) rmSync(path.join(IMAGES_CACHE, name), { force: true });
+    // Archives of this image on an earlier base are stale (those of other tags on this base are kept).
+    for (const file of readdirSync(IMAGES_CACHE)) {
+      if (file.startsWith(`${name}-`) && !file.endsWith(`-${baseRecipeHash()}.docker.tar`)) rmSync(path.join(IMAGES_CACHE, file), { force: true });
     }
     return { ref, archive };
   });

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { CONTEXT, startControlPlane, type ControlPlane } from '../../devkit/control-plane';
 import { REPO_ROOT } from '../../devkit/paths';
 import { ensurePulumiEngine } from '../../devkit/pulumi-engine';
-import { Pulumi, projectCopy } from './engine';
+import { BACKUPS_PV, Pulumi, backupsVolume, projectCopy } from './engine';
 import { KubeClient } from '../../devkit/kube';
 import { scratchDir } from '../../devkit/scratch';
 import { namespaceSnapshot } from '../../devkit/snapshot';
@@ -25,6 +25,7 @@ import { eventually } from '../../devkit/wait';
 
 const NAMESPACE = 'koa-engine';
 const IMAGE = 'ghcr.io/example/data-service:1.0.0';
+const ADMIN_IMAGE = 'ghcr.io/example/data-admin:1.0.0';
 const ROOT_PASSWORD = `root-${randomBytes(8).toString('hex')}`;
 const APP_PASSWORD = `app-${randomBytes(8).toString('hex')}`;
 const APP_ROTATED = `rotated-${randomBytes(8).toString('hex')}`;
@@ -48,6 +49,7 @@ describe('pulumi preview, up and destroy with the real engine on the local API s
     const bin = ensurePulumiEngine((line) => console.log(`      ${line}`));
     plane = await startControlPlane((line) => console.log(`      ${line}`));
     api = KubeClient.fromKubeconfig(plane.kubeconfig);
+    await backupsVolume(api);
     project = projectCopy();
     state = scratchDir('koa-engine-state-');
     pulumi = new Pulumi(project, {
@@ -61,7 +63,7 @@ describe('pulumi preview, up and destroy with the real engine on the local API s
       KUBECONFIG: plane.kubeconfig,
     });
     await pulumi.ok(['stack', 'init', 'cluster']);
-    for (const [key, value] of Object.entries({ kubeContext: CONTEXT, namespace: NAMESPACE, imageMode: 'prebuilt', image: IMAGE, mongoStaticVolume: 'true' })) {
+    for (const [key, value] of Object.entries({ kubeContext: CONTEXT, namespace: NAMESPACE, imageMode: 'prebuilt', image: IMAGE, adminImage: ADMIN_IMAGE, mongoStaticVolume: 'true' })) {
       await pulumi.ok(['config', 'set', key, value]);
     }
     await pulumi.ok(['config', 'set', '--secret', 'mongoRootPassword', ROOT_PASSWORD]);
@@ -79,9 +81,9 @@ describe('pulumi preview, up and destroy with the real engine on the local API s
 
   it('pulumi preview plans every object, and pulumi up creates them', async () => {
     const preview = await pulumi.ok(['preview', '--diff']);
-    assert.match(preview, /\+ 1[0-9] to create/);
+    assert.match(preview, /\+ 2[0-9] to create/); // 24 with the admin image, the backups and DatabaseUsers
     const up = await pulumi.ok(['up', '--yes', '--skip-preview']);
-    assert.match(up, /1[0-9] created/);
+    assert.match(up, /2[0-9] created/);
   });
 
   it('every object is on the API server as declared', async () => {
@@ -189,10 +191,11 @@ describe('pulumi preview, up and destroy with the real engine on the local API s
 
   it('pulumi destroy leaves nothing of ours behind', async () => {
     const destroy = await pulumi.ok(['destroy', '--yes', '--skip-preview']);
-    assert.match(destroy, /1[0-9] deleted/);
+    assert.match(destroy, /2[0-9] deleted/);
     const namespace = await api.get('v1', 'Namespace', undefined, NAMESPACE);
     assert.ok(namespace === undefined || namespace.status.phase === 'Terminating', 'the namespace is gone or going');
     const volumes = await api.request('GET', '/api/v1/persistentvolumes');
-    assert.deepEqual((volumes.body.items as unknown[]) ?? [], []);
+    const ours = ((volumes.body.items ?? []) as { metadata: { name: string } }[]).filter((volume) => volume.metadata.name !== BACKUPS_PV);
+    assert.deepEqual(ours, [], 'no volume of the stack\'s (the backups volume is the test\'s own)');
   });
 });

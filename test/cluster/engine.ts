@@ -7,6 +7,7 @@
 import { execFile } from 'node:child_process';
 import { symlinkSync } from 'node:fs';
 import path from 'node:path';
+import type { KubeClient } from '../../devkit/kube';
 import { REPO_ROOT } from '../../devkit/paths';
 import { scratchDir } from '../../devkit/scratch';
 
@@ -53,4 +54,21 @@ export class Pulumi {
     if (result.code !== 0) throw new Error(`pulumi ${args.join(' ')} failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
     return result.stdout;
   }
+}
+
+/** The PersistentVolume that backupsVolume makes: the test's own, not the stack's. */
+export const BACKUPS_PV = 'koa-test-backups';
+
+/**
+ * The backups' claim asks for Minikube's StorageClass `standard`; this control plane has no provisioner
+ * (kwok plays the kubelet), so the claim would stay Pending and `pulumi up` wait for it. A volume of that
+ * class binds it, as Minikube's provisioner would make one.
+ */
+export async function backupsVolume(api: KubeClient): Promise<void> {
+  await api.create({
+    apiVersion: 'v1',
+    kind: 'PersistentVolume',
+    metadata: { name: BACKUPS_PV },
+    spec: { capacity: { storage: '1Gi' }, accessModes: ['ReadWriteOnce'], storageClassName: 'standard', persistentVolumeReclaimPolicy: 'Retain', hostPath: { path: '/tmp/koa-test-backups' } },
+  });
 }

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { CONTEXT, startControlPlane, type ControlPlane } from '../../devkit/control-plane';
 import { KubeClient } from '../../devkit/kube';
 import { ensurePulumiEngine } from '../../devkit/pulumi-engine';
-import { Pulumi, projectCopy } from './engine';
+import { Pulumi, backupsVolume, projectCopy } from './engine';
 import { scratchDir } from '../../devkit/scratch';
 
 const NAMESPACE = 'koa-recreated';
@@ -51,10 +51,11 @@ describe('a new cluster behind the same context (minikube delete + start), then 
     mkdirSync(path.join(state, 'kube'));
     kubeconfig = path.join(state, 'kube', 'config');
     first = await startControlPlane(log);
+    await backupsVolume(KubeClient.fromKubeconfig(first.kubeconfig));
     pointAt(first);
     const pulumi = pulumiOn(first);
     await pulumi.ok(['stack', 'init', 'recreated']);
-    const config = { kubeContext: CONTEXT, namespace: NAMESPACE, imageMode: 'prebuilt', image: 'ghcr.io/example/data-service:1.0.0', mongoStaticVolume: 'true' };
+    const config = { kubeContext: CONTEXT, namespace: NAMESPACE, imageMode: 'prebuilt', image: 'ghcr.io/example/data-service:1.0.0', adminImage: 'ghcr.io/example/data-admin:1.0.0', mongoStaticVolume: 'true' };
     for (const [key, value] of Object.entries(config)) await pulumi.ok(['config', 'set', key, value]);
     await pulumi.ok(['config', 'set', '--secret', 'mongoRootPassword', randomBytes(9).toString('hex')]);
     await pulumi.ok(['config', 'set', '--secret', 'mongoAppPassword', randomBytes(9).toString('hex')]);
@@ -75,6 +76,7 @@ describe('a new cluster behind the same context (minikube delete + start), then 
     pointAt(second);
     const api = KubeClient.fromKubeconfig(second.kubeconfig);
     assert.equal(await api.get('apps/v1', 'Deployment', NAMESPACE, 'data-service'), undefined);
+    await backupsVolume(api);
 
     const pulumi = pulumiOn(second);
     const preview = await pulumi.ok(['preview', '--diff']);

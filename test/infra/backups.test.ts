@@ -173,6 +173,7 @@ describe('backup config keys', () => {
     assert.match(problemsOf({ backupStorageSize: 'lots' }).join(), /backupStorageSize "lots" is not a Kubernetes memory quantity/);
     assert.match(problemsOf({ adminImage: 'x:1' }).join(), /adminImage is for imageMode prebuilt only/);
     assert.match(problemsOf({ imageMode: 'prebuilt', image: 'x:1', adminImage: 'x:latest' }).join(), /adminImage "x:latest" must name an exact tag/);
+    assert.match(problemsOf({ imageMode: 'prebuilt', image: 'x:1' }).join(), /imageMode prebuilt needs `adminImage` too/);
   });
 });
 

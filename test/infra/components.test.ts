@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import * as pulumi from '@pulumi/pulumi';
 import path from 'node:path';
 import { STACK_SET_SERVICE_ENV } from '../../components/config';
+import { DatabaseUsers } from '../../components/databaseUsers';
 import { DataService } from '../../components/dataService';
 import { appLabels } from '../../components/labels';
 import { MongoDb } from '../../components/mongodb';
 import { ServiceImage } from '../../components/serviceImage';
-import { ofType, one, parentOf, plain, run, valueOf } from './harness';
+import { ofType, one, optionsOf, parentOf, plain, run, valueOf } from './harness';
 import { ROOT } from './fixtures';
 
 const resources = { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '1Gi' } };
@@ -32,13 +33,12 @@ describe('components on their own', () => {
         retainOnDelete: true,
         clientSelector: { app: 'orders' },
         userSyncLabels: appLabels('db-users', 'database-admin', 'shop', 'prod'),
-        userSync: { image: 'registry.example/orders:1.0.0', ensureCommand: ['node', 'sync.js'], retireCommand: ['node', 'retire.js'] },
       });
       return mongo;
     });
     assert.deepEqual(
       declared.filter((r) => r.custom).map((r) => r.type.split(':')[2]).sort(),
-      ['Job', 'NetworkPolicy', 'PersistentVolumeClaim', 'Secret', 'Service', 'StatefulSet'],
+      ['NetworkPolicy', 'PersistentVolumeClaim', 'Secret', 'Service', 'StatefulSet'],
     );
     for (const child of declared.filter((r) => r.custom)) assert.equal(parentOf(child), 'koa-mongodb:database:MongoDb::db');
     // One connection value, handed over whole: where, which database, and env sources for the app user.
@@ -53,11 +53,62 @@ describe('components on their own', () => {
     const policy = plain(one(declared, 'kubernetes:networking.k8s.io/v1:NetworkPolicy').inputs);
     assert.deepEqual(policy.spec.ingress[0].from[0].podSelector.matchLabels, { app: 'orders' });
     assert.deepEqual(policy.spec.ingress[0].from[1].podSelector.matchLabels, appLabels('db-users', 'database-admin', 'shop', 'prod').selector);
-    const job = plain(one(declared, 'kubernetes:batch/v1:Job', 'db-users').inputs);
-    assert.equal(job.spec.template.spec.containers[0].image, 'registry.example/orders:1.0.0');
-    assert.deepEqual(job.spec.template.spec.containers[0].command, ['node', 'sync.js']);
+    // What the users Jobs take from it: root's login as env sources, and the digest of the credentials.
+    assert.deepEqual(plain(await valueOf(mongo.admin.password as never)), { secretKeyRef: { name: 'db-credentials', key: 'root-password' } });
+    assert.match(await valueOf(mongo.admin.digest), /^[0-9a-f]{32}$/);
     // The user is the prefix and a tag of the password.
     assert.match(plain(one(declared, 'kubernetes:core/v1:Secret').inputs).stringData['app-username'], /^orders-app-[0-9a-f]{10}$/);
+  });
+
+  it('DatabaseUsers: the users and retire Jobs, from what MongoDb hands out, after MongoDB and after the clients\' rollout', async () => {
+    const { resources: declared } = await run(() => {
+      const mongo = new MongoDb('db', {
+        namespace: 'shop',
+        labels: appLabels('mongodb', 'database', 'shop', 'prod'),
+        image: 'mongo:7.0.14',
+        database: 'orders',
+        rootUsername: 'admin',
+        rootPassword: 'r',
+        appUserPrefix: 'orders-app',
+        appPassword: 'a',
+        storageSize: '20Gi',
+        storageClass: 'fast',
+        wiredTigerCacheGb: 1,
+        resources,
+        retainOnDelete: true,
+        clientSelector: { app: 'orders' },
+        userSyncLabels: appLabels('db-users', 'database-admin', 'shop', 'prod'),
+      });
+      const client = new pulumi.ComponentResource('test:index:Client', 'orders-api');
+      return new DatabaseUsers('db', {
+        namespace: 'shop',
+        labels: appLabels('db-users', 'database-admin', 'shop', 'prod'),
+        image: 'registry.example/orders-admin:1.0.0',
+        mongo: mongo.connection,
+        admin: mongo.admin,
+        appUserPrefix: 'orders-app',
+        after: mongo.ready,
+        clients: { rollout: [client], drainSeconds: 45 },
+      });
+    });
+    const jobs = declared.filter((r) => r.type === 'kubernetes:batch/v1:Job');
+    assert.deepEqual(jobs.map((job) => job.name).sort(), ['db-retire-users', 'db-users']);
+    for (const job of jobs) assert.equal(parentOf(job), 'koa-mongodb:database:DatabaseUsers::db');
+    const users = plain(one(declared, 'kubernetes:batch/v1:Job', 'db-users').inputs);
+    const container = users.spec.template.spec.containers[0];
+    assert.equal(container.image, 'registry.example/orders-admin:1.0.0');
+    assert.deepEqual(container.command, ['node', 'dist/users/ensure-user-main.js']);
+    const env = Object.fromEntries(container.env.map((e: { name: string; value?: string; valueFrom?: unknown }) => [e.name, e.value ?? e.valueFrom]));
+    assert.deepEqual(env.MONGODB_ADMIN_USER, { secretKeyRef: { name: 'db-credentials', key: 'root-username' } });
+    assert.deepEqual(env.MONGODB_USER, { secretKeyRef: { name: 'db-credentials', key: 'app-username' } });
+    assert.equal(env.MONGODB_DB, 'orders');
+    assert.deepEqual(users.spec.template.metadata.labels, appLabels('db-users', 'database-admin', 'shop', 'prod').all);
+    const retire = plain(one(declared, 'kubernetes:batch/v1:Job', 'db-retire-users').inputs).spec.template.spec.containers[0];
+    assert.deepEqual(retire.command, ['node', 'dist/users/retire-users-main.js']);
+    assert.deepEqual(retire.env.slice(-2), [{ name: 'MONGODB_USER_PREFIX', value: 'orders-app' }, { name: 'DRAIN_SECONDS', value: '45' }]);
+    const after = (name: string) => ((optionsOf(one(declared, 'kubernetes:batch/v1:Job', name)).dependsOn ?? []) as unknown as { __name: string }[]).map((r) => r.__name).sort();
+    assert.deepEqual(after('db-users'), ['db']);
+    assert.deepEqual(after('db-retire-users'), ['db-users', 'orders-api']);
   });
 
   it('DataService: Deployment, Service, HPA and PDB from plain arguments', async () => {

@@ -182,8 +182,14 @@ describe('stack configuration', () => {
 
     it('prebuilt mode refuses :latest and untagged references', () => {
       for (const image of ['me/app:latest', 'me/app']) {
-        expectProblems({ mongoRootPassword: 'a', mongoAppPassword: 'b', imageMode: 'prebuilt', image }, ['mongoRootPassword', 'mongoAppPassword'], [/exact tag or digest/]);
+        expectProblems({ mongoRootPassword: 'a', mongoAppPassword: 'b', imageMode: 'prebuilt', image, adminImage: 'me/data-admin:1' }, ['mongoRootPassword', 'mongoAppPassword'], [/exact tag or digest/]);
       }
+    });
+
+    it('prebuilt mode needs the admin image too (the users Jobs run it), and says how to make it', () => {
+      expectProblems({ mongoRootPassword: 'a', mongoAppPassword: 'b', imageMode: 'prebuilt', image: 'me/app:1' }, ['mongoRootPassword', 'mongoAppPassword'], [
+        /imageMode prebuilt needs `adminImage` too: the admin image built from admin\/Dockerfile .*docker build -t <registry>\/data-admin:<tag> admin/,
+      ]);
     });
   });
 

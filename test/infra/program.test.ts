@@ -25,6 +25,7 @@ describe('Pulumi program, dev stack', () => {
       const components = resources.filter((r) => !r.custom && r.type !== 'pulumi:pulumi:Stack').map((r) => `${r.type} ${r.name}`);
       assert.deepEqual(components.sort(), [
         'koa-mongodb:database:Backups mongodb-backups',
+        'koa-mongodb:database:DatabaseUsers mongodb',
         'koa-mongodb:database:MongoDb mongodb',
         'koa-mongodb:image:ServiceImage data-admin',
         'koa-mongodb:image:ServiceImage data-service',
@@ -41,7 +42,8 @@ describe('Pulumi program, dev stack', () => {
       assert.deepEqual(Object.fromEntries([...byParent].map(([parent, kinds]) => [parent, kinds.sort()])), {
         '(top level)': ['Namespace'],
         'koa-mongodb:database:Backups::mongodb-backups': ['CronJob', 'PersistentVolumeClaim'],
-        'koa-mongodb:database:MongoDb::mongodb': ['Job', 'Job', 'NetworkPolicy', 'PersistentVolumeClaim', 'Secret', 'Service', 'StatefulSet'],
+        'koa-mongodb:database:DatabaseUsers::mongodb': ['Job', 'Job'],
+        'koa-mongodb:database:MongoDb::mongodb': ['NetworkPolicy', 'PersistentVolumeClaim', 'Secret', 'Service', 'StatefulSet'],
         'koa-mongodb:service:DataService::data-service': ['Deployment', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'Service'],
       });
       assert.equal(parentOf(one(resources, 'pulumi-nodejs:dynamic:Resource', 'data-service')), 'koa-mongodb:image:ServiceImage::data-service');
@@ -142,9 +144,9 @@ describe('Pulumi program, dev stack', () => {
       const job = find('kubernetes:batch/v1:Job', 'mongodb-users');
       const pod = job.spec.template.spec;
       const container = pod.containers[0];
-      // The service's own image runs the reconcile program (service/src/admin/ensure-user-main.ts).
-      assert.equal(container.image, outputs.image);
-      assert.deepEqual(container.command, ['node', 'dist/admin/ensure-user-main.js']);
+      // The admin image runs the reconcile program (admin/src/users/ensure-user-main.ts), not the service's.
+      assert.equal(container.image, `data-admin:${contextHash(path.join(ROOT, 'admin'))}`);
+      assert.deepEqual(container.command, ['node', 'dist/users/ensure-user-main.js']);
       const env = Object.fromEntries(container.env.map((e: { name: string; value?: string; valueFrom?: unknown }) => [e.name, e.value ?? e.valueFrom]));
       assert.equal(env.MONGODB_URI, 'mongodb://mongodb.koa-mongodb.svc.cluster.local:27017/');
       assert.equal(env.MONGODB_DB, 'flask_db');
@@ -158,6 +160,21 @@ describe('Pulumi program, dev stack', () => {
       assert.deepEqual(container.securityContext, { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
       // No init script any more: it would only run on an empty data directory.
       assert.equal(resources.filter((r) => r.type === 'kubernetes:core/v1:ConfigMap').length, 0);
+    });
+
+    it('a change to the service\'s code changes no Job: two programs differing only in the service image give identical Jobs', async () => {
+      const jobsOf = async (serviceImage: string) => {
+        const run = await runStack({ imageMode: 'prebuilt', image: serviceImage, adminImage: 'ghcr.io/me/data-admin:1.0.0' });
+        const deployment = plain(one(run.resources, 'kubernetes:apps/v1:Deployment').inputs).spec.template.spec.containers[0].image;
+        const jobs = run.resources.filter((r) => r.type === 'kubernetes:batch/v1:Job' || r.type === 'kubernetes:batch/v1:CronJob');
+        return { deployment, jobs: JSON.stringify(jobs.map((job) => [job.name, plain(job.inputs)])), count: jobs.length };
+      };
+      const before = await jobsOf('ghcr.io/me/data-service:1.0.0');
+      const after = await jobsOf('ghcr.io/me/data-service:1.0.1');
+      assert.notEqual(after.deployment, before.deployment, 'the service rolls');
+      assert.equal(before.count, 3, 'the users Job, the retire Job, the backup CronJob');
+      assert.equal(after.jobs, before.jobs, 'no Job is replaced (none runs again)');
+      assert.ok(!before.jobs.includes('data-service:'), 'no Job names the service\'s image');
     });
 
     it('the digest follows the credentials', async () => {
@@ -188,8 +205,8 @@ describe('Pulumi program, dev stack', () => {
     it('retires the earlier users in a Job after the rollout, once the old pods\' grace period has passed', () => {
       const job = find('kubernetes:batch/v1:Job', 'mongodb-retire-users');
       const container = job.spec.template.spec.containers[0];
-      assert.equal(container.image, outputs.image);
-      assert.deepEqual(container.command, ['node', 'dist/admin/retire-users-main.js']);
+      assert.equal(container.image, `data-admin:${contextHash(path.join(ROOT, 'admin'))}`);
+      assert.deepEqual(container.command, ['node', 'dist/users/retire-users-main.js']);
       const env = Object.fromEntries(container.env.map((e: { name: string; value?: string; valueFrom?: unknown }) => [e.name, e.value ?? e.valueFrom]));
       assert.equal(env.MONGODB_USER_PREFIX, 'app');
       assert.equal(env.DRAIN_SECONDS, String(find('kubernetes:apps/v1:Deployment').spec.template.spec.terminationGracePeriodSeconds));
@@ -363,7 +380,14 @@ describe('Pulumi program, dev stack', () => {
       assert.ok(matches(pdb.spec.selector.matchLabels, deployment().spec.template.metadata.labels));
     });
 
-    it('waits for MongoDB (not the users Job, which every code change replaces) before rolling out; the retire Job waits for both', () => {
+    it('the users Jobs moved out of MongoDb keep it as an alias: an existing stack replaces them in place, not beside (fixed names)', () => {
+      for (const name of ['mongodb-users', 'mongodb-retire-users']) {
+        const aliases = (optionsOf(one(resources, 'kubernetes:batch/v1:Job', name)).aliases ?? []) as { parent?: { __pulumiType: string; __name: string } }[];
+        assert.deepEqual(aliases.map((alias) => `${alias.parent?.__pulumiType}::${alias.parent?.__name}`), ['koa-mongodb:database:MongoDb::mongodb'], name);
+      }
+    });
+
+    it('waits for MongoDB (not the users Job: the pods start beside it) before rolling out; the retire Job waits for both', () => {
       const names = (type: string, name: string) => ((optionsOf(one(resources, type, name)).dependsOn ?? []) as unknown as { __pulumiType: string; __name: string }[]).map((r) => `${r.__pulumiType}::${r.__name}`).sort();
       assert.deepEqual(names('koa-mongodb:service:DataService', 'data-service'), ['kubernetes:apps/v1:StatefulSet::mongodb']);
       assert.deepEqual(names('kubernetes:batch/v1:Job', 'mongodb-retire-users'), ['koa-mongodb:service:DataService::data-service', 'kubernetes:batch/v1:Job::mongodb-users']);

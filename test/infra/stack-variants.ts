@@ -12,7 +12,7 @@ export const STACK_VARIANTS = {
   'static hostPath volume': { mongoStaticVolume: 'true' },
   'LoadBalancer service': { serviceType: 'LoadBalancer', nodePort: '30500' },
   'ClusterIP service': { serviceType: 'ClusterIP' },
-  'prebuilt image': { imageMode: 'prebuilt', image: `ghcr.io/me/data-service@sha256:${'a'.repeat(64)}` },
+  'prebuilt image': { imageMode: 'prebuilt', image: `ghcr.io/me/data-service@sha256:${'a'.repeat(64)}`, adminImage: `ghcr.io/me/data-admin@sha256:${'b'.repeat(64)}` },
   'fixed node port': { nodePort: '30999' },
 } satisfies Record<string, Record<string, string>>;
 

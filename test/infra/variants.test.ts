@@ -36,18 +36,16 @@ describe('Pulumi program, other modes', () => {
     assert.deepEqual(pod.imagePullSecrets, [{ name: 'data-admin-pull' }]);
   });
 
-  it('prebuilt mode: deploys the given reference, builds nothing; the backup CronJob only with an adminImage', async () => {
-    const { resources, resolved } = await runStack({ imageMode: 'prebuilt', image: 'ghcr.io/me/data-service:1.2.3' });
+  it('prebuilt mode: deploys the given references, builds nothing; the admin image runs the users Jobs and the backups', async () => {
+    const { resources, resolved } = await runStack({ imageMode: 'prebuilt', image: 'ghcr.io/me/data-service:1.2.3', adminImage: 'ghcr.io/me/data-admin:1.2.3' });
     assert.equal(ofType(resources, 'docker:index/image:Image').length, 0);
     assert.equal(ofType(resources, 'pulumi-nodejs:dynamic:Resource').length, 0);
-    assert.equal(ofType(resources, 'kubernetes:batch/v1:CronJob').length, 0, 'no admin image given: no CronJob (with a warning)');
-    assert.equal(ofType(resources, 'koa-mongodb:database:Backups').length, 0, 'nor a backups volume nothing could write or read');
-    assert.deepEqual(ofType(resources, 'kubernetes:core/v1:PersistentVolumeClaim').map((claim) => claim.name), ['mongodb-data']);
-    const withAdmin = await runStack({ imageMode: 'prebuilt', image: 'ghcr.io/me/data-service:1.2.3', adminImage: 'ghcr.io/me/data-admin:1.2.3' });
-    assert.equal(ofType(withAdmin.resources, 'pulumi-nodejs:dynamic:Resource').length, 0);
-    one(withAdmin.resources, 'kubernetes:core/v1:PersistentVolumeClaim', 'mongodb-backups');
-    const cron = plain(one(withAdmin.resources, 'kubernetes:batch/v1:CronJob').inputs);
+    one(resources, 'kubernetes:core/v1:PersistentVolumeClaim', 'mongodb-backups');
+    const cron = plain(one(resources, 'kubernetes:batch/v1:CronJob').inputs);
     assert.equal(cron.spec.jobTemplate.spec.template.spec.containers[0].image, 'ghcr.io/me/data-admin:1.2.3');
+    for (const job of ['mongodb-users', 'mongodb-retire-users']) {
+      assert.equal(plain(one(resources, 'kubernetes:batch/v1:Job', job).inputs).spec.template.spec.containers[0].image, 'ghcr.io/me/data-admin:1.2.3', job);
+    }
     assert.equal(resolved.image, 'ghcr.io/me/data-service:1.2.3');
     assert.equal(plain(one(resources, 'kubernetes:apps/v1:Deployment').inputs).spec.template.spec.containers[0].image, 'ghcr.io/me/data-service:1.2.3');
   });

@@ -187,9 +187,12 @@ describe('the main job on the real node: npm run up, with the minikube stand-in,
     }
   });
 
-  it('a one-line change to service/src: one new image built in the node, rolled out under load with no failed request', async () => {
+  it('a one-line change to service/src: one new image built in the node, rolled out under load with no failed request, no Job run again', async () => {
     const oldImage = await deployedImage();
     const builds = mk.builds.length;
+    // The users Jobs run the admin image: a change to the service's code leaves them as they are (not run again).
+    const jobUids = async () => Promise.all(['mongodb-users', 'mongodb-retire-users'].map(async (name) => (await api.get('batch/v1', 'Job', NAMESPACE, name))?.metadata.uid as string));
+    const jobsBefore = await jobUids();
     user.edit('service/src/routes/root.ts', 'Welcome to the Flask app!', 'Welcome to the Flask app! (v2)');
     const load = steadyLoad(`${url}/`, { body: (text) => text.slice(0, 30) });
     const started = Date.now();
@@ -205,6 +208,7 @@ describe('the main job on the real node: npm run up, with the minikube stand-in,
     assert.ok(load.answered > 50, `steady load ran (${load.answered})`);
     assert.equal(mk.builds.length, builds + 1, 'exactly one new build');
     assert.match(mk.builds.at(-1)!.reference, /data-service:/, 'the service\'s: the admin image\'s tag hashes admin/ only');
+    assert.deepEqual(await jobUids(), jobsBefore, 'the users Jobs are the same objects: not replaced, not run again');
     const image = await deployedImage();
     assert.notEqual(image, oldImage);
     const onNode = await nodeImages();

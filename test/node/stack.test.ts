@@ -2,8 +2,8 @@
  * The whole stack on a real node: the real Pulumi engine (CLI 3.248, the Node.js language host, the
  * Kubernetes provider 4.25, built from the Go module proxy), the local control plane with a real node
  * joined (devkit/node: containerd + runc, kubelet, kube-proxy, CoreDNS, metrics-server, a hostPath
- * StorageClass `standard` as Minikube has), and the images made here (devkit/images: the service image
- * built from service/Dockerfile; MongoDB's STAND-IN, FerretDB posing as the mongo image, because the
+ * StorageClass `standard` as Minikube has), and the images made here (devkit/images: the service and
+ * admin images built from service/Dockerfile and admin/Dockerfile; MongoDB's STAND-IN, FerretDB posing as the mongo image, because the
  * real image cannot be fetched here). Containers run for real: probes, security contexts, the Secret's
  * wiring, the users Job, DNS, the NodePort URL, the HPA on real CPU metrics, a rollout under load, and
  * destroy. `imageMode: prebuilt` (the pulumi-docker provider cannot be built here; the image is imported
@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { CONTEXT } from '../../devkit/control-plane';
-import { buildServiceImage, ensureMongoStandIn } from '../../devkit/images';
+import { buildAdminImage, buildServiceImage, ensureMongoStandIn } from '../../devkit/images';
 import { KubeClient, type Manifest } from '../../devkit/kube';
 import { startNodeCluster, type LocalNode } from '../../devkit/node/node';
 import { REPO_ROOT } from '../../devkit/paths';
@@ -46,6 +46,7 @@ describe('the stack on a real node: pulumi up with real containers', function ()
     const service = await buildServiceImage(undefined, { log });
     // A second tag of the same build: a new reference, so the Deployment rolls out, as a code change would.
     const rollout = await buildServiceImage(`${service.ref.split(':')[1]}-rollout`, { log });
+    const admin = await buildAdminImage({ log });
     const mongo = await ensureMongoStandIn({ log });
     log(`images ready in ${seconds(started)} s`);
     cluster = await startNodeCluster(log, { metricResolution: '15s' });
@@ -58,6 +59,7 @@ describe('the stack on a real node: pulumi up with real containers', function ()
     };
     serviceRef = await importOne(service.archive, /data-service:[0-9a-f]{16}$/);
     rolloutRef = await importOne(rollout.archive, /data-service:[0-9a-f]{16}-rollout$/);
+    const adminRef = await importOne(admin.archive, /data-admin:[0-9a-f]{16}$/);
     const mongoRef = await importOne(mongo.archive, /mongo-standin@sha256:/); // by digest: pinned, as the stack demands
     log(`node ${cluster.node.nodeIp} up with the images imported, ${seconds(started)} s after the start`);
 
@@ -74,7 +76,7 @@ describe('the stack on a real node: pulumi up with real containers', function ()
     });
     await pulumi.ok(['stack', 'init', 'node']);
     // As on Minikube, but for the context's name, the node's address and the prebuilt images.
-    const config = { kubeContext: CONTEXT, imageMode: 'prebuilt', image: serviceRef, mongoImage: mongoRef, minikubeIp: cluster.node.nodeIp };
+    const config = { kubeContext: CONTEXT, imageMode: 'prebuilt', image: serviceRef, adminImage: adminRef, mongoImage: mongoRef, minikubeIp: cluster.node.nodeIp };
     for (const [key, value] of Object.entries(config)) await pulumi.ok(['config', 'set', key, value]);
     await pulumi.ok(['config', 'set', '--secret', 'mongoRootPassword', `root-${randomBytes(9).toString('base64url')}`]);
     await pulumi.ok(['config', 'set', '--secret', 'mongoAppPassword', `app-${randomBytes(9).toString('base64url')}`]);

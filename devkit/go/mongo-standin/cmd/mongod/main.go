@@ -35,6 +35,8 @@ import (
 	"github.com/FerretDB/FerretDB/internal/handler/registry"
 	"github.com/FerretDB/FerretDB/internal/util/password"
 	"github.com/FerretDB/FerretDB/internal/util/state"
+
+	"github.com/FerretDB/FerretDB/koa-mongodb-standin/roles"
 )
 
 const (
@@ -301,6 +303,8 @@ func listen(addr, dbPath string, auth bool, setupUser, setupPassword string) (*s
 		}
 		return nil, fmt.Errorf("FerretDB handler: %w", err)
 	}
+	// MongoDB's createUser/updateUser take roles; FerretDB v1 has none and refuses them: accepted, not enforced.
+	roles.Accept(h)
 	l, err := clientconn.Listen(&clientconn.NewListenerOpts{
 		TCP:     addr,
 		Mode:    clientconn.NormalMode,

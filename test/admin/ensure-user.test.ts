@@ -2,13 +2,15 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 
-const JOB_MAIN = path.resolve(__dirname, '..', '..', 'service', 'dist', 'admin', 'ensure-user-main.js');
+// The admin image runs the compiled file; the tests run its source through tsx, as the backup Job's tests do.
+const JOB_MAIN = path.resolve(__dirname, '..', '..', 'admin', 'src', 'users', 'ensure-user-main.ts');
+const TSX = require.resolve('tsx/cjs');
 
 /** The `mongodb-users` Job's process: what it does without a usable database, and what it never prints. */
 describe('MongoDB users Job: the entry point', () => {
   describe('the Job\'s entry point', () => {
     const runJob = (env: Record<string, string>) =>
-      spawnSync(process.execPath, [JOB_MAIN], { encoding: 'utf8', timeout: 60_000, env: { PATH: process.env.PATH ?? '', ...env } });
+      spawnSync(process.execPath, ['--require', TSX, JOB_MAIN], { encoding: 'utf8', timeout: 60_000, env: { PATH: process.env.PATH ?? '', ...env } });
 
     it('refuses to start without its environment, naming what is missing', () => {
       const result = runJob({ MONGODB_URI: 'mongodb://127.0.0.1:1/', MONGODB_PASSWORD: 'App-Pa55' });

@@ -1,5 +1,5 @@
 /**
- * The two database-admin Jobs of a password rotation, run as the stack runs them (the built entry points,
+ * The two database-admin Jobs of a password rotation, run as the stack runs them (their entry points,
  * the Secret's values in env) against the MongoDB stand-in (FerretDB v1.24.2 with SCRAM, devkit/go/
  * mongo-standin) on loopback: the users Job makes the new password's user beside the old one, and the
  * retire Job drops the earlier users only after the old pods' grace period, never the current one and
@@ -16,7 +16,9 @@ import { freePort } from '../../devkit/ports';
 import { scratchDir } from '../../devkit/scratch';
 import { supervise, waitReady, type Supervised } from '../../devkit/supervisor';
 
-const DIST = path.resolve(__dirname, '..', '..', 'service', 'dist', 'admin');
+/** The Jobs' programs (admin/src/users), run from source through tsx; the admin image runs them compiled. */
+const SOURCES = path.resolve(__dirname, '..', '..', 'admin', 'src', 'users');
+const TSX = require.resolve('tsx/cjs');
 const ROOT_PASSWORD = 'R00t-Pa55-admin-jobs';
 const DB = 'flask_db';
 const OLD = { username: 'app-0123456789', password: 'Old-Pa55-admin-jobs' };
@@ -65,7 +67,7 @@ describe('the users and retire Jobs of a rotation, against the MongoDB stand-in'
 
   function job(main: string, user: { username: string; password: string }, extra: Record<string, string> = {}): Promise<{ code: number | null; lines: { msg: string; users?: string[]; level?: string }[]; output: string }> {
     return new Promise((resolve) => {
-      const child = spawn(process.execPath, [path.join(DIST, main)], {
+      const child = spawn(process.execPath, ['--require', TSX, path.join(SOURCES, main)], {
         env: {
           PATH: process.env.PATH,
           MONGODB_URI: uri,
@@ -84,7 +86,7 @@ describe('the users and retire Jobs of a rotation, against the MongoDB stand-in'
       child.on('close', (code) => resolve({ code, output, lines: output.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line)) }));
     });
   }
-  const retire = (user: typeof NEW, drainSeconds: number) => job('retire-users-main.js', user, { MONGODB_USER_PREFIX: 'app', DRAIN_SECONDS: String(drainSeconds) });
+  const retire = (user: typeof NEW, drainSeconds: number) => job('retire-users-main.ts', user, { MONGODB_USER_PREFIX: 'app', DRAIN_SECONDS: String(drainSeconds) });
   /** `work` on the application database, as MongoDB's root user. */
   const asRoot = async <T>(work: (db: Db) => Promise<T>): Promise<T> => {
     const client = new MongoClient(uri, { auth: { username: 'root', password: ROOT_PASSWORD }, authSource: 'admin', directConnection: true });
@@ -97,7 +99,7 @@ describe('the users and retire Jobs of a rotation, against the MongoDB stand-in'
   const usersInDb = () => asRoot(async (db) => ((await db.command({ usersInfo: 1 })) as { users: { user: string }[] }).users.map((u) => u.user).sort());
 
   it('the first up: the users Job creates the user, and the retire Job finds nothing to drop and does not wait', async () => {
-    assert.equal((await job('ensure-user-main.js', OLD)).code, 0);
+    assert.equal((await job('ensure-user-main.ts', OLD)).code, 0);
     const started = Date.now();
     const result = await retire(OLD, 30);
     assert.equal(result.code, 0, result.output);
@@ -112,9 +114,11 @@ describe('the users and retire Jobs of a rotation, against the MongoDB stand-in'
       await db.command({ createUser: 'app', pwd: 'Legacy-Pa55', roles: [] });
       await db.command({ createUser: 'reporting', pwd: 'Report-Pa55', roles: [] });
     });
-    const created = await job('ensure-user-main.js', NEW);
+    const created = await job('ensure-user-main.ts', NEW);
     assert.equal(created.code, 0, created.output);
     assert.equal(created.lines[0].msg, 'application user created');
+    // The stand-in accepts the readWrite role the Job asks for (and grants nothing): no fallback, no warning.
+    assert.deepEqual(created.lines.map((line) => line.level ?? 'info'), ['info'], created.output);
     assert.equal(await login(OLD.username, OLD.password), 'ok', 'the old pods still log in after the users Job');
     assert.equal(await login(NEW.username, NEW.password), 'ok', 'the new pods do');
 
@@ -143,7 +147,7 @@ describe('the users and retire Jobs of a rotation, against the MongoDB stand-in'
     try {
       await new Promise((resolve) => setTimeout(resolve, 2000));
       assert.equal(await ready(), 503, 'not ready while its user does not exist');
-      assert.equal((await job('ensure-user-main.js', later)).code, 0);
+      assert.equal((await job('ensure-user-main.ts', later)).code, 0);
       const made = Date.now();
       let status = 0;
       while (Date.now() - made < 20_000 && (status = await ready()) !== 200) await new Promise((resolve) => setTimeout(resolve, 200));

@@ -17,18 +17,10 @@ export interface AppUser {
 
 export interface EnsureOutcome {
   action: 'created' | 'updated';
-  /**
-   * 'granted': readWrite on the application database only. 'unsupported': the server cannot grant roles
-   * (FerretDB, the stand-in of the local node tests, refuses any role), so the user has none: it can log
-   * in, but least privilege is not enforced there. MongoDB always grants them.
-   */
-  roles: 'granted' | 'unsupported';
 }
 
 /** MongoDB's error code for createUser on a user that exists (a concurrent run got there first). */
 const USER_EXISTS = 51003;
-/** The server does not implement an argument (FerretDB's answer to `roles`). */
-const NOT_IMPLEMENTED = 238;
 
 /** Least privilege: readWrite on the application database, nothing else. */
 export const appRoles = (database: string) => [{ role: 'readWrite', db: database }];
@@ -36,25 +28,16 @@ export const appRoles = (database: string) => [{ role: 'readWrite', db: database
 export async function ensureUser(db: Db, user: AppUser): Promise<EnsureOutcome> {
   const info = (await db.command({ usersInfo: { user: user.username, db: user.database } })) as { users?: unknown[] };
   const exists = (info.users ?? []).length > 0;
-  let roles: EnsureOutcome['roles'] = 'granted';
   // Keys in this order: the command name must come first.
-  const send = async (command: 'createUser' | 'updateUser') => {
-    try {
-      await db.command({ [command]: user.username, pwd: user.password, roles: roles === 'granted' ? appRoles(user.database) : [] });
-    } catch (error) {
-      if ((error as { code?: number }).code !== NOT_IMPLEMENTED || roles !== 'granted') throw error;
-      roles = 'unsupported';
-      await db.command({ [command]: user.username, pwd: user.password, roles: [] });
-    }
-  };
+  const send = (command: 'createUser' | 'updateUser') => db.command({ [command]: user.username, pwd: user.password, roles: appRoles(user.database) });
   if (!exists) {
     try {
       await send('createUser');
-      return { action: 'created', roles };
+      return { action: 'created' };
     } catch (error) {
       if ((error as { code?: number }).code !== USER_EXISTS) throw error;
     }
   }
   await send('updateUser');
-  return { action: 'updated', roles };
+  return { action: 'updated' };
 }

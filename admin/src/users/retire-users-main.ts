@@ -1,5 +1,5 @@
 /**
- * `node dist/admin/retire-users-main.js`: the entry point of the `mongodb-retire-users` Job, which runs
+ * `node dist/users/retire-users-main.js` (the admin image): the entry point of the `mongodb-retire-users` Job, which runs
  * after the service's rollout (see retire-users.ts). Besides the users Job's environment it takes
  * MONGODB_USER_PREFIX and DRAIN_SECONDS.
  */

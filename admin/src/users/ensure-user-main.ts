@@ -1,5 +1,5 @@
 /**
- * `node dist/admin/ensure-user-main.js`: the entry point of the `mongodb-users` Job. Logs in as MongoDB's
+ * `node dist/users/ensure-user-main.js` (the admin image): the entry point of the `mongodb-users` Job. Logs in as MongoDB's
  * root user, waits for the server to accept it, and creates or updates the current application user
  * (see ensure-user.ts). Exit 0 when the user is in line with the Secret, 1 when it could not be done in time.
  */
@@ -11,8 +11,5 @@ exitWith(async () => {
   return runAsAdmin(env, 'could not reconcile the application user', async (db, attempt) => {
     const outcome = await ensureUser(db, env.user);
     log({ msg: `application user ${outcome.action}`, user: env.user.username, database: env.user.database, attempt });
-    if (outcome.roles === 'unsupported') {
-      log({ level: 'warn', msg: `this server cannot grant roles (a stand-in such as FerretDB): ${env.user.username} is not limited to readWrite on ${env.user.database}` });
-    }
   });
 });

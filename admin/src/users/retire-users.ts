@@ -1,6 +1,6 @@
 /**
  * The second half of a password rotation. Each password gets its own application user (`<prefix>-<tag>`,
- * named by components/mongodb.ts), so the pods of the old ReplicaSet keep logging in with the old one
+ * named by components/databaseUsers.ts), so the pods of the old ReplicaSet keep logging in with the old one
  * while the new pods come up with the new one: no request fails. Once the rollout is done, this drops
  * the earlier users: only after the old pods' grace period, because dropping a user ends what its
  * connections may do. Users that do not follow the naming (made by hand) are never touched.
