@@ -7,6 +7,7 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import { ConfigError, parseConfig, type LogLevel } from '../service/src/config';
+import { BACKUP_USER_PREFIX } from './mongodb';
 
 /** How the service's image is had (components/serviceImage.ts); defined here once, with the type the components take. */
 export const IMAGE_MODES = ['minikube', 'registry', 'prebuilt'] as const;
@@ -319,6 +320,8 @@ export function loadConfig(): StackConfig {
   const username = (key: 'mongoRootUsername' | 'mongoAppUsername') => {
     const value = str(key);
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(value)) problems.push(`${key} "${value}" must be letters, digits, _, . or -`);
+    // The backup user's names are `backup-<tag>`: the same prefix would let one user's retirement drop the other's.
+    if (key === 'mongoAppUsername' && value === BACKUP_USER_PREFIX) problems.push(`${key} "${value}" is the backup user's prefix; choose another`);
     return value;
   };
 

@@ -18,6 +18,8 @@ export interface DatabaseUsersArgs {
   admin: MongoAdminAccess;
   /** The application users are named this, a dash and a tag of the password (see appUserName). */
   appUserPrefix: string;
+  /** The backup user's env sources (MongoDb.backupConnection) and its names' prefix (BACKUP_USER_PREFIX). */
+  backup: { username: k8s.types.input.core.v1.EnvVarSource; password: k8s.types.input.core.v1.EnvVarSource; prefix: string };
   /** What the users Job waits for: MongoDB running (MongoDb.ready). Its own retries then only cover restarts. */
   after: pulumi.Input<pulumi.Resource>[];
   /**
@@ -32,9 +34,11 @@ export interface DatabaseUsersArgs {
 
 /**
  * The application's MongoDB users, kept in line with MongoDB's Secret by two Jobs that log in as root, from
- * the admin image (so a change to the service's code changes neither):
- * - `<name>-users` creates the current password's user (`<prefix>-<tag>`), or resets its password and roles;
- * - `<name>-retire-users`, after the clients' rollout and their grace period, drops the earlier users.
+ * the admin image (so a change to the service's code changes neither). Two users, the same way: the
+ * application's (`<prefix>-<tag>`, readWrite) and the backup CronJob's (`backup-<tag>`, read; its password
+ * derived from the application's, so rotated with it):
+ * - `<name>-users` creates each current user, or resets its password and roles;
+ * - `<name>-retire-users`, after the clients' rollout and their grace period, drops the earlier users of each.
  * The image's init scripts run only on an empty data directory; these run whenever the credentials or the
  * claim change (the pod template carries MongoDB's digest of them, and a changed template replaces the Job),
  * so rotated passwords and kept or adopted data both work. A failed run is retried by the next `pulumi up`
@@ -81,6 +85,8 @@ export class DatabaseUsers extends pulumi.ComponentResource {
                       { name: 'MONGODB_USER', valueFrom: args.mongo.username },
                       { name: 'MONGODB_PASSWORD', valueFrom: args.mongo.password },
                       { name: 'MONGODB_DB', value: args.mongo.database },
+                      { name: 'MONGODB_BACKUP_USER', valueFrom: args.backup.username },
+                      { name: 'MONGODB_BACKUP_PASSWORD', valueFrom: args.backup.password },
                       ...extraEnv,
                     ],
                     resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '500m', memory: '128Mi' } },
@@ -101,6 +107,7 @@ export class DatabaseUsers extends pulumi.ComponentResource {
       ['node', 'dist/users/retire-users-main.js'],
       [
         { name: 'MONGODB_USER_PREFIX', value: args.appUserPrefix },
+        { name: 'MONGODB_BACKUP_USER_PREFIX', value: args.backup.prefix },
         { name: 'DRAIN_SECONDS', value: String(args.clients.drainSeconds) },
       ],
       [...args.clients.rollout, this.usersJob],

@@ -1,4 +1,4 @@
-import { createHash, scryptSync } from 'node:crypto';
+import { createHash, createHmac, scryptSync } from 'node:crypto';
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import type { AppLabels } from './labels';
@@ -19,7 +19,12 @@ export const SECRET_KEYS = {
   rootPassword: 'root-password',
   appUsername: 'app-username',
   appPassword: 'app-password',
+  backupUsername: 'backup-username',
+  backupPassword: 'backup-password',
 } as const;
+
+/** The backup user's name is this, a dash and a tag of its password (as the application user's, appUserName). */
+export const BACKUP_USER_PREFIX = 'backup';
 
 /**
  * Everything a client needs to reach MongoDB as the application user: where it is, and the env
@@ -68,6 +73,15 @@ export function appUserName(prefix: string, database: string, password: string):
   return `${prefix}-${scryptSync(password, `koa-mongodb:${database}:${prefix}`, 5).toString('hex')}`;
 }
 
+/**
+ * The backup user's password: derived from the application password (an HMAC-SHA256 of a fixed label keyed
+ * by it, hex), so that it is nothing more for the user to set and a rotation of the application password
+ * rotates it too. It tells nothing about the application password (HMAC is one-way).
+ */
+export function backupPassword(appPassword: string): string {
+  return createHmac('sha256', appPassword).update('koa-mongodb:backup-user').digest('hex');
+}
+
 export interface MongoDbArgs {
   namespace: pulumi.Input<string>;
   labels: AppLabels;
@@ -114,6 +128,8 @@ export const VOLUME_PERMISSIONS = {
 export class MongoDb extends pulumi.ComponentResource {
   /** How the application reaches MongoDB as its own least-privileged user. */
   readonly connection: MongoConnection;
+  /** The same, as the backup user (`read` on the application database only; see components/backups.ts). */
+  readonly backupConnection: MongoConnection;
   readonly statefulSet: k8s.apps.v1.StatefulSet;
   readonly claimName: pulumi.Output<string>;
   /** Root's login and the credentials' digest, for the users Jobs (DatabaseUsers). */
@@ -129,6 +145,8 @@ export class MongoDb extends pulumi.ComponentResource {
     super('koa-mongodb:database:MongoDb', name, {}, opts);
     // Derived from a secret, so itself kept secret in the state.
     const appUsername = pulumi.output(args.appPassword).apply((password) => appUserName(args.appUserPrefix, args.database, password));
+    const backupPass = pulumi.secret(pulumi.output(args.appPassword).apply(backupPassword));
+    const backupUsername = backupPass.apply((password) => appUserName(BACKUP_USER_PREFIX, args.database, password));
     // Fixed names: a replacement must delete the old object first, even when the provider itself is
     // replaced (a new cluster), where create-then-delete would delete the new object by its name.
     const parent = { parent: this, deleteBeforeReplace: true };
@@ -149,6 +167,8 @@ export class MongoDb extends pulumi.ComponentResource {
           [SECRET_KEYS.rootPassword]: pulumi.secret(args.rootPassword),
           [SECRET_KEYS.appUsername]: appUsername,
           [SECRET_KEYS.appPassword]: pulumi.secret(args.appPassword),
+          [SECRET_KEYS.backupUsername]: backupUsername,
+          [SECRET_KEYS.backupPassword]: backupPass,
         },
       },
       parent,
@@ -324,6 +344,7 @@ export class MongoDb extends pulumi.ComponentResource {
       revision: secret.metadata.resourceVersion,
       clientLabels,
     };
+    this.backupConnection = { ...this.connection, username: fromSecret(SECRET_KEYS.backupUsername), password: fromSecret(SECRET_KEYS.backupPassword) };
     this.registerOutputs({ host, database: args.database, claimName: this.claimName });
   }
 }

@@ -8,7 +8,7 @@ import { DataService } from './dataService';
 import { appLabels } from './labels';
 import { annotations } from './skipAwait';
 import { apiServerHost, isLoopback } from './kubeconfig';
-import { MongoDb } from './mongodb';
+import { BACKUP_USER_PREFIX, MongoDb } from './mongodb';
 import { ServiceImage } from './serviceImage';
 
 export const SERVICE_DIR = path.resolve(__dirname, '..', 'service');
@@ -145,7 +145,8 @@ export function createStack(cfg: StackConfig): StackOutputs {
       image: adminImage.ref,
       imagePullPolicy: adminImage.pullPolicy,
       imagePullSecret: adminImage.pullSecretName,
-      mongo: mongo.connection,
+      // The backup user (read only), not the application's.
+      mongo: mongo.backupConnection,
       storageSize: cfg.backup.storageSize,
       storageClass: cfg.mongo.storageClass,
       retainOnDelete: cfg.retainOnDelete,
@@ -166,6 +167,7 @@ export function createStack(cfg: StackConfig): StackOutputs {
       mongo: mongo.connection,
       admin: mongo.admin,
       appUserPrefix: cfg.mongo.appUserPrefix,
+      backup: { username: mongo.backupConnection.username, password: mongo.backupConnection.password, prefix: BACKUP_USER_PREFIX },
       after: mongo.ready,
       clients: { rollout: [service], drainSeconds: service.gracePeriodSeconds },
       formerParent: mongo,

@@ -54,6 +54,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
       msg: 'backup written',
       file: name,
       database,
+      // Who read it (the backup user's name, never its password): shows the Job ran with its own user.
+      user: env.MONGODB_USER,
       collections: summary.collections.map((c) => ({ name: c.name, documents: c.documents })),
       documents: summary.documents,
       bytes: summary.bytes,

@@ -3,7 +3,7 @@
  * the Secret's values in env) against the MongoDB stand-in (FerretDB v1.24.2 with SCRAM, devkit/go/
  * mongo-standin) on loopback: the users Job makes the new password's user beside the old one, and the
  * retire Job drops the earlier users only after the old pods' grace period, never the current one and
- * never one made by hand.
+ * never one made by hand; the backup user is made (with `read`) and retired the same way.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -167,5 +167,38 @@ describe('the users and retire Jobs of a rotation, against the MongoDB stand-in'
     assert.ok(Date.now() - started < 15_000, 'at once: retrying cannot help');
     assert.match(result.lines.at(-1)!.msg + JSON.stringify(result.lines.at(-1)), /app-ffffffffff does not exist; not dropping any user/);
     assert.deepEqual(await usersInDb(), ['app-1111111111', NEW.username, 'reporting'].sort());
+  });
+  it('the backup user: made beside the application user with read (not readWrite), and retired like it after a rotation', async () => {
+    const backupEnv = (backup: { username: string; password: string }) => ({ MONGODB_BACKUP_USER: backup.username, MONGODB_BACKUP_PASSWORD: backup.password });
+    const firstBackup = { username: 'backup-0123456789', password: 'Backup-Pa55-first' };
+    const made = await job('ensure-user-main.ts', NEW, backupEnv(firstBackup));
+    assert.equal(made.code, 0, made.output);
+    const roles = (line: { msg: string }) => (line as { roles?: unknown }).roles;
+    assert.deepEqual(made.lines.map((line) => [line.msg, roles(line)]), [
+      ['application user updated', [{ role: 'readWrite', db: DB }]],
+      ['backup user created', [{ role: 'read', db: DB }]],
+    ]);
+    assert.equal(await login(firstBackup.username, firstBackup.password), 'ok', 'the backup CronJob logs in as its own user');
+
+    // A rotation of the application password: a new application user and a new backup user.
+    const app2 = { username: 'app-2222222222', password: 'App2-Pa55-admin-jobs' };
+    const backup2 = { username: 'backup-2222222222', password: 'Backup-Pa55-second' };
+    const rotated = await job('ensure-user-main.ts', app2, backupEnv(backup2));
+    assert.equal(rotated.code, 0, rotated.output);
+    assert.deepEqual(rotated.lines.map((line) => line.msg), ['application user created', 'backup user created']);
+    assert.equal(await login(firstBackup.username, firstBackup.password), 'ok', 'a backup running through the rotation keeps its user');
+
+    const retireBoth = (backup: typeof backup2) => job('retire-users-main.ts', app2, { ...backupEnv(backup), MONGODB_USER_PREFIX: 'app', MONGODB_BACKUP_USER_PREFIX: 'backup', DRAIN_SECONDS: '0' });
+    const refused = await retireBoth({ username: 'backup-ffffffffff', password: 'Never-Pa55' });
+    assert.equal(refused.code, 1, refused.output);
+    assert.match(JSON.stringify(refused.lines.at(-1)), /backup-ffffffffff does not exist; not dropping any user/, 'never leaves the backups without their user');
+
+    const retired = await retireBoth(backup2);
+    assert.equal(retired.code, 0, retired.output);
+    assert.deepEqual([...retired.lines.at(-1)!.users!].sort(), ['app-1111111111', NEW.username, firstBackup.username].sort());
+    assert.notEqual(await login(firstBackup.username, firstBackup.password), 'ok', 'the old backup user is gone');
+    assert.equal(await login(backup2.username, backup2.password), 'ok');
+    assert.deepEqual(await usersInDb(), [app2.username, backup2.username, 'reporting'].sort());
+    for (const line of [...made.output.split('\n'), ...rotated.output.split('\n'), ...retired.output.split('\n')]) assert.doesNotMatch(line, /Pa55/, 'no password in the Jobs\' output');
   });
 });

@@ -90,7 +90,7 @@ describe('the program\'s objects on a real API server', function () {
         assert.equal(live.get('StatefulSet/mongodb')!.spec.serviceName, 'mongodb');
 
         const secret = await api.get('v1', 'Secret', namespace, 'mongodb-credentials');
-        assert.deepEqual(Object.keys(secret!.data).sort(), ['app-password', 'app-username', 'root-password', 'root-username']);
+        assert.deepEqual(Object.keys(secret!.data).sort(), ['app-password', 'app-username', 'backup-password', 'backup-username', 'root-password', 'root-username']);
         assert.equal(Buffer.from(secret!.data['app-password'], 'base64').toString(), DEV_SECRETS.mongoAppPassword);
       });
 

@@ -9,7 +9,8 @@ import path from 'node:path';
 import { contextHash } from '../../components/buildContext';
 import { READER_IMAGE_ANNOTATION } from '../../components/backups';
 import { cronProblem, loadConfig, StackConfigError } from '../../components/config';
-import { matches, one, ofType, optionsOf, plain, setConfig, DEV_SECRETS } from './harness';
+import { appUserName, backupPassword } from '../../components/mongodb';
+import { matches, one, ofType, optionsOf, plain, setConfig, DEV_SECRETS, SECRET_SIG } from './harness';
 import { MACHINE, ROOT, devStackConfig, runStack } from './fixtures';
 
 const cronJobOf = (resources: Awaited<ReturnType<typeof runStack>>['resources']) => plain(one(resources, 'kubernetes:batch/v1:CronJob', 'mongodb-backups').inputs);
@@ -60,17 +61,49 @@ describe('scheduled backups (Backups)', () => {
     assert.equal(claim.metadata.annotations[READER_IMAGE_ANNOTATION], admin, 'the claim names the image that reads it (for --list and --from)');
   });
 
-  it('logs in as the application user from the Secret: no password in plain env or on a command line', () => {
+  it('logs in as its own backup user (read only) from the Secret, not as the application user: no password in plain env or on a command line', () => {
     const [container] = cronJobOf(run.resources).spec.jobTemplate.spec.template.spec.containers;
     const env = Object.fromEntries(container.env.map((e: { name: string; value?: string; valueFrom?: unknown }) => [e.name, e.value ?? e.valueFrom]));
     assert.equal(env.MONGODB_URI, 'mongodb://mongodb.koa-mongodb.svc.cluster.local:27017/');
     assert.equal(env.MONGODB_DB, 'flask_db');
-    assert.deepEqual(env.MONGODB_USER, { secretKeyRef: { name: 'mongodb-credentials', key: 'app-username' } });
-    assert.deepEqual(env.MONGODB_PASSWORD, { secretKeyRef: { name: 'mongodb-credentials', key: 'app-password' } });
+    assert.deepEqual(env.MONGODB_USER, { secretKeyRef: { name: 'mongodb-credentials', key: 'backup-username' } });
+    assert.deepEqual(env.MONGODB_PASSWORD, { secretKeyRef: { name: 'mongodb-credentials', key: 'backup-password' } });
     assert.equal(env.BACKUP_KEEP, '24');
     assert.equal(env.BACKUP_DIR, '/backups');
     const text = JSON.stringify(container);
-    for (const secret of Object.values(DEV_SECRETS)) assert.ok(!text.includes(secret), 'no password anywhere in the container');
+    for (const secret of [...Object.values(DEV_SECRETS), backupPassword(DEV_SECRETS.mongoAppPassword)]) assert.ok(!text.includes(secret), 'no password anywhere in the container');
+  });
+
+  it('the backup user\'s credentials: in MongoDB\'s Secret as secrets, derived from the application password, rotated with it', async () => {
+    const credentialsOf = async (appPassword: string) => {
+      const secret = one((await runStack({}, { ...DEV_SECRETS, mongoAppPassword: appPassword })).resources, 'kubernetes:core/v1:Secret', 'mongodb-credentials');
+      // The engine sends the Secret's stringData as one secret value (encrypted in the state).
+      assert.ok(SECRET_SIG in (secret.inputs.stringData as object), 'the Secret\'s data is a Pulumi secret');
+      const data = plain(secret.inputs.stringData);
+      return { username: data['backup-username'] as string, password: data['backup-password'] as string };
+    };
+    const first = await credentialsOf('first-Pa55');
+    assert.match(first.password, /^[0-9a-f]{64}$/, 'an HMAC-SHA256, hex');
+    assert.equal(first.password, backupPassword('first-Pa55'));
+    assert.ok(!first.password.includes('first-Pa55'));
+    assert.equal(first.username, appUserName('backup', 'flask_db', first.password));
+    assert.match(first.username, /^backup-[0-9a-f]{10}$/);
+    assert.deepEqual(await credentialsOf('first-Pa55'), first, 'the same application password, the same backup user');
+    const rotated = await credentialsOf('rotated-Pa55');
+    assert.notEqual(rotated.password, first.password, 'a rotation of the application password rotates the backup password');
+    assert.notEqual(rotated.username, first.username, 'and makes a new backup user, as it makes a new application user');
+  });
+
+  it('the users Jobs keep the backup user beside the application user; the retire Job knows its prefix', () => {
+    const envOf = (name: string) => {
+      const [container] = plain(one(run.resources, 'kubernetes:batch/v1:Job', name).inputs).spec.template.spec.containers;
+      return Object.fromEntries(container.env.map((e: { name: string; value?: string; valueFrom?: unknown }) => [e.name, e.value ?? e.valueFrom]));
+    };
+    for (const job of ['mongodb-users', 'mongodb-retire-users']) {
+      assert.deepEqual(envOf(job).MONGODB_BACKUP_USER, { secretKeyRef: { name: 'mongodb-credentials', key: 'backup-username' } });
+      assert.deepEqual(envOf(job).MONGODB_BACKUP_PASSWORD, { secretKeyRef: { name: 'mongodb-credentials', key: 'backup-password' } });
+    }
+    assert.equal(envOf('mongodb-retire-users').MONGODB_BACKUP_USER_PREFIX, 'backup');
   });
 
   it('its pods wear the label MongoDB\'s NetworkPolicy admits (handed out by MongoDb), and the CronJob\'s own labels', () => {

@@ -87,6 +87,7 @@ describe('components on their own', () => {
         mongo: mongo.connection,
         admin: mongo.admin,
         appUserPrefix: 'orders-app',
+        backup: { username: mongo.backupConnection.username, password: mongo.backupConnection.password, prefix: 'backup' },
         after: mongo.ready,
         clients: { rollout: [client], drainSeconds: 45 },
       });
@@ -105,7 +106,13 @@ describe('components on their own', () => {
     assert.deepEqual(users.spec.template.metadata.labels, appLabels('db-users', 'database-admin', 'shop', 'prod').all);
     const retire = plain(one(declared, 'kubernetes:batch/v1:Job', 'db-retire-users').inputs).spec.template.spec.containers[0];
     assert.deepEqual(retire.command, ['node', 'dist/users/retire-users-main.js']);
-    assert.deepEqual(retire.env.slice(-2), [{ name: 'MONGODB_USER_PREFIX', value: 'orders-app' }, { name: 'DRAIN_SECONDS', value: '45' }]);
+    assert.deepEqual(env.MONGODB_BACKUP_USER, { secretKeyRef: { name: 'db-credentials', key: 'backup-username' } });
+    assert.deepEqual(env.MONGODB_BACKUP_PASSWORD, { secretKeyRef: { name: 'db-credentials', key: 'backup-password' } });
+    assert.deepEqual(retire.env.slice(-3), [
+      { name: 'MONGODB_USER_PREFIX', value: 'orders-app' },
+      { name: 'MONGODB_BACKUP_USER_PREFIX', value: 'backup' },
+      { name: 'DRAIN_SECONDS', value: '45' },
+    ]);
     const after = (name: string) => ((optionsOf(one(declared, 'kubernetes:batch/v1:Job', name)).dependsOn ?? []) as unknown as { __name: string }[]).map((r) => r.__name).sort();
     assert.deepEqual(after('db-users'), ['db']);
     assert.deepEqual(after('db-retire-users'), ['db-users', 'orders-api']);

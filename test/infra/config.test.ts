@@ -112,6 +112,10 @@ describe('stack configuration', () => {
       ]);
     });
 
+    it('refuses an application user prefix equal to the backup user\'s (the retire Job would drop one for the other)', () => {
+      expectProblems({ mongoRootPassword: 'a', mongoAppPassword: 'b', mongoAppUsername: 'backup' }, ['mongoRootPassword', 'mongoAppPassword'], [/mongoAppUsername "backup" is the backup user's prefix/]);
+    });
+
     it('reports every bad value at once', () => {
       expectProblems(
         {

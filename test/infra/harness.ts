@@ -147,7 +147,8 @@ export function optionsOf(resource: Pick<Declared, 'type' | 'name'>): pulumi.Res
   return options.get(`${resource.type}::${resource.name}`) ?? {};
 }
 
-const SECRET_SIG = '4dabf18193072939515e22adb298388d';
+/** The key Pulumi marks a secret value with in serialized inputs. */
+export const SECRET_SIG = '4dabf18193072939515e22adb298388d';
 
 /** Inputs with the engine's secret wrappers removed: the object as the API server would get it. */
 export function plain(value: unknown): any { // eslint-disable-line @typescript-eslint/no-explicit-any

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { contextHash } from '../../components/buildContext';
-import { appUserName } from '../../components/mongodb';
+import { appUserName, backupPassword } from '../../components/mongodb';
 import { DEV_SECRETS, k8sResources, manifests, matches, one, optionsOf, parentOf, plain, type Declared, type Run } from './harness';
 import { ROOT, runStack, type ResolvedOutputs } from './fixtures';
 
@@ -137,6 +137,9 @@ describe('Pulumi program, dev stack', () => {
         'root-password': DEV_SECRETS.mongoRootPassword,
         'app-username': appUserName('app', 'flask_db', DEV_SECRETS.mongoAppPassword),
         'app-password': DEV_SECRETS.mongoAppPassword,
+        // The backup CronJob's own user (read only), derived from the application password.
+        'backup-username': appUserName('backup', 'flask_db', backupPassword(DEV_SECRETS.mongoAppPassword)),
+        'backup-password': backupPassword(DEV_SECRETS.mongoAppPassword),
       });
     });
 

@@ -124,6 +124,15 @@ describe('scheduled backups on the real node: the CronJob\'s first run, --list, 
     assert.equal(pod.spec.securityContext.runAsUser, 1000);
     assert.equal(pod.spec.containers[0].securityContext.readOnlyRootFilesystem, true);
     assert.equal(pod.metadata.labels['koa-mongodb/mongodb-client'], 'mongodb', 'the label the NetworkPolicy admits');
+    // It logged in as the backup user (read only), not as the application user.
+    const userRef = pod.spec.containers[0].env.find((e: Manifest) => e.name === 'MONGODB_USER')?.valueFrom?.secretKeyRef;
+    assert.deepEqual(userRef, { name: 'mongodb-credentials', key: 'backup-username' });
+    const secret = await api.get('v1', 'Secret', NAMESPACE, 'mongodb-credentials');
+    const backupUser = Buffer.from(secret?.data['backup-username'], 'base64').toString();
+    assert.match(backupUser, /^backup-[0-9a-f]{10}$/);
+    assert.equal(written.user, backupUser, 'the Job\'s log line names the user it read as');
+    const usersLog = await kubectl('logs', 'job/mongodb-users');
+    assert.match(usersLog.output, new RegExp(`"msg":"backup user (created|updated)","user":"${backupUser}"[^\\n]*"roles":\\[\\{"role":"read","db":"flask_db"\\}\\]`), usersLog.output);
   });
 
   it('npm run backup -- --list shows it on the backups volume', async () => {

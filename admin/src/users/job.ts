@@ -1,15 +1,18 @@
 /**
  * What the database-admin Jobs share: their environment (MongoDB's root login from the Secret, the
- * application user), one JSON line per event on stdout and never a credential, and the retry loop
+ * application user and the backup user), one JSON line per event on stdout and never a credential, and the retry loop
  * (mongod may still be starting, or restarting after an OOM) bounded by ENSURE_USER_TIMEOUT_MS.
  */
 import { MongoClient, type Db } from 'mongodb';
-import type { AppUser } from './ensure-user';
+import { appRoles, backupRoles, type ManagedUser } from './ensure-user';
 
 export interface JobEnv {
   uri: string;
   admin: { username: string; password: string };
-  user: AppUser;
+  /** The application user (MONGODB_USER, MONGODB_PASSWORD). */
+  user: ManagedUser;
+  /** Every user the Jobs keep: the application user, and the backup user when MONGODB_BACKUP_USER is set. */
+  users: ManagedUser[];
   deadlineMs: number;
 }
 
@@ -20,12 +23,17 @@ export function readEnv(env: NodeJS.ProcessEnv): JobEnv {
     if (value === undefined || value === '') missing.push(name);
     return value ?? '';
   };
-  const parsed: JobEnv = {
-    uri: need('MONGODB_URI'),
-    admin: { username: need('MONGODB_ADMIN_USER'), password: need('MONGODB_ADMIN_PASSWORD') },
-    user: { username: need('MONGODB_USER'), password: need('MONGODB_PASSWORD'), database: need('MONGODB_DB') },
-    deadlineMs: Number(env.ENSURE_USER_TIMEOUT_MS ?? 240_000),
-  };
+  const uri = need('MONGODB_URI');
+  const admin = { username: need('MONGODB_ADMIN_USER'), password: need('MONGODB_ADMIN_PASSWORD') };
+  const app = { username: need('MONGODB_USER'), password: need('MONGODB_PASSWORD'), database: need('MONGODB_DB') };
+  const user: ManagedUser = { ...app, kind: 'application', roles: appRoles(app.database) };
+  const users = [user];
+  // Both or neither (the stack sets both, from MongoDB's Secret).
+  if (env.MONGODB_BACKUP_USER || env.MONGODB_BACKUP_PASSWORD) {
+    const backup = { username: need('MONGODB_BACKUP_USER'), password: need('MONGODB_BACKUP_PASSWORD'), database: app.database };
+    users.push({ ...backup, kind: 'backup', roles: backupRoles(app.database) });
+  }
+  const parsed: JobEnv = { uri, admin, user, users, deadlineMs: Number(env.ENSURE_USER_TIMEOUT_MS ?? 240_000) };
   if (missing.length > 0) throw new Error(`missing environment: ${missing.join(', ')}`);
   if (!Number.isFinite(parsed.deadlineMs) || parsed.deadlineMs <= 0) throw new Error('ENSURE_USER_TIMEOUT_MS must be a positive number');
   return parsed;

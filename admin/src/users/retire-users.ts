@@ -3,7 +3,8 @@
  * named by components/databaseUsers.ts), so the pods of the old ReplicaSet keep logging in with the old one
  * while the new pods come up with the new one: no request fails. Once the rollout is done, this drops
  * the earlier users: only after the old pods' grace period, because dropping a user ends what its
- * connections may do. Users that do not follow the naming (made by hand) are never touched.
+ * connections may do. The backup user (`backup-<tag>`, its password derived from the application's) is
+ * rotated and retired the same way. Users that do not follow the naming (made by hand) are never touched.
  */
 import type { Db } from 'mongodb';
 import { Refusal } from './job';
@@ -13,23 +14,24 @@ export const isEarlierUserName = (name: string, prefix: string, current: string)
   name !== current && (name === prefix || (name.startsWith(`${prefix}-`) && /^[0-9a-f]{10}$/.test(name.slice(prefix.length + 1))));
 
 export interface RetireOptions {
-  prefix: string;
-  current: string;
+  /** Each current user (the application's, the backup user) and the prefix of its names. */
+  kept: { prefix: string; current: string }[];
   /** How long the old pods may still be draining (the service's termination grace period). */
   drainMs: number;
   sleep?: (ms: number) => Promise<void>;
   onWait?: (users: string[], ms: number) => void;
 }
 
-/** Drops the earlier application users, the current one never; the names dropped. */
+/** Drops the earlier users of each prefix, the current ones never; the names dropped. */
 export async function retireEarlierUsers(db: Db, options: RetireOptions): Promise<string[]> {
   const info = (await db.command({ usersInfo: 1 })) as { users?: { user: string }[] };
   const names = (info.users ?? []).map((user) => user.user);
-  if (!names.includes(options.current)) {
-    // Never leave the service without a user: the users Job has not run (or was undone) against this server.
-    throw new Refusal(`the current application user ${options.current} does not exist; not dropping any user`);
+  const currents = options.kept.map((user) => user.current);
+  for (const current of currents) {
+    // Never leave the service (or the backups) without a user: the users Job has not run (or was undone) here.
+    if (!names.includes(current)) throw new Refusal(`the current user ${current} does not exist; not dropping any user`);
   }
-  const earlier = names.filter((name) => isEarlierUserName(name, options.prefix, options.current));
+  const earlier = names.filter((name) => !currents.includes(name) && options.kept.some(({ prefix, current }) => isEarlierUserName(name, prefix, current)));
   if (earlier.length === 0) return [];
   options.onWait?.(earlier, options.drainMs);
   await (options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))))(options.drainMs);
