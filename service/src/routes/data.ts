@@ -4,7 +4,7 @@ import { ObjectId } from 'mongodb';
 import { createHash } from 'node:crypto';
 import { readJsonBody, type BodyBudget } from '../body';
 import { badRequest } from '../errors';
-import { JsonArrayStream } from '../jsonArrayStream';
+import { sendJsonArray } from '../jsonArrayStream';
 import type { DataStore } from '../store/dataStore';
 import { checkNumbers, validateInsertBody, type DocumentLimits } from '../validate';
 
@@ -42,7 +42,7 @@ export function dataRouter({ store, bodyLimitBytes, bodyBudget, documentLimits, 
     checkNumbers(text);
     const documents = Array.isArray(body) ? body : [body];
     const idempotency = key === undefined ? undefined : { key, fingerprint: createHash('sha256').update(bytes).digest('base64url') };
-    const outcome = await store.insert(documents, { idempotency, bodyChars: text.length });
+    const outcome = await store.insert(documents, { idempotency });
     if (outcome.replayed) ctx.set('Idempotent-Replayed', 'true');
     ctx.status = 201;
     ctx.body = Array.isArray(body)
@@ -62,24 +62,31 @@ export function dataRouter({ store, bodyLimitBytes, bodyBudget, documentLimits, 
 
     // A reader that leaves while it waits for its turn (a cursor, a read slot) gives up its place.
     const gone = new AbortController();
-    ctx.res.once('close', () => gone.abort());
-    if (query.limit === undefined) {
-      // Everything, streamed as the client reads: memory stays flat whatever the
-      // collection's size. Natural order, as the guide's app returned it.
-      const source = await store.openStream(query.after, gone.signal);
-      ctx.body = new JsonArrayStream(source, streamStallTimeoutMs, streamMaxMs);
-      return;
+    const leave = () => gone.abort();
+    ctx.res.once('close', leave);
+    try {
+      if (query.limit === undefined) {
+        // Everything, streamed as the client reads: memory stays flat whatever the
+        // collection's size. Natural order, as the guide's app returned it.
+        const source = await store.openStream(query.after, gone.signal);
+        ctx.status = 200;
+        ctx.respond = false; // written by sendJsonArray, not by Koa
+        sendJsonArray(ctx.res, source, streamStallTimeoutMs, streamMaxMs, (error) => ctx.app.emit('error', error, ctx));
+        return;
+      }
+      // One page in _id order, bounded by count and by size.
+      const page = await store.readPage({ limit: query.limit, after: query.after, maxChars: pageMaxChars }, gone.signal);
+      if (page.next) {
+        const next = page.next.toHexString();
+        ctx.set('X-Next-Cursor', next);
+        ctx.set('Link', `</data?limit=${query.limit}&after=${next}>; rel="next"`);
+      }
+      ctx.body = page.json;
+      ctx.type = 'application/json; charset=utf-8';
+    } finally {
+      // Not aborted when it ends: an abort builds an exception, for nobody.
+      ctx.res.off('close', leave);
     }
-
-    // One page in _id order, bounded by count and by size.
-    const page = await store.readPage({ limit: query.limit, after: query.after, maxChars: pageMaxChars }, gone.signal);
-    if (page.next) {
-      const next = page.next.toHexString();
-      ctx.set('X-Next-Cursor', next);
-      ctx.set('Link', `</data?limit=${query.limit}&after=${next}>; rel="next"`);
-    }
-    ctx.body = page.json;
-    ctx.type = 'application/json; charset=utf-8';
   });
 
   return router;

@@ -6,17 +6,14 @@ import { withDeadline } from './deadline';
 export interface InsertBatcherLimits {
   /** Batches on their way to the database at once; a request arriving while that many are out waits for one. */
   maxInFlight: number;
-  /** Documents in one batch. */
+  /** Documents in one batch (their bytes are bounded by BODY_BUDGET_BYTES: each request holds its body until answered). */
   maxDocuments: number;
-  /** Characters of request body in one batch (a bound on its size in BSON, give or take). */
-  maxChars: number;
   /** The longest one batch may take, whatever the driver does (see withDeadline). */
   deadlineMs: number;
 }
 
 interface Pending {
   doc: Document & { _id: ObjectId };
-  chars: number;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -47,9 +44,9 @@ export class InsertBatcher {
   ) {}
 
   /** Resolves once the document is stored; rejects with what its request must be told. */
-  insert(doc: Document & { _id: ObjectId }, chars: number): Promise<void> {
+  insert(doc: Document & { _id: ObjectId }): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ doc, chars, resolve, reject });
+      this.queue.push({ doc, resolve, reject });
       this.schedule();
     });
   }
@@ -69,13 +66,7 @@ export class InsertBatcher {
 
   private flush(): void {
     if (this.queue.length === 0 || this.inFlight >= this.limits.maxInFlight) return;
-    let count = 0;
-    let chars = 0;
-    while (count < this.queue.length && count < this.limits.maxDocuments && (count === 0 || chars + this.queue[count].chars <= this.limits.maxChars)) {
-      chars += this.queue[count].chars;
-      count++;
-    }
-    const batch = this.queue.splice(0, count);
+    const batch = this.queue.splice(0, this.limits.maxDocuments);
     this.inFlight++;
     void this.write(batch).finally(() => {
       this.inFlight--;
