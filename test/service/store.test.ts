@@ -3,6 +3,7 @@ import type { CommandStartedEvent, Document, MongoClient } from 'mongodb';
 import { createMetrics } from '../../service/src/metrics';
 import type { Database } from '../../service/src/db';
 import { createDataStore, type DocumentSource } from '../../service/src/store/dataStore';
+import { withDeadline } from '../../service/src/store/deadline';
 import { dbUri, serviceDriver, uniqueDbName } from './helpers';
 
 const MiB = 1024 * 1024;
@@ -112,5 +113,20 @@ describe('reads: round trips, and what a stream holds at once', function () {
     assert.ok(slices.length >= 6, `${slices.length} slices`);
     assert.ok(slices.every((slice) => slice.length <= 64 * 1024 + blob.length + 100), `slices of ${slices.map((slice) => slice.length).join(', ')}`);
     assert.equal(slices.join(''), `[${(await expected(dbName)).map((doc) => doc.json).join(',')}`);
+  });
+});
+
+describe('withDeadline: a time limit on every database operation', () => {
+  it('operations started together share one signal, each aborted between the deadline and 1.1 times it', async () => {
+    const started = Date.now();
+    const signalOf = (options: object) => (options as { signal: AbortSignal }).signal;
+    const signal = signalOf(withDeadline(300, { ordered: false }));
+    assert.equal(signalOf(withDeadline(300)), signal, 'the same tenth of the deadline: the same signal');
+    assert.equal(withDeadline(300, { ordered: false }).ordered, false, 'the options kept');
+    const aborted = await new Promise<number>((resolve) => signal.addEventListener('abort', () => resolve(Date.now() - started)));
+    assert.ok(aborted >= 300 && aborted < 330 + 50, `aborted after ${aborted} ms`);
+    assert.equal((signal.reason as Error).name, 'TimeoutError');
+    assert.notEqual(signalOf(withDeadline(300)), signal, 'a later operation gets a later deadline');
+    assert.equal(signalOf(withDeadline(300)).aborted, false);
   });
 });
