@@ -2,30 +2,26 @@ import type { ServerResponse } from 'node:http';
 import type { DocumentSource } from './store/dataStore';
 
 export class StalledReaderError extends Error {
+  override name = 'StalledReaderError';
   constructor(ms: number) {
     super(`the client read nothing for ${ms} ms; response cut off`);
-    this.name = 'StalledReaderError';
   }
 }
 
 export class StreamTooLongError extends Error {
+  override name = 'StreamTooLongError';
   constructor(ms: number) {
     super(`the response was still streaming after ${ms} ms (STREAM_MAX_MS); cut off`);
-    this.name = 'StreamTooLongError';
   }
 }
 
 /**
- * Writes the source's documents to `res` as one JSON array (chunked), only as fast as the client reads: the
- * next batch is taken once the socket has taken the last. Written to the response itself, not piped from a
- * Readable: most answers are one batch, and a pipeline (a Readable, abort signals, its listeners) cost
- * more than the rest of the stream's work.
- *
- * The source is closed on every way out, and the response cut (the socket destroyed: the client sees an
- * incomplete array, never a short one that parses) with `onError` told why: a source that fails, a reader
- * that takes nothing for `stallTimeoutMs` while we wait on it (a client that stops reading would otherwise
- * hold the cursor forever), a stream still going after `maxMs` (one that reads a little now and then), and
- * a client that leaves first.
+ * Writes the source's documents to `res` as one JSON array (chunked), as fast as the client reads. To the
+ * response itself: most answers are one batch, and a pipe from a Readable (its abort signals, listeners)
+ * cost more than the rest of the work. The source is closed on every way out, and the response cut (an
+ * incomplete array, never a short one that parses) with `onError` told why: the source failed, the reader
+ * took nothing for `stallTimeoutMs` (it would hold the cursor forever), the stream went on past `maxMs` (a
+ * reader taking a little now and then), or the client left.
  */
 export function sendJsonArray(res: ServerResponse, source: DocumentSource, stallTimeoutMs: number, maxMs: number, onError: (error: Error) => void): void {
   /** The response was ended or cut: nothing more is written. */
@@ -46,8 +42,7 @@ export function sendJsonArray(res: ServerResponse, source: DocumentSource, stall
     wake();
     void source.close().catch(() => undefined);
   };
-  // Gone already (while the first batch came)? Then its close has been and gone too.
-  if (res.destroyed) return closed();
+  if (res.destroyed) return closed(); // gone while the first batch came: its close has been and gone
   res.once('close', closed);
 
   const pump = async () => {
