@@ -33,7 +33,6 @@ export function createApp({ config, logger, db = createDatabase(config.mongo, lo
 
   const store = createDataStore(db, metrics, {
     ...config.limits,
-    maxDocumentBytes: config.bodyLimitBytes,
     // The server ends a page's query at this (code 50), before the socket timeout would (see db.ts).
     queryTimeoutMs: config.mongo.operationTimeoutMs,
     // Past every timeout of the driver's own (finding a server, then one round trip): only a hang gets there.

@@ -1,14 +1,11 @@
 import { BSON, ObjectId, type Document } from 'mongodb';
 
 /**
- * Stored documents' raw BSON (the driver's `raw: true`) written out as JSON bytes: what JSON.stringify of
- * the driver's decoded document would give (without `_id`), without decoding it into objects first.
- *
- * Why: decoding each document only to serialise it again was most of a read's CPU, and most of its
- * garbage. Keys and ASCII strings are copied byte for byte (escaped where JSON needs it); numbers,
- * booleans, null, ObjectIds and dates are written as JSON.stringify writes them. A document holding any
- * other type (binary, decimal, regex, timestamp, a `$` key such as a DBRef's, an integer past 2^53), or
- * non-ASCII text, goes through the driver's decoder and JSON.stringify instead: the same answer, slower.
+ * Stored documents' raw BSON (the driver's `raw: true`) written out as JSON bytes, without `_id`: what
+ * JSON.stringify of the decoded document gives, without decoding it (that was most of a read's CPU and
+ * garbage). Keys and ASCII strings are copied byte for byte (escaped as JSON needs); numbers, booleans, null,
+ * ObjectIds and dates written as JSON.stringify writes them. Any other type (binary, decimal, regex, a `$`
+ * key such as a DBRef's, an integer past 2^53) or non-ASCII text goes through the decoder: the same, slower.
  */
 export class JsonBytes {
   private out = Buffer.allocUnsafe(16 * 1024);
@@ -25,18 +22,15 @@ export class JsonBytes {
     this.out[this.at++] = byte;
   }
 
-  /** Forgets everything past `length` (a document that would not fit). */
+  /** Forgets everything past `length` (a document that did not fit). */
   truncate(length: number): void {
     this.at = length;
   }
 
-  /**
-   * What was written: a copy when the writer goes on being used (`reuse`) or its buffer grew far past what
-   * is kept (a large document written, then truncated), else the bytes themselves.
-   */
-  take(reuse = false): Buffer {
+  /** What was written: the bytes themselves, or a copy when the buffer grew far past them (a large document written, then truncated). */
+  take(): Buffer {
     const written = this.out.subarray(0, this.at);
-    return reuse || this.out.length > 2 * this.at + 16 * 1024 ? Buffer.from(written) : written;
+    return this.out.length > 2 * this.at + 16 * 1024 ? Buffer.from(written) : written;
   }
 
   /** Appends the document as JSON, without its `_id`; returns that `_id` when it is an ObjectId. */
@@ -171,15 +165,8 @@ export class JsonBytes {
   }
 }
 
-/** Thrown inside a walk: this document needs the decoder. */
-const UNUSUAL = Symbol('unusual');
-
+const UNUSUAL = Symbol('unusual'); // thrown inside a walk: this document needs the decoder
 const MAX_SAFE = 2n ** 53n;
 
 /** JSON.stringify's escapes for the bytes that need one. */
-const ESCAPES: string[] = Array.from({ length: 0x5d }, (_, byte) => {
-  if (byte === 0x22) return '\\"';
-  if (byte === 0x5c) return '\\\\';
-  if (byte >= 0x20) return '';
-  return JSON.stringify(String.fromCharCode(byte)).slice(1, -1);
-});
+const ESCAPES: string[] = Array.from({ length: 0x5d }, (_, byte) => (byte < 0x20 || byte === 0x22 || byte === 0x5c ? JSON.stringify(String.fromCharCode(byte)).slice(1, -1) : ''));

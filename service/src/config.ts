@@ -92,10 +92,10 @@ export function parseConfig(env: Record<string, string | undefined>) {
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 20_000, 0, 600_000),
     /** Bounds on what one request or connection may hold (docs/service.md). */
     limits: {
-      // 16: on FerretDB every open cursor holds one of its ~100 SQLite connections, and 5 replicas (the
-      // HPA's maximum) × 16 leave room for writes and probes. MongoDB needs no such ceiling: raise it there.
-      maxOpenCursors: int('MAX_OPEN_CURSORS', 16, 1, 10_000),
-      /** Page reads on their way to the database at once; half the pool, the other half is the writers' and the probes'. */
+      // A stream's cursor holds a batch, which MongoDB caps at 16 MiB: a quarter of the memory limit for them
+      // (7 in the stack's 500Mi), 16 when no limit is given.
+      maxOpenCursors: int('MAX_OPEN_CURSORS', memoryLimit > 0 ? Math.max(1, Math.floor(memoryLimit / 4 / 2 ** 24)) : 16, 1, 10_000),
+      // Half the pool: the other half is the writers' and the probes', whatever the readers do.
       maxReadsInFlight: int('MAX_READS_IN_FLIGHT', Math.max(1, Math.floor(maxPoolSize / 2)), 1, 10_000),
       /** How long a streamed GET (or a page) waits for its turn before it gets 503. */
       cursorWaitMs: int('CURSOR_WAIT_MS', 5000, 0, 600_000),

@@ -1,84 +1,70 @@
-import { Readable } from 'node:stream';
+import type { ServerResponse } from 'node:http';
 import type { DocumentSource } from './store/dataStore';
 
-/** What the stream holds before it waits for its reader (the source hands over up to 64 KiB at a time). */
-const HIGH_WATER_BYTES = 16 * 1024;
-
 export class StalledReaderError extends Error {
+  override name = 'StalledReaderError';
   constructor(ms: number) {
     super(`the client read nothing for ${ms} ms; response cut off`);
-    this.name = 'StalledReaderError';
   }
 }
 
 export class StreamTooLongError extends Error {
+  override name = 'StreamTooLongError';
   constructor(ms: number) {
     super(`the response was still streaming after ${ms} ms (STREAM_MAX_MS); cut off`);
-    this.name = 'StreamTooLongError';
   }
 }
 
 /**
- * A JSON array streamed from a source of documents written out as JSON, pulled only as fast as the
- * client reads. The source is closed on every way out: the end, an error, the
- * stream destroyed (Koa destroys the body when the response closes or is
- * aborted), a reader that takes nothing for `stallTimeoutMs` while we wait
- * on it (a client that stops reading would otherwise hold the cursor forever),
- * and a stream still going after `maxMs` (one that reads a little now and then).
+ * Writes the source's documents to `res` as one JSON array (chunked), as fast as the client reads. To the
+ * response itself: most answers are one batch, and a pipe from a Readable (its abort signals, listeners)
+ * cost more than the rest of the work. The source is closed on every way out, and the response cut (an
+ * incomplete array, never a short one that parses) with `onError` told why: the source failed, the reader
+ * took nothing for `stallTimeoutMs` (it would hold the cursor forever), the stream went on past `maxMs` (a
+ * reader taking a little now and then), or the client left.
  */
-export class JsonArrayStream extends Readable {
-  private started = false;
-  private pulling = false;
-  private stallTimer?: NodeJS.Timeout;
-  private readonly lifetime: NodeJS.Timeout;
+export function sendJsonArray(res: ServerResponse, source: DocumentSource, stallTimeoutMs: number, maxMs: number, onError: (error: Error) => void): void {
+  /** The response was ended or cut: nothing more is written. */
+  let ended = false;
+  let stall: NodeJS.Timeout | undefined;
+  let wake = (): void => undefined;
+  const cut = (error: Error) => {
+    if (ended) return;
+    ended = true;
+    onError(error);
+    res.destroy();
+  };
+  const lifetime = setTimeout(() => cut(new StreamTooLongError(maxMs)), maxMs).unref();
+  const closed = () => {
+    cut(Object.assign(new Error('the client went away before the response ended'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+    clearTimeout(lifetime);
+    clearTimeout(stall);
+    wake();
+    void source.close().catch(() => undefined);
+  };
+  if (res.destroyed) return closed(); // gone while the first batch came: its close has been and gone
+  res.once('close', closed);
 
-  constructor(
-    private readonly source: DocumentSource,
-    private readonly stallTimeoutMs: number,
-    maxMs: number,
-  ) {
-    super({ highWaterMark: HIGH_WATER_BYTES });
-    this.lifetime = setTimeout(() => this.destroy(new StreamTooLongError(maxMs)), maxMs);
-    this.lifetime.unref();
-  }
-
-  override _read(): void {
-    clearTimeout(this.stallTimer);
-    this.stallTimer = undefined;
-    if (this.pulling) return;
-    this.pulling = true;
-    this.pull().then(
-      () => (this.pulling = false),
-      (error: Error) => this.destroy(error),
-    );
-  }
-
-  private async pull(): Promise<void> {
-    let wantsMore = true;
-    while (wantsMore) {
-      const batch = await this.source.nextBatch();
-      if (this.destroyed) return;
+  const pump = async () => {
+    for (let lead = 0x5b; ; lead = 0x2c) {
+      const batch = await source.nextBatch(lead);
+      if (ended) return;
       if (batch === undefined) {
-        this.push(this.started ? ']' : '[]');
-        this.push(null);
-        await this.source.close();
-        return;
+        ended = true;
+        res.end(lead === 0x5b ? '[]' : ']');
+        // The cursor is spent: its slot goes back now, not when the socket has sent the end.
+        return source.close();
       }
-      this.push(this.started ? ',' : '[');
-      this.started = true;
-      wantsMore = this.push(batch);
+      if (res.write(batch)) continue;
+      // The socket holds enough: wait until it has sent it, or give up on a reader that takes nothing.
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        stall = setTimeout(() => cut(new StalledReaderError(stallTimeoutMs)), stallTimeoutMs).unref();
+        res.once('drain', resolve);
+      });
+      clearTimeout(stall);
+      res.off('drain', wake);
     }
-    // The reader's buffer is full: it has this long to take some before we give up on it.
-    this.stallTimer = setTimeout(() => this.destroy(new StalledReaderError(this.stallTimeoutMs)), this.stallTimeoutMs);
-    this.stallTimer.unref();
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    clearTimeout(this.stallTimer);
-    clearTimeout(this.lifetime);
-    this.source.close().then(
-      () => callback(error),
-      () => callback(error),
-    );
-  }
+  };
+  pump().catch(cut);
 }

@@ -37,6 +37,9 @@ describe('configuration (env parsed once, at start)', () => {
     assert.equal(parseConfig({ MONGODB_MAX_POOL_SIZE: '7' }).limits.maxReadsInFlight, 3);
     assert.equal(config.bodyBudgetBytes, 32 * 1024 * 1024);
     assert.equal(parseConfig({ MEMORY_LIMIT_BYTES: String(500 * 1024 * 1024) }).bodyBudgetBytes, 31.25 * 1024 * 1024);
+    // Streams' cursors: a quarter of the memory limit in batches of up to 16 MiB (MongoDB's cap), at least one.
+    assert.equal(parseConfig({ MEMORY_LIMIT_BYTES: String(500 * 1024 * 1024) }).limits.maxOpenCursors, 7);
+    assert.equal(parseConfig({ MEMORY_LIMIT_BYTES: String(32 * 1024 * 1024) }).limits.maxOpenCursors, 1);
     assert.equal(parseConfig({ MEMORY_LIMIT_BYTES: String(8 * 1024 * 1024), BODY_LIMIT_BYTES: String(1024 * 1024) }).bodyBudgetBytes, 1024 * 1024, 'one body always fits');
     assert.equal(parseConfig({ MEMORY_LIMIT_BYTES: String(500 * 1024 * 1024), BODY_BUDGET_BYTES: '9999999' }).bodyBudgetBytes, 9_999_999);
     assert.throws(() => parseConfig({ BODY_BUDGET_BYTES: '1000' }), /BODY_BUDGET_BYTES must be a whole number from 1048576/);

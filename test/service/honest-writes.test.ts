@@ -164,8 +164,7 @@ describe('a write whose outcome is unknown', function () {
   });
 
   it('single POSTs that went together in one batch are each a 504 when its answer is lost (they were stored)', async () => {
-    // Connections up first (see above), so that the batch goes out on an established one; and one document
-    // stored, so that the sizes record is known and the batch is the only write these requests make.
+    // Connections up first (see above), so that the batch goes out on an established one.
     const warm = await fetch(`${svc.url}/data`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"warm":2}' });
     assert.equal(warm.status, 201);
     const pages = await Promise.all(Array.from({ length: 6 }, () => fetch(`${svc.url}/data?limit=1`)));

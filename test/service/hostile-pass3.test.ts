@@ -15,7 +15,6 @@ const LIMITS: StoreLimits = {
   idempotencyTtlSeconds: 60,
   insertBatchesInFlight: 1,
   operationDeadlineMs: 30_000,
-  maxDocumentBytes: 1024 * 1024,
   maxReadsInFlight: 8,
 };
 
@@ -49,7 +48,7 @@ describe('hostile clients, third pass (issue 24)', function () {
 
     it('16 single POSTs batched with it are each stored once and told so; it alone is a 4xx naming the reason', async () => {
       const s = store();
-      const settled = await Promise.allSettled(Array.from({ length: 17 }, (_, n) => s.insert([n === 8 ? { n, ...refused } : { n }], { bodyChars: 10 })));
+      const settled = await Promise.allSettled(Array.from({ length: 17 }, (_, n) => s.insert([n === 8 ? { n, ...refused } : { n }])));
       assert.deepEqual(settled.map((outcome) => outcome.status), settled.map((_, n) => (n === 8 ? 'rejected' : 'fulfilled')), String((settled.find((o) => o.status === 'rejected') as PromiseRejectedResult | undefined)?.reason));
       const answer = told((settled[8] as PromiseRejectedResult).reason);
       assert.ok(answer.status >= 400 && answer.status < 500, `${answer.status} ${answer.message}`);
@@ -79,8 +78,8 @@ describe('hostile clients, third pass (issue 24)', function () {
         insertMany: () => Promise.reject(unknown('something no table knows')),
         insertOne: (doc: { n: number }) => (doc.n === 2 ? Promise.reject(unknown('this one, alone')) : (stored.push(doc.n), Promise.resolve({ acknowledged: true }))),
       };
-      const batcher = new InsertBatcher(() => collection as never, createMetrics(), { maxInFlight: 1, maxDocuments: 100, maxChars: 1e6, deadlineMs: 5000 });
-      const settled = await Promise.allSettled([0, 1, 2, 3, 4].map((n) => batcher.insert({ _id: new driver.ObjectId(), n } as never, 10)));
+      const batcher = new InsertBatcher(() => collection as never, createMetrics(), { maxInFlight: 1, maxDocuments: 100, deadlineMs: 5000 });
+      const settled = await Promise.allSettled([0, 1, 2, 3, 4].map((n) => batcher.insert({ _id: new driver.ObjectId(), n } as never)));
       assert.deepEqual(settled.map((outcome) => outcome.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
       const answer = told((settled[2] as PromiseRejectedResult).reason);
       assert.ok(answer.status >= 400 && answer.status < 500, `${answer.status} ${answer.message}`);
@@ -94,8 +93,8 @@ describe('hostile clients, third pass (issue 24)', function () {
         insertMany: () => Promise.reject(new driver.MongoServerError({ message: 'refused', errmsg: 'refused', code: 1 })),
         insertOne: () => Promise.reject(new driver.MongoServerSelectionError('no server', {} as never)),
       };
-      const batcher = new InsertBatcher(() => collection as never, createMetrics(), { maxInFlight: 1, maxDocuments: 100, maxChars: 1e6, deadlineMs: 5000 });
-      const settled = await Promise.allSettled([0, 1].map((n) => batcher.insert({ _id: new driver.ObjectId(), n } as never, 10)));
+      const batcher = new InsertBatcher(() => collection as never, createMetrics(), { maxInFlight: 1, maxDocuments: 100, deadlineMs: 5000 });
+      const settled = await Promise.allSettled([0, 1].map((n) => batcher.insert({ _id: new driver.ObjectId(), n } as never)));
       assert.deepEqual(settled.map((outcome) => told((outcome as PromiseRejectedResult).reason).status), [504, 504]);
     });
   });

@@ -16,14 +16,15 @@ describe('single-document inserts that arrive together are stored together (grou
   const inserts: CommandStartedEvent[] = [];
   let outstanding = 0;
   let mostOutstanding = 0;
-  let sizeUpdates = 0;
+  /** Writes to any collection but the data: a single-document POST should make none. */
+  let otherWrites = 0;
   const data = () => client.db(dbName).collection('data');
   /** The documents each insert command on the data collection carried. */
   const batchSizes = () => inserts.map((event) => (event.command.documents as Document[]).length);
 
   const storeWith = (insertBatchesInFlight: number): DataStore => {
     const collection = (() => data()) as unknown as Database['collection']; // see serviceDriver: same types, another copy
-    return createDataStore({ collection }, createMetrics(), { maxReadsInFlight: 8, maxOpenCursors: 4, cursorWaitMs: 1000, queryTimeoutMs: 10_000, idempotencyTtlSeconds: 60, insertBatchesInFlight, operationDeadlineMs: 30_000, maxDocumentBytes: 1024 * 1024 });
+    return createDataStore({ collection }, createMetrics(), { maxReadsInFlight: 8, maxOpenCursors: 4, cursorWaitMs: 1000, queryTimeoutMs: 10_000, idempotencyTtlSeconds: 60, insertBatchesInFlight, operationDeadlineMs: 30_000 });
   };
 
   before(() => {
@@ -31,7 +32,7 @@ describe('single-document inserts that arrive together are stored together (grou
     client = new (serviceDriver().MongoClient)(dbUri(), { monitorCommands: true });
     const isDataInsert = (event: { commandName: string }) => event.commandName === 'insert';
     client.on('commandStarted', (event) => {
-      if (event.commandName === 'update' && event.command.update === 'data_sizes') sizeUpdates++;
+      if (['insert', 'update', 'delete'].includes(event.commandName) && event.command[event.commandName] !== 'data') otherWrites++;
       if (!isDataInsert(event) || event.command.insert !== 'data') return;
       inserts.push(event);
       mostOutstanding = Math.max(mostOutstanding, ++outstanding);
@@ -45,7 +46,7 @@ describe('single-document inserts that arrive together are stored together (grou
   beforeEach(async () => {
     await data().deleteMany({});
     inserts.length = 0;
-    sizeUpdates = 0;
+    otherWrites = 0;
     outstanding = 0;
     mostOutstanding = 0;
   });
@@ -56,13 +57,13 @@ describe('single-document inserts that arrive together are stored together (grou
 
   it('40 at once: fewer insert commands than requests, each answered with its own id, every one stored', async () => {
     const store = storeWith(4);
-    const outcomes = await Promise.all(Array.from({ length: 40 }, (_, n) => store.insert([{ n }], { bodyChars: 10 })));
+    const outcomes = await Promise.all(Array.from({ length: 40 }, (_, n) => store.insert([{ n }])));
     const ids = outcomes.map((outcome) => outcome.ids[0].toHexString());
     assert.equal(new Set(ids).size, 40, 'an id of its own for each');
     assert.ok(inserts.length < 40, `${inserts.length} insert commands for 40 requests`);
     assert.ok(Math.max(...batchSizes()) > 1, `batches: ${batchSizes().join(', ')}`);
     assert.equal(batchSizes().reduce((a, b) => a + b, 0), 40, 'every document sent once');
-    assert.equal(sizeUpdates, 1, 'the sizes record (news to this store) raised once for all 40, not by each');
+    assert.equal(otherWrites, 0, 'no write but the batches: a POST costs its share of one insert');
     // Each id names its own request's document.
     const stored = await data().find({}).toArray();
     assert.equal(stored.length, 40);
@@ -73,7 +74,7 @@ describe('single-document inserts that arrive together are stored together (grou
     const store = storeWith(4);
     for (let n = 0; n < 3; n++) {
       const started = Date.now();
-      await store.insert([{ n }], { bodyChars: 10 });
+      await store.insert([{ n }]);
       assert.ok(Date.now() - started < 1000);
     }
     assert.deepEqual(batchSizes(), [1, 1, 1]);
@@ -81,7 +82,7 @@ describe('single-document inserts that arrive together are stored together (grou
 
   it('never more than INSERT_BATCHES_IN_FLIGHT batches out at once', async () => {
     const store = storeWith(1);
-    await Promise.all(Array.from({ length: 60 }, (_, n) => store.insert([{ n }], { bodyChars: 10 })));
+    await Promise.all(Array.from({ length: 60 }, (_, n) => store.insert([{ n }])));
     assert.equal(mostOutstanding, 1, `at most one insert command at a time; batches: ${batchSizes().join(', ')}`);
     assert.ok(inserts.length < 60);
     assert.equal(await data().countDocuments(), 60);
@@ -91,7 +92,7 @@ describe('single-document inserts that arrive together are stored together (grou
     const store = storeWith(1);
     // FerretDB refuses Infinity (code 2): the HTTP layer never lets it through, so this is the store alone.
     const settled = await Promise.allSettled(
-      Array.from({ length: 11 }, (_, n) => store.insert([n === 5 ? { n, bad: Number.POSITIVE_INFINITY } : { n }], { bodyChars: 10 })),
+      Array.from({ length: 11 }, (_, n) => store.insert([n === 5 ? { n, bad: Number.POSITIVE_INFINITY } : { n }])),
     );
     assert.deepEqual(settled.map((outcome) => outcome.status), settled.map((_, n) => (n === 5 ? 'rejected' : 'fulfilled')), 'only the request that sent it fails');
     const reason = (settled[5] as PromiseRejectedResult).reason as unknown;
@@ -107,7 +108,7 @@ describe('single-document inserts that arrive together are stored together (grou
     // The HTTP layer refuses `_bsontype` keys; the store alone lets this one reach the encoder, which
     // refuses the whole insertMany for it.
     const settled = await Promise.allSettled(
-      Array.from({ length: 11 }, (_, n) => store.insert([n === 5 ? { n, nested: { _bsontype: 'ObjectId' } } : { n }], { bodyChars: 10 })),
+      Array.from({ length: 11 }, (_, n) => store.insert([n === 5 ? { n, nested: { _bsontype: 'ObjectId' } } : { n }])),
     );
     assert.deepEqual(settled.map((outcome) => outcome.status), settled.map((_, n) => (n === 5 ? 'rejected' : 'fulfilled')), 'only the request that sent it fails');
     const reason = (settled[5] as PromiseRejectedResult).reason as unknown;
@@ -123,7 +124,7 @@ describe('single-document inserts that arrive together are stored together (grou
     const slow = new (serviceDriver().MongoClient)(`mongodb://127.0.0.1:${proxy.port}/`, { socketTimeoutMS: 20_000 });
     try {
       const collection = (() => slow.db(dbName).collection('data')) as unknown as Database['collection'];
-      const store = createDataStore({ collection }, createMetrics(), { maxReadsInFlight: 8, maxOpenCursors: 4, cursorWaitMs: 1000, queryTimeoutMs: 10_000, idempotencyTtlSeconds: 60, insertBatchesInFlight: 1, operationDeadlineMs: 600, maxDocumentBytes: 1024 * 1024 });
+      const store = createDataStore({ collection }, createMetrics(), { maxReadsInFlight: 8, maxOpenCursors: 4, cursorWaitMs: 1000, queryTimeoutMs: 10_000, idempotencyTtlSeconds: 60, insertBatchesInFlight: 1, operationDeadlineMs: 600 });
       await store.insert([{ warm: true }]);
       proxy.silence();
       const started = Date.now();
@@ -145,8 +146,7 @@ describe('single-document inserts that arrive together are stored together (grou
     const away = new (serviceDriver().MongoClient)('mongodb://127.0.0.1:1/', { serverSelectionTimeoutMS: 300 });
     try {
       const collection = (() => away.db(dbName).collection('data')) as unknown as Database['collection'];
-      const store = createDataStore({ collection }, createMetrics(), { maxReadsInFlight: 8, maxOpenCursors: 4, cursorWaitMs: 1000, queryTimeoutMs: 10_000, idempotencyTtlSeconds: 60, insertBatchesInFlight: 1, operationDeadlineMs: 30_000, maxDocumentBytes: 1024 * 1024 });
-      // No bodyChars: nothing to record in the sizes record first, so the batch is the first to fail.
+      const store = createDataStore({ collection }, createMetrics(), { maxReadsInFlight: 8, maxOpenCursors: 4, cursorWaitMs: 1000, queryTimeoutMs: 10_000, idempotencyTtlSeconds: 60, insertBatchesInFlight: 1, operationDeadlineMs: 30_000 });
       const settled = await Promise.allSettled(Array.from({ length: 8 }, (_, n) => store.insert([{ n }])));
       assert.deepEqual(settled.map((outcome) => outcome.status), Array(8).fill('rejected'));
       for (const outcome of settled) {
@@ -167,9 +167,9 @@ describe('a failed batch: what each request is told', () => {
   /** Three documents at once, their insertMany failing with `error`; each request's outcome. */
   const outcomes = async (error: Error) => {
     const failing = { insertOne: () => Promise.reject(error), insertMany: () => Promise.reject(error) };
-    const batcher = new InsertBatcher(() => failing as never, createMetrics(), { maxInFlight: 1, maxDocuments: 100, maxChars: 1e6, deadlineMs: 5000 });
+    const batcher = new InsertBatcher(() => failing as never, createMetrics(), { maxInFlight: 1, maxDocuments: 100, deadlineMs: 5000 });
     const ObjectId = driver.ObjectId;
-    return Promise.allSettled([1, 2, 3].map((n) => batcher.insert({ _id: new ObjectId(), n } as never, 10)));
+    return Promise.allSettled([1, 2, 3].map((n) => batcher.insert({ _id: new ObjectId(), n } as never)));
   };
   const reasons = (settled: PromiseSettledResult<void>[]) => settled.map((outcome) => (outcome.status === 'rejected' ? (outcome.reason as Error) : undefined));
 

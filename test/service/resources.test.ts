@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { MongoClient, type FindCursor } from 'mongodb';
 import { startFerretDb, type FerretDbProcess } from '../../devkit/ferretdb';
+import { rssOf } from '../../devkit/service-process';
 import { spawnService, waitFor, type SpawnedService } from './helpers';
 
 /**
@@ -163,6 +164,60 @@ describe('resources held by a request are released whatever the client does', fu
     assert.ok(refused.every((s) => s.retryAfter === '1'));
     for (const req of held) req.destroy();
     await waitFor('every cursor closed', async () => (await openCursors()) === 0, 5000, 50);
+  });
+
+  it('readers of 1 MB documents at once: memory bounded by the read slots, not by the readers', async () => {
+    // 15 documents of 1 MB: one batch whatever the database (MongoDB caps a batch at 16 MiB, FerretDB does
+    // not cap it), so that every reader's cursor holds all of them while its reader is slow.
+    const LARGE = 'resources_large';
+    await client.db(LARGE).collection('data').insertMany(Array.from({ length: 15 }, (_, n) => ({ n, blob: 'z'.repeat(1_000_000) })));
+    const slots = '2';
+    const readers = await spawnService({ MONGODB_URI: ferret.uri, MONGODB_DB: LARGE, MAX_OPEN_CURSORS: slots, MAX_READS_IN_FLIGHT: slots, CURSOR_WAIT_MS: '120000', LOG_LEVEL: 'warn' });
+    const streams: http.IncomingMessage[] = [];
+    try {
+      const page = async () => {
+        const res = await fetch(`${readers.url}/data?limit=1000`);
+        return { status: res.status, bytes: (await res.arrayBuffer()).byteLength };
+      };
+      assert.equal((await page()).status, 200); // warm
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const idle = await rssOf(readers.pid);
+      let peak = idle;
+      const sampler = setInterval(() => void rssOf(readers.pid).then((rss) => (peak = Math.max(peak, rss)), () => undefined), 20);
+      // 8 streams whose readers take the first bytes and then nothing for a while (each holds its batch), and 8 pages.
+      const streamed = Array.from({ length: 8 }, () =>
+        new Promise<number>((resolve, reject) => {
+          http.get(`${readers.url}/data`, { agent: false }, (res) => {
+            streams.push(res);
+            res.pause();
+            let bytes = 0;
+            res.on('data', (chunk: Buffer) => (bytes += chunk.length));
+            res.on('end', () => resolve(bytes));
+            res.on('error', reject);
+          }).on('error', reject);
+        }),
+      );
+      const pages = await Promise.all(Array.from({ length: 8 }, page));
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      const held = streams.length;
+      // Then read: each stream that ends gives its slot to the next.
+      const resume = setInterval(() => streams.forEach((res) => res.resume()), 50);
+      const bytes = await Promise.all(streamed).finally(() => {
+        clearInterval(resume);
+        clearInterval(sampler);
+      });
+      assert.ok(pages.every((answer) => answer.status === 200 && answer.bytes > 3_000_000 && answer.bytes <= 4 * 1024 * 1024 + 2), JSON.stringify(pages));
+      assert.ok(bytes.every((count) => count > 15_000_000), `every stream whole: ${bytes.join(', ')}`);
+      const grew = (peak - idle) / 1e6;
+      console.log(`      ${held} streams held at once; peak RSS ${(peak / 1e6).toFixed(0)} MB, ${grew.toFixed(0)} MB over idle`);
+      assert.equal(held, Number(slots), 'streams past MAX_OPEN_CURSORS wait for a slot (and hold nothing meanwhile)');
+      // 2 slots of 15 MB each for streams and for pages, and the driver's copies while a reply comes in.
+      assert.ok(grew < 160, `peak RSS ${(peak / 1e6).toFixed(0)} MB, ${grew.toFixed(0)} MB over idle`);
+    } finally {
+      streams.forEach((res) => res.destroy());
+      await readers.stop();
+      await client.db(LARGE).dropDatabase();
+    }
   });
 
   it('/readyz turns 503 when the database answers pings but cannot serve this process, and back', async () => {

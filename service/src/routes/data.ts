@@ -4,7 +4,7 @@ import { ObjectId } from 'mongodb';
 import { createHash } from 'node:crypto';
 import { readJsonBody, type BodyBudget } from '../body';
 import { badRequest } from '../errors';
-import { JsonArrayStream } from '../jsonArrayStream';
+import { sendJsonArray } from '../jsonArrayStream';
 import type { DataStore } from '../store/dataStore';
 import { checkNumbers, validateInsertBody, type DocumentLimits } from '../validate';
 
@@ -20,18 +20,10 @@ export interface DataRouterOptions {
   streamMaxMs: number;
 }
 
-interface ListQuery {
-  limit?: number;
-  after?: ObjectId;
-}
-
 /** Printable ASCII, as the Idempotency-Key draft (and every client library) uses. */
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
-/**
- * POST /data stores one object or a batch; GET /data streams them back,
- * optionally a page at a time. Parses and answers; the store does the rest.
- */
+/** POST /data stores one object or a batch; GET /data streams them back, or a page. Parses and answers; the store does the rest. */
 export function dataRouter({ store, bodyLimitBytes, bodyBudget, documentLimits, pageMaxChars, streamStallTimeoutMs, streamMaxMs }: DataRouterOptions): Router {
   const router = new Router({ strict: true, sensitive: true });
 
@@ -42,7 +34,7 @@ export function dataRouter({ store, bodyLimitBytes, bodyBudget, documentLimits, 
     checkNumbers(text);
     const documents = Array.isArray(body) ? body : [body];
     const idempotency = key === undefined ? undefined : { key, fingerprint: createHash('sha256').update(bytes).digest('base64url') };
-    const outcome = await store.insert(documents, { idempotency, bodyChars: text.length });
+    const outcome = await store.insert(documents, { idempotency });
     if (outcome.replayed) ctx.set('Idempotent-Replayed', 'true');
     ctx.status = 201;
     ctx.body = Array.isArray(body)
@@ -52,34 +44,38 @@ export function dataRouter({ store, bodyLimitBytes, bodyBudget, documentLimits, 
 
   router.get('/data', async (ctx) => {
     const query = parseListQuery(ctx.query);
-    ctx.set('Cache-Control', 'no-store');
-    ctx.type = 'application/json; charset=utf-8';
-    if (ctx.method === 'HEAD') {
-      // The headers a GET would have, without running its query (or opening a cursor).
-      ctx.status = 200;
-      return;
-    }
+    // Set on the response itself (Koa's setters look the type up, on every read): a page's body keeps them.
+    ctx.res.setHeader('Cache-Control', 'no-store');
+    ctx.res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    // HEAD: the headers a GET would have, without running its query (or opening a cursor).
+    if (ctx.method === 'HEAD') return void (ctx.status = 200);
 
     // A reader that leaves while it waits for its turn (a cursor, a read slot) gives up its place.
     const gone = new AbortController();
-    ctx.res.once('close', () => gone.abort());
-    if (query.limit === undefined) {
-      // Everything, streamed as the client reads: memory stays flat whatever the
-      // collection's size. Natural order, as the guide's app returned it.
-      const source = await store.openStream(query.after, gone.signal);
-      ctx.body = new JsonArrayStream(source, streamStallTimeoutMs, streamMaxMs);
-      return;
+    const leave = () => gone.abort();
+    ctx.res.once('close', leave);
+    try {
+      if (query.limit === undefined) {
+        // Everything, streamed as the client reads: memory stays flat whatever the
+        // collection's size. Natural order, as the guide's app returned it.
+        const source = await store.openStream(query.after, gone.signal);
+        ctx.status = 200;
+        ctx.respond = false; // written by sendJsonArray, not by Koa
+        sendJsonArray(ctx.res, source, streamStallTimeoutMs, streamMaxMs, (error) => ctx.app.emit('error', error, ctx));
+        return;
+      }
+      // One page in _id order, bounded by count and by size.
+      const page = await store.readPage({ limit: query.limit, after: query.after, maxChars: pageMaxChars }, gone.signal);
+      if (page.next) {
+        const next = page.next.toHexString();
+        ctx.set('X-Next-Cursor', next);
+        ctx.set('Link', `</data?limit=${query.limit}&after=${next}>; rel="next"`);
+      }
+      ctx.body = page.json;
+    } finally {
+      // Not aborted when it ends: an abort builds an exception, for nobody.
+      ctx.res.off('close', leave);
     }
-
-    // One page in _id order, bounded by count and by size.
-    const page = await store.readPage({ limit: query.limit, after: query.after, maxChars: pageMaxChars }, gone.signal);
-    if (page.next) {
-      const next = page.next.toHexString();
-      ctx.set('X-Next-Cursor', next);
-      ctx.set('Link', `</data?limit=${query.limit}&after=${next}>; rel="next"`);
-    }
-    ctx.body = page.json;
-    ctx.type = 'application/json; charset=utf-8';
   });
 
   return router;
@@ -103,26 +99,15 @@ function idempotencyKey(ctx: Context): string | undefined {
 
 const OBJECT_ID = /^[0-9a-f]{24}$/i;
 
-function parseListQuery(raw: Record<string, string | string[] | undefined>): ListQuery {
-  const query: ListQuery = {};
-  for (const [name, value] of Object.entries(raw)) {
+function parseListQuery(raw: Record<string, string | string[] | undefined>): { limit?: number; after?: ObjectId } {
+  const query: { limit?: number; after?: ObjectId } = {};
+  for (const [name, value = ''] of Object.entries(raw)) {
     if (Array.isArray(value)) throw badRequest(`query parameter "${name}" is given more than once`);
-    switch (name) {
-      case 'limit':
-        if (value === undefined || !/^\d{1,4}$/.test(value) || Number(value) < 1 || Number(value) > MAX_PAGE_SIZE) {
-          throw badRequest(`limit must be a whole number from 1 to ${MAX_PAGE_SIZE}`);
-        }
-        query.limit = Number(value);
-        break;
-      case 'after':
-        if (value === undefined || !OBJECT_ID.test(value)) {
-          throw badRequest('after must be a cursor from a previous page (X-Next-Cursor header)');
-        }
-        query.after = ObjectId.createFromHexString(value);
-        break;
-      default:
-        throw badRequest(`unknown query parameter "${name}": use limit and after`);
-    }
+    if (name === 'limit' && /^\d{1,4}$/.test(value) && Number(value) >= 1 && Number(value) <= MAX_PAGE_SIZE) query.limit = Number(value);
+    else if (name === 'limit') throw badRequest(`limit must be a whole number from 1 to ${MAX_PAGE_SIZE}`);
+    else if (name === 'after' && OBJECT_ID.test(value)) query.after = ObjectId.createFromHexString(value);
+    else if (name === 'after') throw badRequest('after must be a cursor from a previous page (X-Next-Cursor header)');
+    else throw badRequest(`unknown query parameter "${name}": use limit and after`);
   }
   return query;
 }

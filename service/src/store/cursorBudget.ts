@@ -1,10 +1,9 @@
-import { busy, type HttpError } from '../errors';
+import { busy } from '../errors';
 
 /**
- * The database cursors this process holds open at once, and the readers waiting for one. A stream's
- * cursor lives at its reader's pace, and on FerretDB each open cursor holds one of its ~100 SQLite
- * connections (so the ceiling keeps every replica's streams within them). A reader over the ceiling
- * waits, first come first served, up to `waitMs`; only then is it turned away (503 with Retry-After).
+ * Reads this process runs at once (streams' open cursors, or pages on their way), and the readers waiting
+ * for one: a stream's cursor lives at its reader's pace and holds a batch meanwhile. A reader over the
+ * ceiling waits, first come first served, up to `waitMs`; only then is it turned away (503, Retry-After).
  */
 export class CursorBudget {
   private open = 0;
@@ -23,33 +22,25 @@ export class CursorBudget {
   }
 
   /**
-   * A slot: at once when one is free and nobody waits, else the next one given back, in turn. Rejects
-   * with a 503 (busy) when none is within `waitMs`, or when `signal` aborts (the client left).
-   * The function it resolves with gives the slot back (idempotent).
+   * A slot: at once when one is free and nobody waits, else the next one given back, in turn. Rejects with
+   * a 503 when none comes within `waitMs`, or when `signal` aborts (the client left). Resolves with the
+   * function that gives the slot back (idempotent).
    */
   async take(signal?: AbortSignal): Promise<() => void> {
-    if (this.open < this.max && this.waiting.length === 0) {
-      this.onChange(++this.open);
-    } else {
+    if (this.open < this.max && this.waiting.length === 0) this.onChange(++this.open);
+    else {
       await new Promise<void>((resolve, reject) => {
-        const leave = (error: HttpError) => {
+        const settle = (error?: Error) => {
           clearTimeout(timer);
           signal?.removeEventListener('abort', onAbort);
-          const at = this.waiting.indexOf(grant);
+          if (!error) return resolve();
+          const at = this.waiting.indexOf(settle);
           if (at >= 0) this.waiting.splice(at, 1);
           reject(error);
         };
-        const grant = () => {
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        };
-        const onAbort = () => leave(busy('the client went away while waiting for a read slot'));
-        const timer = setTimeout(
-          () => leave(busy(`too many reads in progress: waited ${this.waitMs} ms (CURSOR_WAIT_MS) for one of ${this.limit}=${this.max}; try again shortly`)),
-          this.waitMs,
-        );
-        this.waiting.push(grant);
+        const onAbort = () => settle(busy('the client went away while waiting for a read slot'));
+        const timer = setTimeout(() => settle(busy(`too many reads in progress: waited ${this.waitMs} ms (CURSOR_WAIT_MS) for one of ${this.limit}=${this.max}; try again shortly`)), this.waitMs);
+        this.waiting.push(settle);
         if (signal?.aborted) onAbort();
         else signal?.addEventListener('abort', onAbort, { once: true });
       });

@@ -2,11 +2,10 @@ import type { Collection, ObjectId } from 'mongodb';
 import { siblingCollection, type Database } from '../db';
 import { HttpError, isDuplicateKey } from '../errors';
 
+/** A key, a hash of the body it was first used with, and the ids that body's documents get (a retry reuses them). */
 interface KeyRecord {
   _id: string;
-  /** Hash of the request body the key was first used with. */
   fingerprint: string;
-  /** The ids the documents of that request get; a retry inserts with the same ids, so nothing is stored twice. */
   ids: ObjectId[];
   createdAt: Date;
 }
@@ -18,10 +17,9 @@ export interface IdempotencyRecords {
 }
 
 /**
- * Idempotency keys, kept in a collection beside the data (`<collection>_idempotency`),
- * expired by a TTL index. The record is written before the documents, with the
- * ids they will have; so a retry after an unknown outcome re-inserts exactly
- * those ids, and the unique `_id` index makes a second copy impossible.
+ * Idempotency keys beside the data (`<collection>_idempotency`), expired by a TTL index. The record is written
+ * before the documents, with their ids: a retry after an unknown outcome re-inserts exactly those ids, and
+ * the unique `_id` index makes a second copy impossible.
  */
 export function createIdempotencyRecords(db: Pick<Database, 'collection'>, ttlSeconds: number): IdempotencyRecords {
   let indexed: Promise<unknown> | undefined;

@@ -3,37 +3,27 @@ import { isDuplicateKey, outcomeUnknown, writeError, writeErrorsOf } from '../er
 import { timed, type Metrics } from '../metrics';
 import { withDeadline } from './deadline';
 
+/** Batches out at once (more requests wait), documents in one (their bytes bounded by BODY_BUDGET_BYTES), a batch's deadline. */
 export interface InsertBatcherLimits {
-  /** Batches on their way to the database at once; a request arriving while that many are out waits for one. */
   maxInFlight: number;
-  /** Documents in one batch. */
   maxDocuments: number;
-  /** Characters of request body in one batch (a bound on its size in BSON, give or take). */
-  maxChars: number;
-  /** The longest one batch may take, whatever the driver does (see withDeadline). */
   deadlineMs: number;
 }
 
 interface Pending {
   doc: Document & { _id: ObjectId };
-  chars: number;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
 
 /**
- * Group commit for single-document POSTs: the ones that arrive while earlier ones are on their way to the
- * database go together, as one unordered `insertMany`. The driver's work per document falls from about
- * 250 µs for an `insertOne` to 15–45 µs in batches of 8–32 (`npm run bench`, instant-reply stub), and
- * under load that is most of a POST's CPU, so the HPA needs fewer replicas for the same writes.
- *
- * Nothing waits for company: with fewer than `maxInFlight` batches out, what has arrived goes at the
- * event loop's next timers (Node's shortest timer: about a millisecond, the only latency a lone client
- * pays). With `maxInFlight` out, requests queue, and the next batch takes them all. Each request is still
- * answered for its own document only, once the database acknowledged it: unordered, a document the
- * server refuses fails only its own request (its error classified as an `insertOne`'s would be), an
- * error that is not about one document (the database away, no answer in time) is every request's, and
- * any other failure (a refusal of the whole batch, for whatever reason) is settled document by document.
+ * Group commit for single-document POSTs: those arriving while earlier ones are on their way go together, as
+ * one unordered `insertMany` (the driver's work per document falls from about 250 µs for an `insertOne` to
+ * 15–45 µs in batches of 8–32: most of a POST's CPU under load). Nothing waits for company: with fewer than
+ * `maxInFlight` batches out, what has arrived goes at the next timers (about a millisecond). Each request
+ * is answered for its own document once acknowledged: a document the server refuses fails only its own
+ * request, an error about no one document (the database away, no answer in time) is every request's, and
+ * any other failure (the whole batch refused) is settled document by document.
  */
 export class InsertBatcher {
   private queue: Pending[] = [];
@@ -47,9 +37,9 @@ export class InsertBatcher {
   ) {}
 
   /** Resolves once the document is stored; rejects with what its request must be told. */
-  insert(doc: Document & { _id: ObjectId }, chars: number): Promise<void> {
+  insert(doc: Document & { _id: ObjectId }): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ doc, chars, resolve, reject });
+      this.queue.push({ doc, resolve, reject });
       this.schedule();
     });
   }
@@ -57,10 +47,9 @@ export class InsertBatcher {
   private schedule(): void {
     if (this.scheduled || this.queue.length === 0 || this.inFlight >= this.limits.maxInFlight) return;
     this.scheduled = true;
-    // At the start of the event loop's next turn: every request parsed in this turn goes together. Not at
-    // setImmediate, which also groups them but runs before the turn's `close` callbacks: a pooled socket
-    // the server closed in this turn is destroyed then but not yet known to the driver as closed, and a
-    // write on it waits forever (see withDeadline). By the next turn's timers, every such socket is known.
+    // At the next turn's timers: every request parsed in this turn goes together. Not at setImmediate, before
+    // this turn's `close` callbacks: a pooled socket the server closed in this turn is not yet known to the
+    // driver as closed then, and a write on it waits forever (see withDeadline).
     setTimeout(() => {
       this.scheduled = false;
       this.flush();
@@ -69,13 +58,7 @@ export class InsertBatcher {
 
   private flush(): void {
     if (this.queue.length === 0 || this.inFlight >= this.limits.maxInFlight) return;
-    let count = 0;
-    let chars = 0;
-    while (count < this.queue.length && count < this.limits.maxDocuments && (count === 0 || chars + this.queue[count].chars <= this.limits.maxChars)) {
-      chars += this.queue[count].chars;
-      count++;
-    }
-    const batch = this.queue.splice(0, count);
+    const batch = this.queue.splice(0, this.limits.maxDocuments);
     this.inFlight++;
     void this.write(batch).finally(() => {
       this.inFlight--;
@@ -88,18 +71,13 @@ export class InsertBatcher {
   private async write(batch: Pending[]): Promise<void> {
     try {
       const collection = this.collection();
-      if (batch.length === 1) {
-        await timed(this.metrics, 'insertOne', () => collection.insertOne(batch[0].doc, withDeadline(this.limits.deadlineMs)));
-      } else {
-        const documents = batch.map((pending) => pending.doc);
-        await timed(this.metrics, 'insertMany', () => collection.insertMany(documents, withDeadline(this.limits.deadlineMs, { ordered: false })));
-      }
+      if (batch.length === 1) await timed(this.metrics, 'insertOne', () => collection.insertOne(batch[0].doc, withDeadline(this.limits.deadlineMs)));
+      else await timed(this.metrics, 'insertMany', () => collection.insertMany(batch.map((pending) => pending.doc), withDeadline(this.limits.deadlineMs, { ordered: false })));
       for (const pending of batch) pending.resolve();
     } catch (error) {
       if (batch.length > 1 && !settledByItsErrors(batch, error)) {
-        // Refused as a whole (the encoder stops at the first document it cannot encode; FerretDB answers a
-        // code of its own after storing part of the batch), or a count that does not add up: each document
-        // goes again alone, so that no other request pays for it and each is told its own document's fate.
+        // Refused as a whole (the encoder stops at a document it cannot encode; FerretDB stores part, then
+        // answers a code of its own), or a count that does not add up: each goes again alone, told its own fate.
         await Promise.all(batch.map((pending) => this.writeAlone(pending)));
         return;
       }
@@ -107,10 +85,7 @@ export class InsertBatcher {
     }
   }
 
-  /**
-   * One document on its own; a duplicate _id is that document, stored by the batch before it failed (the ids
-   * are ours). Not sent now is no proof of never stored: the batch may have stored it.
-   */
+  /** One document alone: a duplicate _id is it, stored by the failed batch; not sent now is no proof it never was. */
   private async writeAlone(pending: Pending): Promise<void> {
     try {
       await timed(this.metrics, 'insertOne', () => this.collection().insertOne(pending.doc, withDeadline(this.limits.deadlineMs)));
@@ -124,10 +99,9 @@ export class InsertBatcher {
 }
 
 /**
- * Settles each request of a failed batch from the error alone, when it can: an error about the batch as a
- * whole that is not a refusal (no server: 503 for all; no answer: 504 for all), or an unordered bulk error
- * whose write errors single out the refused documents and whose count adds up (every other one stored).
- * False when the batch must be settled document by document.
+ * Settles each request of a failed batch from the error alone when it can: an error about the batch that is
+ * no refusal (503 or 504 for all), or write errors that single out the refused documents, with a count that
+ * adds up (every other one stored). False: settle document by document.
  */
 function settledByItsErrors(batch: Pending[], error: unknown): boolean {
   const own = writeErrorsOf(error);
