@@ -5,35 +5,38 @@ import { STACK_SET_SERVICE_ENV } from '../../components/config';
 import { DatabaseUsers } from '../../components/databaseUsers';
 import { DataService } from '../../components/dataService';
 import { appLabels } from '../../components/labels';
-import { MongoDb } from '../../components/mongodb';
+import { MongoDb, type MongoDbArgs } from '../../components/mongodb';
 import { ServiceImage } from '../../components/serviceImage';
 import { ofType, one, optionsOf, parentOf, plain, run, valueOf } from './harness';
 import { ROOT } from './fixtures';
 
 const resources = { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '1Gi' } };
 
+/** A MongoDb as a shop's program would declare it, shared by the tests of MongoDb and of what uses it. */
+const shopMongo = (): MongoDbArgs => ({
+  namespace: 'shop',
+  labels: appLabels('mongodb', 'database', 'shop', 'prod'),
+  image: 'mongo:7.0.14',
+  database: 'orders',
+  rootUsername: 'admin',
+  rootPassword: 'r',
+  appUserPrefix: 'orders-app',
+  appPassword: 'a',
+  storageSize: '20Gi',
+  storageClass: 'fast',
+  wiredTigerCacheGb: 1,
+  resources,
+  retainOnDelete: true,
+  clientSelector: { app: 'orders' },
+  userSyncLabels: appLabels('db-users', 'database-admin', 'shop', 'prod'),
+});
+
 /** Each component on its own, as a user would reuse it in another program. */
 describe('components on their own', () => {
   it('MongoDb: its children, and the outputs a client needs', async () => {
     let mongo!: MongoDb;
     const { resources: declared } = await run(() => {
-      mongo = new MongoDb('db', {
-        namespace: 'shop',
-        labels: appLabels('mongodb', 'database', 'shop', 'prod'),
-        image: 'mongo:7.0.14',
-        database: 'orders',
-        rootUsername: 'admin',
-        rootPassword: 'r',
-        appUserPrefix: 'orders-app',
-        appPassword: 'a',
-        storageSize: '20Gi',
-        storageClass: 'fast',
-        wiredTigerCacheGb: 1,
-        resources,
-        retainOnDelete: true,
-        clientSelector: { app: 'orders' },
-        userSyncLabels: appLabels('db-users', 'database-admin', 'shop', 'prod'),
-      });
+      mongo = new MongoDb('db', shopMongo());
       return mongo;
     });
     assert.deepEqual(
@@ -62,23 +65,7 @@ describe('components on their own', () => {
 
   it('DatabaseUsers: the users and retire Jobs, from what MongoDb hands out, after MongoDB and after the clients\' rollout', async () => {
     const { resources: declared } = await run(() => {
-      const mongo = new MongoDb('db', {
-        namespace: 'shop',
-        labels: appLabels('mongodb', 'database', 'shop', 'prod'),
-        image: 'mongo:7.0.14',
-        database: 'orders',
-        rootUsername: 'admin',
-        rootPassword: 'r',
-        appUserPrefix: 'orders-app',
-        appPassword: 'a',
-        storageSize: '20Gi',
-        storageClass: 'fast',
-        wiredTigerCacheGb: 1,
-        resources,
-        retainOnDelete: true,
-        clientSelector: { app: 'orders' },
-        userSyncLabels: appLabels('db-users', 'database-admin', 'shop', 'prod'),
-      });
+      const mongo = new MongoDb('db', shopMongo());
       const client = new pulumi.ComponentResource('test:index:Client', 'orders-api');
       return new DatabaseUsers('db', {
         namespace: 'shop',
