@@ -1,5 +1,6 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
+import { imagePullSecrets, type ImagePull } from './imagePull';
 import type { AppLabels } from './labels';
 import type { MongoConnection } from './mongodb';
 import { annotations } from './skipAwait';
@@ -20,9 +21,7 @@ export interface BackupsArgs {
   /** How many backups to keep (the newest). */
   keep: number;
   /** The admin image (admin/Dockerfile): the CronJob runs it, and the tools' reader pod (the claim names it). */
-  image: pulumi.Input<string>;
-  imagePullPolicy?: string;
-  imagePullSecret?: pulumi.Input<string>;
+  image: ImagePull;
   /** MongoDB as a client reaches it: where, the credentials' env sources, and the labels its NetworkPolicy admits. */
   mongo: MongoConnection;
   storageSize: string;
@@ -64,7 +63,7 @@ export class Backups extends pulumi.ComponentResource {
       {
         metadata: {
           ...meta(name),
-          annotations: pulumi.output(args.image).apply((image) => annotations(args.skipAwait, { [READER_IMAGE_ANNOTATION]: image }) ?? {}),
+          annotations: pulumi.output(args.image.ref).apply((image) => annotations(args.skipAwait, { [READER_IMAGE_ANNOTATION]: image }) ?? {}),
         },
         spec: {
           accessModes: ['ReadWriteOnce'],
@@ -105,14 +104,14 @@ export class Backups extends pulumi.ComponentResource {
                     restartPolicy: 'Never',
                     automountServiceAccountToken: false,
                     enableServiceLinks: false,
-                    imagePullSecrets: args.imagePullSecret ? [{ name: args.imagePullSecret }] : undefined,
+                    imagePullSecrets: imagePullSecrets(args.image),
                     // fsGroup: the volume is writable by the group on provisioners that honour it.
                     securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } },
                     containers: [
                       {
                         name: 'backup',
-                        image: args.image,
-                        imagePullPolicy: args.imagePullPolicy,
+                        image: args.image.ref,
+                        imagePullPolicy: args.image.pullPolicy,
                         command: ['node', 'dist/backup-job.js'],
                         env: [
                           { name: 'MONGODB_URI', value: args.mongo.uri },

@@ -1,6 +1,7 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import type { LogLevel, ServiceType } from './config';
+import { imagePullSecrets, type ImagePull } from './imagePull';
 import type { AppLabels } from './labels';
 import { annotations } from './skipAwait';
 import type { MongoConnection } from './mongodb';
@@ -16,9 +17,7 @@ export const DRAIN_SECONDS = 20;
 export interface DataServiceArgs {
   namespace: pulumi.Input<string>;
   labels: AppLabels;
-  image: pulumi.Input<string>;
-  imagePullPolicy: string;
-  imagePullSecret?: pulumi.Input<string>;
+  image: ImagePull;
   /** MongoDB as the service's own user, handed over whole by the MongoDb component. */
   mongo: MongoConnection;
   collection: string;
@@ -94,7 +93,7 @@ export class DataService extends pulumi.ComponentResource {
               automountServiceAccountToken: false,
               enableServiceLinks: false,
               terminationGracePeriodSeconds: this.gracePeriodSeconds,
-              imagePullSecrets: args.imagePullSecret ? [{ name: args.imagePullSecret }] : undefined,
+              imagePullSecrets: imagePullSecrets(args.image),
               securityContext: {
                 runAsNonRoot: true,
                 runAsUser: 1000,
@@ -104,8 +103,8 @@ export class DataService extends pulumi.ComponentResource {
               containers: [
                 {
                   name: 'data-service',
-                  image: args.image,
-                  imagePullPolicy: args.imagePullPolicy,
+                  image: args.image.ref,
+                  imagePullPolicy: args.image.pullPolicy,
                   ports: [
                     { name: 'http', containerPort: CONTAINER_PORT, protocol: 'TCP' },
                     { name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' },

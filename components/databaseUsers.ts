@@ -1,5 +1,6 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
+import { imagePullSecrets, type ImagePull } from './imagePull';
 import type { AppLabels } from './labels';
 import type { MongoAdminAccess, MongoConnection } from './mongodb';
 import { annotations } from './skipAwait';
@@ -9,9 +10,7 @@ export interface DatabaseUsersArgs {
   /** The Jobs' pods: MongoDB's NetworkPolicy admits them (MongoDbArgs.userSyncLabels). */
   labels: AppLabels;
   /** The admin image (admin/Dockerfile), whose programs these Jobs run (admin/src/users). */
-  image: pulumi.Input<string>;
-  imagePullPolicy?: string;
-  imagePullSecret?: pulumi.Input<string>;
+  image: ImagePull;
   /** Where MongoDB is and the application user's env sources (MongoDb.connection). */
   mongo: MongoConnection;
   /** Root's login and the digest of the credentials and the data (MongoDb.admin). */
@@ -70,13 +69,13 @@ export class DatabaseUsers extends pulumi.ComponentResource {
                 restartPolicy: 'Never',
                 automountServiceAccountToken: false,
                 enableServiceLinks: false,
-                imagePullSecrets: args.imagePullSecret ? [{ name: args.imagePullSecret }] : undefined,
+                imagePullSecrets: imagePullSecrets(args.image),
                 securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } },
                 containers: [
                   {
                     name: suffix,
-                    image: args.image,
-                    imagePullPolicy: args.imagePullPolicy,
+                    image: args.image.ref,
+                    imagePullPolicy: args.image.pullPolicy,
                     command,
                     env: [
                       { name: 'MONGODB_URI', value: args.mongo.uri },

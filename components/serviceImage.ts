@@ -3,6 +3,7 @@ import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import { contextHash } from './buildContext';
 import type { ImageMode } from './config';
+import type { ImagePull } from './imagePull';
 import { MinikubeImage } from './minikubeImage';
 
 export interface ServiceImageArgs {
@@ -34,7 +35,7 @@ export interface ServiceImageArgs {
  * - prebuilt: a reference built elsewhere (CI, another registry); nothing built.
  * The reference changes whenever its build context changes (and only then: each image hashes its own directory).
  */
-export class ServiceImage extends pulumi.ComponentResource {
+export class ServiceImage extends pulumi.ComponentResource implements ImagePull {
   /** What the Deployment's container uses as `image`. */
   readonly ref: pulumi.Output<string>;
   readonly pullPolicy: 'IfNotPresent';

@@ -123,9 +123,7 @@ export function createStack(cfg: StackConfig): StackOutputs {
     {
       namespace,
       labels: serviceLabels,
-      image: image.ref,
-      imagePullPolicy: image.pullPolicy,
-      imagePullSecret: image.pullSecretName,
+      image,
       mongo: mongo.connection,
       collection: cfg.mongo.collection,
       awaitLoadBalancer: !onMinikube,
@@ -142,9 +140,7 @@ export function createStack(cfg: StackConfig): StackOutputs {
       labels: backupLabels,
       schedule: cfg.backup.schedule,
       keep: cfg.backup.keep,
-      image: adminImage.ref,
-      imagePullPolicy: adminImage.pullPolicy,
-      imagePullSecret: adminImage.pullSecretName,
+      image: adminImage,
       // The backup user (read only), not the application's.
       mongo: mongo.backupConnection,
       storageSize: cfg.backup.storageSize,
@@ -161,9 +157,7 @@ export function createStack(cfg: StackConfig): StackOutputs {
     {
       namespace,
       labels: userSyncLabels,
-      image: adminImage.ref,
-      imagePullPolicy: adminImage.pullPolicy,
-      imagePullSecret: adminImage.pullSecretName,
+      image: adminImage,
       mongo: mongo.connection,
       admin: mongo.admin,
       appUserPrefix: cfg.mongo.appUserPrefix,

@@ -537,31 +537,14 @@ async function measureMemory(uri: string): Promise<{ freshIdle: number; idleBefo
     const wide = await peakRss(service.pid, () => four(() => request(`${service.url}/data`, 'POST', wideDoc)));
     memory.push([`4 × POST of one document with 9 990 values`, `${mb(wide.peak)} (${wide.result.map((r) => r.status).join(',')})`]);
 
-    // Documents near the 1 MiB body limit, stored through the service (the sizes record knows them).
+    // Documents near the 1 MiB body limit: a cursor asks for 101 at a time, and MongoDB sends at most 16 MiB
+    // of them per batch (FerretDB, which has no such cap, all 60: docs/stand-ins.md), so more than on MongoDB.
     await data.deleteMany({});
     for (let n = 0; n < 60; n++) await request(`${service.url}/data`, 'POST', JSON.stringify({ n, blob: 'y'.repeat(1000 * 1000) }));
     const stored = await peakRss(service.pid, () => four(() => request(`${service.url}/data?limit=1000`, 'GET')));
-    memory.push([`4 × GET /data?limit=1000 over 60 documents of 1 MB stored through the service`, `${mb(stored.peak)} (${stored.result.map((r) => `${r.status}:${mb(r.bytes)}`).join(', ')})`]);
+    memory.push([`4 × GET /data?limit=1000 over 60 documents of 1 MB`, `${mb(stored.peak)} (${stored.result.map((r) => `${r.status}:${mb(r.bytes)}`).join(', ')})`]);
     const storedStreams = await peakRss(service.pid, () => four(() => request(`${service.url}/data`, 'GET')));
     memory.push([`4 × GET /data (streamed) over the same`, `${mb(storedStreams.peak)} (${storedStreams.result.map((r) => `${r.status}:${mb(r.bytes)}`).join(', ')})`]);
-
-    // The worst case: the same documents written behind the service's back (no sizes record), read by a
-    // replica that has seen only small ones: its first batches are sized for small documents.
-    await data.deleteMany({});
-    await client.db(dbName).collection('data_sizes').deleteMany({}); // as if none had gone through the service
-    await seed(data, 1000);
-    const replica = await startServiceProcess({ MONGODB_URI: uri, MONGODB_DB: dbName, MONGODB_MAX_POOL_SIZE: String(POOL), LOG_LEVEL: 'warn' });
-    try {
-      await httpRun(`${replica.url}/data?limit=100`, replica.pid, {}, 1);
-      await data.deleteMany({});
-      await seed(data, 60, (n) => ({ n, blob: 'y'.repeat(1000 * 1000) }));
-      const pages = await peakRss(replica.pid, () => four(() => request(`${replica.url}/data?limit=1000`, 'GET')));
-      memory.push([`4 × GET /data?limit=1000 over 60 documents of 1 MB written behind the service's back, read by a replica that saw only small ones`, `${mb(pages.peak)} (${pages.result.map((r) => `${r.status}:${mb(r.bytes)}`).join(', ')})`]);
-      const streams = await peakRss(replica.pid, () => four(() => request(`${replica.url}/data`, 'GET')));
-      memory.push([`4 × GET /data (streamed) over the same`, `${mb(streams.peak)} (${streams.result.map((r) => `${r.status}:${mb(r.bytes)}`).join(', ')})`]);
-    } finally {
-      await replica.stop();
-    }
 
     await data.deleteMany({});
     const seeded = Date.now();

@@ -70,7 +70,7 @@ describe('components on their own', () => {
       return new DatabaseUsers('db', {
         namespace: 'shop',
         labels: appLabels('db-users', 'database-admin', 'shop', 'prod'),
-        image: 'registry.example/orders-admin:1.0.0',
+        image: { ref: 'registry.example/orders-admin:1.0.0' },
         mongo: mongo.connection,
         admin: mongo.admin,
         appUserPrefix: 'orders-app',
@@ -111,8 +111,7 @@ describe('components on their own', () => {
       service = new DataService('api', {
         namespace: 'shop',
         labels: appLabels('orders-api', 'api', 'shop', 'prod'),
-        image: 'registry.example/orders:1.0.0',
-        imagePullPolicy: 'IfNotPresent',
+        image: { ref: 'registry.example/orders:1.0.0', pullPolicy: 'IfNotPresent' },
         mongo: {
           host: pulumi.output('db.shop.svc.cluster.local'),
           port: 27017,

@@ -1,7 +1,8 @@
 // Package roles makes FerretDB v1 accept the `roles` of createUser and updateUser, as MongoDB does,
 // and ignore them: FerretDB v1 has no roles, and answers any non-empty `roles` with NotImplemented
-// (238). The product always asks for readWrite on its database; this stand-in takes the request and
-// grants nothing (docs/stand-ins.md: "roles accepted, not enforced").
+// (238: common.UnimplementedNonDefault in FerretDB v1.24.2's internal/handler/msg_createuser.go and
+// msg_updateuser.go). The product always asks for readWrite on its database; this stand-in takes the
+// request and grants nothing (docs/stand-ins.md: "roles accepted, not enforced").
 //
 // (FerretDB without authentication, devkit/go/ferretdb for the service tests, has no user commands at
 // all: nothing to wrap there.)
