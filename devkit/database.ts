@@ -1,7 +1,7 @@
 /**
  * Finds or starts the MongoDB-compatible database that tests and benchmarks use:
  *   1. MONGODB_URI when set (any real mongod or Atlas cluster);
- *   2. FerretDB (devkit/go/ferretdb) where Go is installed;
+ *   2. FerretDB (devkit/go/mongo-standin's ferretdb-local) where Go is installed;
  *   3. a real mongod from mongodb-memory-server where its binary can be downloaded;
  * otherwise it fails at once, saying what to install or set.
  */
@@ -43,7 +43,7 @@ export async function startTestDatabase(log: (line: string) => void = (line) => 
       failures.push(`FerretDB: ${(error as Error).message}`);
     }
   } else {
-    failures.push('FerretDB: no `go` on PATH (Go 1.24+ builds devkit/go/ferretdb)');
+    failures.push('FerretDB: no `go` on PATH (Go 1.24+ builds devkit/go/mongo-standin/cmd/ferretdb-local)');
   }
 
   try {
@@ -59,7 +59,7 @@ export async function startTestDatabase(log: (line: string) => void = (line) => 
     [
       'No MongoDB-compatible database for the tests. Do one of:',
       '  - set MONGODB_URI to a running mongod (e.g. mongodb://localhost:27017/),',
-      '  - install Go 1.24+ so FerretDB can be built from devkit/go/ferretdb,',
+      '  - install Go 1.24+ so FerretDB can be built from devkit/go/mongo-standin,',
       '  - allow mongodb-memory-server to download a mongod binary.',
       'What was tried:',
       ...failures.map((failure) => `  - ${failure}`),

@@ -1,7 +1,9 @@
 /**
- * FerretDB v1.24.2 (SQLite backend), built once per machine from the wrapper
- * module devkit/go/ferretdb: a MongoDB-wire server on loopback for the service
- * tests, the benchmark and `npm run db:local`.
+ * FerretDB v1.24.2 (SQLite backend), built once per machine from the stand-in
+ * module devkit/go/mongo-standin (cmd/ferretdb-local: built like its mongod,
+ * without authentication, reply batches capped at 16 MiB as MongoDB's): a
+ * MongoDB-wire server on loopback for the service tests, the benchmark and
+ * `npm run db:local`.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -16,8 +18,8 @@ export function ensureFerretDbBinary(log: (line: string) => void = (line) => pro
     {
       what: 'the FerretDB v1.24.2 launcher',
       firstBuild: 'about a minute',
-      into: { file: cacheEntry('ferretdb-local', ['ferretdb']) },
-      build: { cwd: path.join(GO_MODULES, 'ferretdb'), packages: ['.'] },
+      into: { file: cacheEntry('ferretdb-local', ['mongo-standin']) },
+      build: { cwd: path.join(GO_MODULES, 'mongo-standin'), packages: ['./cmd/ferretdb-local'] },
     },
     log,
   );

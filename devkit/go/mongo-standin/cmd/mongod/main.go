@@ -27,16 +27,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
-	"github.com/FerretDB/FerretDB/build/version"
-	"github.com/FerretDB/FerretDB/internal/clientconn"
-	"github.com/FerretDB/FerretDB/internal/clientconn/connmetrics"
-	"github.com/FerretDB/FerretDB/internal/handler/registry"
-	"github.com/FerretDB/FerretDB/internal/util/password"
-	"github.com/FerretDB/FerretDB/internal/util/state"
 
-	"github.com/FerretDB/FerretDB/koa-mongodb-standin/roles"
+	"github.com/FerretDB/FerretDB/koa-mongodb-standin/listener"
 )
 
 const (
@@ -178,26 +171,26 @@ func run(o *options) error {
 		logger.Info("initialisation done; restarting on all configured addresses")
 	}
 
-	srv, err := listen(net.JoinHostPort(o.bindIP, strconv.Itoa(o.port)), o.dbPath, auth, "", "")
+	srv, err := listener.Listen(listener.Options{Addr: net.JoinHostPort(o.bindIP, strconv.Itoa(o.port)), DBPath: o.dbPath, Auth: auth})
 	if err != nil {
 		return err
 	}
-	logger.Info("waiting for connections", "standIn", standInName, "addr", srv.addr, "auth", auth)
-	srv.run(ctx)
+	logger.Info("waiting for connections", "standIn", standInName, "addr", srv.TCPAddr().String(), "auth", auth)
+	srv.Run(ctx)
 	return nil
 }
 
 // initialise creates the root user and runs the init scripts against a loopback-only server.
 func initialise(parent context.Context, o *options, rootUser, rootPassword string) error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port))
-	srv, err := listen(addr, o.dbPath, rootUser != "", rootUser, rootPassword)
+	srv, err := listener.Listen(listener.Options{Addr: addr, DBPath: o.dbPath, Auth: rootUser != "", SetupUser: rootUser, SetupPassword: rootPassword})
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(parent)
 	done := make(chan struct{})
 	go func() {
-		srv.run(ctx)
+		srv.Run(ctx)
 		close(done)
 	}()
 	defer func() {
@@ -252,71 +245,6 @@ func runInitScripts(ctx context.Context, port int, rootUser, rootPassword string
 		}
 	}
 	return nil
-}
-
-type server struct {
-	addr  string
-	l     *clientconn.Listener
-	close func()
-}
-
-func (s *server) run(ctx context.Context) {
-	defer s.close()
-	s.l.Run(ctx)
-}
-
-// listen builds FerretDB's handler and listener as the embeddable package does, plus the
-// experimental SCRAM authentication and, when given, the setup (root) user in admin.
-func listen(addr, dbPath string, auth bool, setupUser, setupPassword string) (*server, error) {
-	version.Get().Package = "koa-mongodb-standin"
-	sp, err := state.NewProvider("")
-	if err != nil {
-		return nil, err
-	}
-	if err := sp.Update(func(s *state.State) { s.DisableTelemetry(); s.TelemetryLocked = true }); err != nil {
-		return nil, err
-	}
-	metrics := connmetrics.NewListenerMetrics()
-	ferretLogger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	opts := &registry.NewHandlerOpts{
-		Logger:        ferretLogger,
-		ConnMetrics:   metrics.ConnMetrics,
-		StateProvider: sp,
-		TCPHost:       addr,
-		SQLiteURL:     "file:" + strings.TrimSuffix(dbPath, "/") + "/",
-		TestOpts: registry.TestOpts{
-			CappedCleanupPercentage: 10,
-			BatchSize:               100,
-			EnableNewAuth:           auth,
-		},
-	}
-	if setupUser != "" {
-		opts.SetupDatabase = "admin"
-		opts.SetupUsername = setupUser
-		opts.SetupPassword = password.WrapPassword(setupPassword)
-		opts.SetupTimeout = 30 * time.Second
-	}
-	h, closeBackend, err := registry.NewHandler("sqlite", opts)
-	if err != nil {
-		if closeBackend != nil {
-			closeBackend()
-		}
-		return nil, fmt.Errorf("FerretDB handler: %w", err)
-	}
-	// MongoDB's createUser/updateUser take roles; FerretDB v1 has none and refuses them: accepted, not enforced.
-	roles.Accept(h)
-	l, err := clientconn.Listen(&clientconn.NewListenerOpts{
-		TCP:     addr,
-		Mode:    clientconn.NormalMode,
-		Metrics: metrics,
-		Handler: h,
-		Logger:  ferretLogger,
-	})
-	if err != nil {
-		closeBackend()
-		return nil, fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	return &server{addr: addr, l: l, close: closeBackend}, nil
 }
 
 // emptyDataDir: nothing but dot files and lost+found, as the official entrypoint judges it.
