@@ -14,7 +14,9 @@ describe('reads: round trips, and what a stream holds at once', function () {
   let client: MongoClient;
   const commands: CommandStartedEvent[] = [];
   const databases: string[] = [];
-  const onData = (name: string) => commands.filter((event) => event.commandName === name && (event.command.find ?? event.command.collection) === 'data');
+  const onData = (name: string) => commands.filter((event) => event.commandName === name && (event.command.find ?? event.command.collection ?? event.command.killCursors) === 'data');
+  /** The session a command ran in (its lsid), as hex. */
+  const sessionOf = (event: CommandStartedEvent) => (event.command.lsid as { id: { toString(encoding: 'hex'): string } } | undefined)?.id.toString('hex');
 
   /** A store of its own (a new process, as far as reads go) on `dbName`. */
   const storeOn = (dbName: string) => {
@@ -32,10 +34,15 @@ describe('reads: round trips, and what a stream holds at once', function () {
   const small = (count: number) => Array.from({ length: count }, (_, n) => ({ n, key: `value${n}` }));
   /** Every document's JSON (without _id), in _id order. */
   const expected = async (dbName: string) => (await client.db(dbName).collection('data').find({}).sort({ _id: 1 }).toArray()).map(({ _id, ...rest }) => ({ _id, json: JSON.stringify(rest) }));
-  /** Everything a stream hands out, one nextBatch at a time. */
+  /** Everything a stream hands out, one part at a time; `ended` from the last part on. */
   const drain = async (source: DocumentSource) => {
     const slices: string[] = [];
-    for (let slice = await source.nextBatch(0x5b); slice !== undefined; slice = await source.nextBatch(0x2c)) slices.push(String(slice));
+    for (let slice = await source.nextPart(); slice !== undefined; slice = await source.nextPart()) {
+      // A document ends with `}`: only the part that closes the array ends with `]`.
+      assert.equal(source.ended, String(slice).endsWith(']'), 'ended with the part that closes the array, and only then');
+      slices.push(String(slice));
+    }
+    assert.ok(source.ended);
     await source.close();
     return slices;
   };
@@ -74,7 +81,42 @@ describe('reads: round trips, and what a stream holds at once', function () {
     assert.equal(onData('getMore').length, 0, 'one round trip');
     assert.equal(onData('killCursors').length, 0, 'the server closed the cursor itself');
     assert.equal(slices.length, 1);
-    assert.deepEqual(JSON.parse(`${slices[0]}]`), small(100));
+    assert.deepEqual(JSON.parse(slices[0]), small(100));
+  });
+
+  it('a stream of nothing is one part, `[]`; one that fills its first batch exactly is read to its end', async () => {
+    const empty = await documents([{ gone: true }]);
+    await client.db(empty).collection('data').deleteMany({});
+    assert.deepEqual(await drain(await storeOn(empty).store.openStream(undefined)), ['[]']);
+    // 101 documents: the first batch is full, the cursor still open; the getMore finds nothing more.
+    const boundary = await documents(small(101));
+    const slices = await drain(await storeOn(boundary).store.openStream(undefined));
+    assert.deepEqual(JSON.parse(slices.join('')), small(101));
+  });
+
+  it('a stream\'s find, getMores and killCursors run in one session (a cursor belongs to the session that opened it)', async () => {
+    const dbName = await documents(small(350));
+    const { store } = storeOn(dbName);
+    commands.length = 0;
+    // Read to the end: a find and getMores, and no killCursors (the server closed the cursor).
+    assert.deepEqual(JSON.parse((await drain(await store.openStream(undefined))).join('')), small(350));
+    const read = [...onData('find'), ...onData('getMore')];
+    assert.ok(onData('getMore').length >= 1, 'more than one batch');
+    assert.equal(new Set(read.map(sessionOf)).size, 1, 'one session');
+    assert.ok(sessionOf(read[0]), 'an explicit lsid');
+    assert.equal(onData('killCursors').length, 0);
+
+    // Abandoned after its first part: the cursor still open on the server is killed, in the same session.
+    commands.length = 0;
+    const source = await store.openStream(undefined);
+    await source.nextPart();
+    assert.equal(source.ended, false);
+    await source.close();
+    const [find] = onData('find');
+    const [kill] = onData('killCursors');
+    assert.ok(kill, 'killCursors was sent');
+    assert.equal(sessionOf(kill), sessionOf(find));
+    assert.equal(onData('getMore').length, 0);
   });
 
   it('a page is the same JSON as the documents one by one, and is cut by size', async () => {
@@ -112,7 +154,7 @@ describe('reads: round trips, and what a stream holds at once', function () {
     // 3.6 MB in the cursor's batch, but at most 64 KiB and one document as JSON at once.
     assert.ok(slices.length >= 6, `${slices.length} slices`);
     assert.ok(slices.every((slice) => slice.length <= 64 * 1024 + blob.length + 100), `slices of ${slices.map((slice) => slice.length).join(', ')}`);
-    assert.equal(slices.join(''), `[${(await expected(dbName)).map((doc) => doc.json).join(',')}`);
+    assert.equal(slices.join(''), `[${(await expected(dbName)).map((doc) => doc.json).join(',')}]`);
   });
 });
 

@@ -1,8 +1,9 @@
-import { ObjectId, type Collection, type Document, type FindCursor } from 'mongodb';
+import { ObjectId, type Collection, type Document } from 'mongodb';
 import { JsonBytes } from '../bsonJson';
 import type { Limits } from '../config';
 import type { Database } from '../db';
 import { timed, type Metrics } from '../metrics';
+import { Batches, type FindCommand } from './batches';
 import { CursorBudget } from './cursorBudget';
 import { createIdempotencyRecords } from './idempotency';
 import { InsertBatcher } from './insertBatcher';
@@ -32,10 +33,15 @@ export interface InsertOutcome {
   replayed: boolean;
 }
 
-/** Documents read from an open cursor, as JSON; close() must be called on every exit path. */
+/** Documents read from an open cursor, as the parts of one JSON array; close() must be called on every exit path. */
 export interface DocumentSource {
-  /** `lead` (`[` or `,`) and the next documents as JSON joined by commas (fetched when none is held); undefined at the end. */
-  nextBatch(lead: number): Promise<Buffer | undefined>;
+  /**
+   * The array's next part: `[` and the first documents, then `,` and more (fetched when none is held), the
+   * last part ending with `]`; undefined once that has been handed out.
+   */
+  nextPart(): Promise<Buffer | undefined>;
+  /** The last part (with the closing `]`) has been handed out: the cursor is spent. */
+  readonly ended: boolean;
   close(): Promise<void>;
 }
 
@@ -91,11 +97,8 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
   // Single-document POSTs that arrive together are stored together (group commit: see InsertBatcher).
   const batcher = new InsertBatcher(() => db.collection(), metrics, { maxInFlight: limits.insertBatchesInFlight, maxDocuments: 1000, deadlineMs: limits.operationDeadlineMs });
   const deadline = () => withDeadline(limits.operationDeadlineMs);
-  /** Raw BSON, written out by JsonBytes (never decoded); `_id` order after `after`. */
-  const find = (after: ObjectId | undefined, batchSize: number, options: Document = {}): FindCursor<Uint8Array> => {
-    const cursor = db.collection().find(after ? { _id: { $gt: after } } : {}, { ...options, batchSize, raw: true }) as unknown as FindCursor<Uint8Array>;
-    return after ? cursor.sort({ _id: 1 }) : cursor;
-  };
+  /** The documents after `after` in `_id` order (all of them, in natural order, without one). */
+  const range = (after: ObjectId | undefined): Pick<FindCommand, 'filter' | 'sort'> => (after ? { filter: { _id: { $gt: after } }, sort: { _id: 1 } } : { filter: {} });
 
   /** `keyed`: ids from an Idempotency-Key record, some maybe stored by another attempt: a duplicate _id is one of those. */
   async function insertAll(collection: Collection<Document>, documents: Array<Document & { _id: ObjectId }>, keyed: boolean): Promise<void> {
@@ -148,37 +151,45 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
 
     async openStream(after, signal) {
       const release = await budget.take(signal);
-      const cursor = find(after, BATCH, { projection: { _id: 0 } });
       // The first batch before the caller commits to a status: an unreachable database is still a clean 503.
-      await timed(metrics, 'find', () => cursor.hasNext()).catch(async (error: unknown) => {
-        await cursor.close().catch(() => undefined);
+      const batches = await timed(metrics, 'find', () => Batches.open(db.collection(), { ...range(after), projection: { _id: 0 }, batchSize: BATCH })).catch((error: unknown) => {
         release();
         throw error;
       });
-      let held: Uint8Array[] = []; // the batch, taken from the cursor: its documents not yet written out
-      let closed = false;
+      let held = batches.first; // the batch: its documents not yet written out
+      let started = false;
+      let ended = false;
+      let shut = false;
       return {
-        async nextBatch(lead) {
-          if (held.length === 0) {
-            const first = await cursor.next();
-            if (first === null) return undefined;
-            held = [first, ...cursor.readBufferedDocuments()];
-          }
+        get ended() {
+          return ended;
+        },
+        async nextPart() {
+          if (ended) return undefined;
+          while (held.length === 0 && !batches.exhausted) held = await batches.next(BATCH);
           // Written out a slice at a time, so that a batch of large documents is not all JSON at once.
           const out = new JsonBytes();
+          if (!started) out.push(0x5b);
           let taken = 0;
-          do {
-            out.push(taken === 0 ? lead : 0x2c);
+          while (taken < held.length && (taken === 0 || out.length < SLICE_BYTES)) {
+            if (started || taken > 0) out.push(0x2c);
             out.document(held[taken++]);
-          } while (taken < held.length && out.length < SLICE_BYTES);
+          }
+          started = true;
           held = held.slice(taken);
+          // Nothing left here or on the server: this part ends the array, so that the response can end with
+          // it rather than in a write of its own.
+          if (held.length === 0 && batches.exhausted) {
+            out.push(0x5d);
+            ended = true;
+          }
           return out.take();
         },
         async close() {
-          if (closed) return;
-          closed = true;
+          if (shut) return;
+          shut = true;
           held = [];
-          await cursor.close().finally(release);
+          await batches.close().finally(release);
         },
       };
     },
@@ -186,34 +197,40 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
     async readPage({ limit, after, maxChars }, signal) {
       // A read slot, not a cursor slot: a page's cursor lives only while this call reads it, not at the client's pace.
       const release = await reads.take(signal);
-      // The shape MongoDB answers from the _id index, every page alike: a range on _id, sorted by it (bounded
-      // IXSCAN, no in-memory sort). FerretDB v1.24 ignores the hint and sorts in memory.
-      const cursor = find(after, Math.min(limit + 1, BATCH), { ...deadline(), maxTimeMS: limits.queryTimeoutMs }).sort({ _id: 1 }).hint({ _id: 1 }).limit(limit + 1);
+      const until = AbortSignal.timeout(limits.operationDeadlineMs); // the page's deadline (see withDeadline)
+      let batches: Batches | undefined;
       try {
         return await timed(metrics, 'findPage', async (): Promise<Page> => {
+          // The shape MongoDB answers from the _id index, every page alike: a range on _id, sorted by it (bounded
+          // IXSCAN, no in-memory sort). FerretDB v1.24 ignores the hint and sorts in memory. One more than the
+          // page: it only says that a next page exists.
+          const find: FindCommand = { ...range(after), sort: { _id: 1 }, hint: { _id: 1 }, limit: limit + 1, batchSize: Math.min(limit + 1, BATCH), maxTimeMS: limits.queryTimeoutMs };
+          batches = await Batches.open(db.collection(), find, until);
           const out = new JsonBytes();
           out.push(0x5b);
           let count = 0;
           let last: ObjectId | undefined;
-          // Taken from what the cursor holds without an await each; fetched when it holds none.
-          for (let raw = await cursor.next(); raw !== null; raw = cursor.bufferedCount() > 0 ? cursor.readBufferedDocuments(1)[0] : await cursor.next()) {
-            // The extra document only says that a next page exists; so does one past the size bound.
-            const mark = out.length;
-            if (count > 0) out.push(0x2c);
-            const id = count < limit ? out.document(raw) : undefined;
-            if (count === limit || (count > 0 && out.length - 1 - count > maxChars)) {
-              out.truncate(mark);
-              out.push(0x5d);
-              return last ? { json: out.take(), count, next: last } : { json: out.take(), count };
+          for (let batch = batches.first; ; batch = await batches.next(Math.min(limit + 1 - count, BATCH), until)) {
+            for (const raw of batch) {
+              // The extra document only says that a next page exists; so does one past the size bound.
+              const mark = out.length;
+              if (count > 0) out.push(0x2c);
+              const id = count < limit ? out.document(raw) : undefined;
+              if (count === limit || (count > 0 && out.length - 1 - count > maxChars)) {
+                out.truncate(mark);
+                out.push(0x5d);
+                return last ? { json: out.take(), count, next: last } : { json: out.take(), count };
+              }
+              count++;
+              last = id;
             }
-            count++;
-            last = id;
+            if (batches.exhausted) break;
           }
           out.push(0x5d);
           return { json: out.take(), count };
         });
       } finally {
-        await cursor.close().catch(() => undefined); // whatever happened; one the server exhausted costs nothing
+        await batches?.close(); // whatever happened; one the server exhausted costs nothing
         release();
       }
     },
