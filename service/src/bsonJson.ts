@@ -1,7 +1,7 @@
 import { BSON, ObjectId, type Document } from 'mongodb';
 
 /**
- * Stored documents' raw BSON (the driver's `raw: true`) written out as JSON bytes, without `_id`: what
+ * Stored documents' raw BSON (as store/batches.ts reads them) written out as JSON bytes, without `_id`: what
  * JSON.stringify of the decoded document gives, without decoding it (that was most of a read's CPU and
  * garbage). Keys and ASCII strings are copied byte for byte (escaped as JSON needs); numbers, booleans, null,
  * ObjectIds and dates written as JSON.stringify writes them. Any other type (binary, decimal, regex, a `$`
