@@ -94,10 +94,8 @@ export function toHttpError(error: unknown): HttpError {
   return new HttpError(500, 'internal server error');
 }
 
-/**
- * A read worth one more try, as the driver's retryable reads decide (mongodb 7.9, error.ts isRetryableReadError;
- * the Retryable Reads specification): the connection was lost, or the server is shutting down or no longer primary.
- */
+/** A read worth one more try, as the driver's retryable reads decide (mongodb 7.9 error.ts isRetryableReadError): a
+ * connection lost, a server shutting down or no longer primary. */
 const RETRYABLE_READ_CODES = new Set([6, 7, 89, 91, 134, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
 export const retryableRead = (error: unknown): boolean => error instanceof MongoNetworkError || (error instanceof MongoServerError && RETRYABLE_READ_CODES.has(code(error)));
 

@@ -1,19 +1,8 @@
 import type { ServerResponse } from 'node:http';
 import type { DocumentSource } from './store/dataStore';
 
-export class StalledReaderError extends Error {
-  override name = 'StalledReaderError';
-  constructor(ms: number) {
-    super(`the client read nothing for ${ms} ms; response cut off`);
-  }
-}
-
-export class StreamTooLongError extends Error {
-  override name = 'StreamTooLongError';
-  constructor(ms: number) {
-    super(`the response was still streaming after ${ms} ms (STREAM_MAX_MS); cut off`);
-  }
-}
+/** An error named for what cut the response (the log line's `err.type`). */
+const cutError = (name: string, message: string): Error => Object.assign(new Error(message), { name });
 
 /**
  * Writes the source's documents to `res` as one JSON array (chunked), as fast as the client reads. To the
@@ -24,23 +13,26 @@ export class StreamTooLongError extends Error {
  * reader taking a little now and then), or the client left.
  */
 export function sendJsonArray(res: ServerResponse, source: DocumentSource, stallTimeoutMs: number, maxMs: number, onError: (error: Error) => void): void {
-  /** The response was ended or cut: nothing more is written. */
+  /** The end was written or the response cut: nothing more is written. */
   let ended = false;
+  let told = false;
   let stall: NodeJS.Timeout | undefined;
   let wake = (): void => undefined;
+  const stalled = () => cut(cutError('StalledReaderError', `the client read nothing for ${stallTimeoutMs} ms; response cut off`));
+  // Until the socket has sent the last byte: a reader that never takes the last part is cut like any other.
   const cut = (error: Error) => {
-    if (ended) return;
-    ended = true;
+    if (told || res.writableFinished) return;
+    ended = told = true;
     onError(error);
     res.destroy();
   };
-  const lifetime = setTimeout(() => cut(new StreamTooLongError(maxMs)), maxMs).unref();
+  const lifetime = setTimeout(() => cut(cutError('StreamTooLongError', `the response was still streaming after ${maxMs} ms (STREAM_MAX_MS); cut off`)), maxMs).unref();
   const closed = () => {
     clearTimeout(lifetime);
     clearTimeout(stall);
     wake();
     // (An error only for a response cut short: built on every close, its stack was a visible share of a read's CPU.)
-    if (!ended) cut(Object.assign(new Error('the client went away before the response ended'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+    if (!told && !res.writableFinished) cut(Object.assign(new Error('the client went away before the response ended'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
     void source.close().catch(() => undefined);
   };
   if (res.destroyed) return closed(); // gone while the first batch came: its close has been and gone
@@ -54,8 +46,9 @@ export function sendJsonArray(res: ServerResponse, source: DocumentSource, stall
         ended = true;
         // The last part and the chunked body's end in one write (most answers are one part: the headers too).
         res.cork();
-        res.write(part);
+        const sent = res.write(part);
         res.end();
+        if (!sent) stall = setTimeout(stalled, stallTimeoutMs).unref();
         // The cursor is spent: its slot goes back now, not when the socket has sent the end.
         return source.close();
       }
@@ -63,7 +56,7 @@ export function sendJsonArray(res: ServerResponse, source: DocumentSource, stall
       // The socket holds enough: wait until it has sent it, or give up on a reader that takes nothing.
       await new Promise<void>((resolve) => {
         wake = resolve;
-        stall = setTimeout(() => cut(new StalledReaderError(stallTimeoutMs)), stallTimeoutMs).unref();
+        stall = setTimeout(stalled, stallTimeoutMs).unref();
         res.once('drain', resolve);
       });
       clearTimeout(stall);

@@ -13,6 +13,10 @@ const { Long, MongoNetworkError, MongoServerError } = serviceDriver();
 
 /** A collection whose commands fail with `failures`, in turn, then answer with one exhausted batch. */
 function collectionFailing(...failures: Error[]) {
+  return collectionWith({ retryReads: true }, ...failures);
+}
+
+function collectionWith(options: { retryReads: boolean }, ...failures: Error[]) {
   const sent: Document[] = [];
   let sessions = 0;
   let ended = 0;
@@ -20,7 +24,7 @@ function collectionFailing(...failures: Error[]) {
     collectionName: 'data',
     readPreference: undefined,
     db: {
-      client: { startSession: () => (sessions++, { endSession: async () => void ended++ }) },
+      client: { options, startSession: () => (sessions++, { endSession: async () => void ended++ }) },
       command: async (body: Document) => {
         sent.push(body);
         const failure = failures.shift();
@@ -63,6 +67,12 @@ describe('Batches: the find tried once more on what the driver retries', () => {
     await assert.rejects(Batches.open(twice.collection, { filter: {}, batchSize: 101 }), /second/);
     assert.equal(twice.sent.length, 2);
     assert.equal(twice.ended(), 1);
+  });
+
+  it('retryReads=false in the URI: not tried again', async () => {
+    const fake = collectionWith({ retryReads: false }, new MongoNetworkError('closed'));
+    await assert.rejects(Batches.open(fake.collection, { filter: {}, batchSize: 101 }), /closed/);
+    assert.equal(fake.sent.length, 1);
   });
 
   it('a deadline that has passed: not tried again', async () => {

@@ -110,6 +110,29 @@ describe('resources held by a request are released whatever the client does', fu
     assert.equal(complete, false, 'the response was cut, not completed');
   });
 
+  it('a reader that never takes the last part (one document larger than the socket holds) is cut off too', async () => {
+    // One part, the whole answer: written with the end, after which only the stall timer can let go of it.
+    await client.db(DB).collection('one_large').insertOne({ blob: 'z'.repeat(12 * 1024 * 1024) });
+    const large = await spawnService({ MONGODB_URI: ferret.uri, MONGODB_DB: DB, MONGODB_COLLECTION: 'one_large', STREAM_STALL_TIMEOUT_MS: '1000', LOG_LEVEL: 'warn' });
+    try {
+      const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        http.get(`${large.url}/data`, { agent: false }, resolve).on('error', reject);
+      });
+      assert.equal(res.statusCode, 200);
+      res.pause();
+      res.on('error', () => undefined);
+      await waitFor('the stall to be logged', async () => large.logs.some((line) => line.includes('StalledReaderError')), 10_000, 100);
+      const complete = await new Promise<boolean>((resolve) => {
+        res.socket.on('close', () => resolve(res.complete));
+        res.resume();
+      });
+      assert.equal(complete, false, 'the response was cut, not completed');
+    } finally {
+      large.kill();
+      await large.exited;
+    }
+  });
+
   it('a reader that keeps reading, but slowly, is cut off after STREAM_MAX_MS, and its cursor closed', async () => {
     // A service whose stall timeout is out of reach: only the cap on a stream's whole time can end this one.
     const slow = await spawnService({ MONGODB_URI: ferret.uri, MONGODB_DB: DB, STREAM_STALL_TIMEOUT_MS: '60000', STREAM_MAX_MS: '3000', LOG_LEVEL: 'warn' });

@@ -22,23 +22,9 @@ export type StoreLimits = Pick<Limits, 'maxOpenCursors' | 'maxReadsInFlight' | '
 /** A document as the client sent it (already validated), without `_id`. */
 export type NewDocument = Record<string, unknown>;
 
-export interface InsertOptions {
-  /** The client's Idempotency-Key and a fingerprint of its body: a retry stores nothing twice. */
-  idempotency?: { key: string; fingerprint: string };
-}
-
-/** `replayed`: the Idempotency-Key was seen before (the first time's ids; nothing stored twice). */
-export interface InsertOutcome {
-  ids: ObjectId[];
-  replayed: boolean;
-}
-
 /** Documents read from an open cursor, as the parts of one JSON array; close() must be called on every exit path. */
 export interface DocumentSource {
-  /**
-   * The array's next part: `[` and the first documents, then `,` and more (fetched when none is held), the
-   * last part ending with `]`; undefined once that has been handed out.
-   */
+  /** The array's next part (`[` and documents, then `,` and more; the last one ends with `]`); undefined after it. */
   nextPart(): Promise<Buffer | undefined>;
   /** The last part (with the closing `]`) has been handed out: the cursor is spent. */
   readonly ended: boolean;
@@ -52,20 +38,16 @@ export interface Page {
   next?: ObjectId;
 }
 
-/** `maxChars`: the page ends before its JSON passes it (a page holds at least one document). */
-export interface PageQuery {
-  limit: number;
-  after?: ObjectId;
-  maxChars: number;
-}
-
 export interface DataStore {
-  /** Stores all documents or none (one document is an array of one). */
-  insert(documents: NewDocument[], options?: InsertOptions): Promise<InsertOutcome>;
+  /**
+   * Stores all documents or none (one document is an array of one). `idempotency`: the client's key and a
+   * fingerprint of its body (a retry stores nothing twice); `replayed`: the key was seen before (its first ids).
+   */
+  insert(documents: NewDocument[], options?: { idempotency?: { key: string; fingerprint: string } }): Promise<{ ids: ObjectId[]; replayed: boolean }>;
   /** Everything, natural order (`_id` order after `after`); the first batch fetched before it resolves. `signal`: the client left. */
   openStream(after: ObjectId | undefined, signal?: AbortSignal): Promise<DocumentSource>;
-  /** One page in `_id` order, bounded by count and by size; its cursor is closed before it resolves. */
-  readPage(query: PageQuery, signal?: AbortSignal): Promise<Page>;
+  /** One page in `_id` order, bounded by count and by JSON `maxChars` (at least one document); its cursor closed before it resolves. */
+  readPage(query: { limit: number; after?: ObjectId; maxChars: number }, signal?: AbortSignal): Promise<Page>;
   /** Resolves when this process can really read the collection within `timeoutMs` (not only ping the server). */
   probe(timeoutMs: number): Promise<void>;
   readonly openCursors: number;
@@ -98,7 +80,7 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
   const batcher = new InsertBatcher(() => db.collection(), metrics, { maxInFlight: limits.insertBatchesInFlight, maxDocuments: 1000, deadlineMs: limits.operationDeadlineMs });
   const deadline = () => withDeadline(limits.operationDeadlineMs);
   /** The documents after `after` in `_id` order (all of them, in natural order, without one). */
-  const range = (after: ObjectId | undefined): Pick<FindCommand, 'filter' | 'sort'> => (after ? { filter: { _id: { $gt: after } }, sort: { _id: 1 } } : { filter: {} });
+  const range = (after: ObjectId | undefined): { filter: Document; sort?: Document } => (after ? { filter: { _id: { $gt: after } }, sort: { _id: 1 } } : { filter: {} });
 
   /** `keyed`: ids from an Idempotency-Key record, some maybe stored by another attempt: a duplicate _id is one of those. */
   async function insertAll(collection: Collection<Document>, documents: Array<Document & { _id: ObjectId }>, keyed: boolean): Promise<void> {
@@ -177,8 +159,7 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
           }
           started = true;
           held = held.slice(taken);
-          // Nothing left here or on the server: this part ends the array, so that the response can end with
-          // it rather than in a write of its own.
+          // Nothing left here or on the server: this part ends the array (and the response, in the same write).
           if (held.length === 0 && batches.exhausted) {
             out.push(0x5d);
             ended = true;
@@ -197,37 +178,34 @@ export function createDataStore(db: Pick<Database, 'collection'>, metrics: Metri
     async readPage({ limit, after, maxChars }, signal) {
       // A read slot, not a cursor slot: a page's cursor lives only while this call reads it, not at the client's pace.
       const release = await reads.take(signal);
-      const until = AbortSignal.timeout(limits.operationDeadlineMs); // the page's deadline (see withDeadline)
       let batches: Batches | undefined;
       try {
         return await timed(metrics, 'findPage', async (): Promise<Page> => {
           // The shape MongoDB answers from the _id index, every page alike: a range on _id, sorted by it (bounded
-          // IXSCAN, no in-memory sort). FerretDB v1.24 ignores the hint and sorts in memory. One more than the
-          // page: it only says that a next page exists.
-          const find: FindCommand = { ...range(after), sort: { _id: 1 }, hint: { _id: 1 }, limit: limit + 1, batchSize: Math.min(limit + 1, BATCH), maxTimeMS: limits.queryTimeoutMs };
-          batches = await Batches.open(db.collection(), find, until);
+          // IXSCAN, no in-memory sort). FerretDB v1.24 ignores the hint and sorts in memory. One batch, of one
+          // more than the page (it only says that a next page exists), or less: what fits in MongoDB's 16 MiB.
+          const find: FindCommand = { ...range(after), sort: { _id: 1 }, hint: { _id: 1 }, limit: limit + 1, batchSize: limit + 1, maxTimeMS: limits.queryTimeoutMs };
+          batches = await Batches.open(db.collection(), find, AbortSignal.timeout(limits.operationDeadlineMs));
           const out = new JsonBytes();
           out.push(0x5b);
           let count = 0;
           let last: ObjectId | undefined;
-          for (let batch = batches.first; ; batch = await batches.next(Math.min(limit + 1 - count, BATCH), until)) {
-            for (const raw of batch) {
-              // The extra document only says that a next page exists; so does one past the size bound.
-              const mark = out.length;
-              if (count > 0) out.push(0x2c);
-              const id = count < limit ? out.document(raw) : undefined;
-              if (count === limit || (count > 0 && out.length - 1 - count > maxChars)) {
-                out.truncate(mark);
-                out.push(0x5d);
-                return last ? { json: out.take(), count, next: last } : { json: out.take(), count };
-              }
-              count++;
-              last = id;
+          for (const raw of batches.first) {
+            // The extra document only says that a next page exists; so does one past the size bound.
+            const mark = out.length;
+            if (count > 0) out.push(0x2c);
+            const id = count < limit ? out.document(raw) : undefined;
+            if (count === limit || (count > 0 && out.length - 1 - count > maxChars)) {
+              out.truncate(mark);
+              break;
             }
-            if (batches.exhausted) break;
+            count++;
+            last = id;
           }
           out.push(0x5d);
-          return { json: out.take(), count };
+          // More than this page: a document past it, or a batch cut at 16 MiB with the cursor still open.
+          const more = count < batches.first.length || !batches.exhausted;
+          return more && last ? { json: out.take(), count, next: last } : { json: out.take(), count };
         });
       } finally {
         await batches?.close(); // whatever happened; one the server exhausted costs nothing

@@ -1,5 +1,5 @@
 import type { Collection, ObjectId } from 'mongodb';
-import { siblingCollection, type Database } from '../db';
+import type { Database } from '../db';
 import { HttpError, isDuplicateKey } from '../errors';
 
 /** A key, a hash of the body it was first used with, and the ids that body's documents get (a retry reuses them). */
@@ -24,7 +24,9 @@ export interface IdempotencyRecords {
 export function createIdempotencyRecords(db: Pick<Database, 'collection'>, ttlSeconds: number): IdempotencyRecords {
   let indexed: Promise<unknown> | undefined;
   const records = (): Collection<KeyRecord> => {
-    const collection = siblingCollection<KeyRecord>(db, 'idempotency');
+    // Beside the data, in its database (the app's user is granted that one only), on the client it is on now.
+    const data = db.collection();
+    const collection = data.db.collection<KeyRecord>(`${data.collectionName}_idempotency`);
     // Once per process; a failure (no TTL support) only means keys are kept longer.
     indexed ??= collection.createIndex({ createdAt: 1 }, { expireAfterSeconds: ttlSeconds }).catch(() => (indexed = undefined));
     return collection;
