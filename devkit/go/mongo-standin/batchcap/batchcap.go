@@ -71,32 +71,40 @@ func split(docs []wirebson.RawDocument, limit int) (kept, rest []wirebson.RawDoc
 	return docs, nil
 }
 
-// first caps a cursor's first batch (find, aggregate).
+// capped passes msg on to FerretDB and caps its reply's batch, holding the rest under holdAs(FerretDB's
+// id), which is called with mu held.
+func (c *capper) capped(ctx context.Context, next handlerFunc, msg *wire.OpMsg, batch string, holdAs func(id int64) int64) (*wire.OpMsg, error) {
+	reply, err := next(ctx, msg)
+	if err != nil || reply == nil {
+		return reply, err
+	}
+	r, ok := readReply(reply, batch)
+	if !ok {
+		return reply, nil
+	}
+	kept, rest := split(r.docs, -1)
+	if len(rest) == 0 {
+		return reply, nil
+	}
+	c.mu.Lock()
+	c.expire()
+	id := holdAs(r.id)
+	c.held[id] = &held{docs: rest, ns: r.ns, upstream: r.id != 0, touched: time.Now()}
+	c.mu.Unlock()
+	return makeReply(batch, kept, id, r.ns)
+}
+
+// first caps a cursor's first batch (find, aggregate): the rest is held under FerretDB's cursor id, or a
+// new one when FerretDB has closed its cursor already.
 func (c *capper) first(next handlerFunc) handlerFunc {
 	return func(ctx context.Context, msg *wire.OpMsg) (*wire.OpMsg, error) {
-		reply, err := next(ctx, msg)
-		if err != nil || reply == nil {
-			return reply, err
-		}
-		r, ok := readReply(reply, "firstBatch")
-		if !ok {
-			return reply, nil
-		}
-		kept, rest := split(r.docs, -1)
-		if len(rest) == 0 {
-			return reply, nil
-		}
-		id := r.id
-		c.mu.Lock()
-		c.expire()
-		upstream := id != 0
-		if !upstream {
-			c.nextID++
-			id = c.nextID
-		}
-		c.held[id] = &held{docs: rest, ns: r.ns, upstream: upstream, touched: time.Now()}
-		c.mu.Unlock()
-		return makeReply("firstBatch", kept, id, r.ns)
+		return c.capped(ctx, next, msg, "firstBatch", func(id int64) int64 {
+			if id == 0 {
+				c.nextID++
+				id = c.nextID
+			}
+			return id
+		})
 	}
 }
 
@@ -137,22 +145,7 @@ func (c *capper) getMore(next handlerFunc) handlerFunc {
 		}
 		c.mu.Unlock()
 
-		reply, err := next(ctx, msg)
-		if err != nil || reply == nil {
-			return reply, err
-		}
-		r, ok := readReply(reply, "nextBatch")
-		if !ok {
-			return reply, nil
-		}
-		kept, rest := split(r.docs, -1)
-		if len(rest) == 0 {
-			return reply, nil
-		}
-		c.mu.Lock()
-		c.held[id] = &held{docs: rest, ns: r.ns, upstream: r.id != 0, touched: time.Now()}
-		c.mu.Unlock()
-		return makeReply("nextBatch", kept, id, r.ns)
+		return c.capped(ctx, next, msg, "nextBatch", func(int64) int64 { return id })
 	}
 }
 

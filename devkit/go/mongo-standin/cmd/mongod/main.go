@@ -28,7 +28,6 @@ import (
 	"strings"
 	"syscall"
 
-
 	"github.com/FerretDB/FerretDB/koa-mongodb-standin/listener"
 )
 
