@@ -13,8 +13,7 @@ const cutError = (name: string, message: string): Error => Object.assign(new Err
  * reader taking a little now and then), or the client left.
  */
 export function sendJsonArray(res: ServerResponse, source: DocumentSource, stallTimeoutMs: number, maxMs: number, onError: (error: Error) => void): void {
-  /** The end was written or the response cut: nothing more is written. */
-  let ended = false;
+  /** The response was cut (and `onError` told why): nothing more is written. */
   let told = false;
   let stall: NodeJS.Timeout | undefined;
   let wake = (): void => undefined;
@@ -22,7 +21,7 @@ export function sendJsonArray(res: ServerResponse, source: DocumentSource, stall
   // Until the socket has sent the last byte: a reader that never takes the last part is cut like any other.
   const cut = (error: Error) => {
     if (told || res.writableFinished) return;
-    ended = told = true;
+    told = true;
     onError(error);
     res.destroy();
   };
@@ -41,9 +40,8 @@ export function sendJsonArray(res: ServerResponse, source: DocumentSource, stall
   const pump = async () => {
     for (;;) {
       const part = await source.nextPart();
-      if (ended || part === undefined) return;
+      if (told || part === undefined) return;
       if (source.ended) {
-        ended = true;
         // The last part and the chunked body's end in one write (most answers are one part: the headers too).
         res.cork();
         const sent = res.write(part);
